@@ -1,0 +1,1 @@
+"""REST routes beside DICOMweb: health, and the domain APIs (rt, deid, ai, accounts)."""
