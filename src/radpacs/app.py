@@ -1,22 +1,91 @@
-"""create_app(settings) -> FastAPI: DICOMweb under /dicom-web, REST under /api, docs at /docs."""
+"""create_app(settings) -> FastAPI: DICOMweb under /dicom-web, REST under /api, docs at /docs.
+
+The archive opens (and migrates its index) when the application starts and closes when it
+stops; GET /api/health answers once that is done.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.api import health
 from radpacs.api.errors import install_error_handlers
+from radpacs.archive import Archive
+from radpacs.dicomweb import router as dicomweb_router
+from radpacs.dicomweb.cache import BodyCache
 from radpacs.settings import Settings, load_settings
 
 __all__ = ["create_app"]
+
+_EXPOSED_HEADERS = ["ETag", "Warning", "Content-Range", "Content-Length", "Content-Location"]
+
+
+def _client_filter(
+    settings: Settings,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    networks = [
+        ipaddress.ip_network(entry, strict=False)
+        for entry in settings.allowed_hosts
+        if entry != "*"
+    ]
+
+    async def only_allowed_clients(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        host = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is None or not any(address in network for network in networks):
+            return JSONResponse(
+                {"detail": f"client address {host} is not allowed"}, status_code=403
+            )
+        return await call_next(request)
+
+    return only_allowed_clients
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the archive opens when the app starts."""
     settings = settings or load_settings()
-    app = FastAPI(title="radpacs", version=__version__)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        archive = Archive.from_settings(settings)
+        app.state.archive = archive
+        try:
+            yield
+        finally:
+            archive.close()
+
+    app = FastAPI(
+        title="radpacs",
+        version=__version__,
+        lifespan=lifespan,
+        description="DICOMweb archive (QIDO-RS, WADO-RS, STOW-RS) with REST APIs under /api.",
+    )
     app.state.settings = settings
+    app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
     install_error_handlers(app)
+    if "*" not in settings.allowed_hosts:
+        app.middleware("http")(_client_filter(settings))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=_EXPOSED_HEADERS,
+            allow_credentials="*" not in settings.cors_origins,
+        )
     app.include_router(health.router)
+    app.include_router(dicomweb_router)
     return app

@@ -1,0 +1,707 @@
+"""Archive: the only way into and out of storage (index + blob store).
+
+``store_many`` checks each object, writes its file durably, then records it in one index
+transaction, so a crash leaves at most an orphan file (reported by :meth:`Archive.check`), never
+an index row without its file. The same object twice is stored once; a different object under a
+known SOP Instance UID follows the duplicate policy. Listeners registered with
+:meth:`Archive.add_listener` hear about every stored batch after it commits.
+
+Example::
+
+    archive = Archive.from_settings(load_settings(data_dir="/tmp/pacs"))
+    [result] = archive.store_many([open("ct.dcm", "rb").read()])
+    result.outcome  # Outcome.STORED
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import IO, Any
+
+import pydicom
+from pydicom import Dataset
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, defer, sessionmaker
+
+from radpacs.archive.blobs import BlobStore, FolderBlobStore
+from radpacs.archive.database import create_index_engine, migrate
+from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
+from radpacs.archive.query import ATTRIBUTES, Kind, Level, Query
+from radpacs.dicom.json import attribute
+from radpacs.errors import DuplicateInstance, InvalidInstance, NotFound, StorageError
+from radpacs.settings import DuplicatePolicy, Settings
+
+__all__ = ["Archive", "CheckReport", "InstanceFile", "Outcome", "SearchResult", "StoreResult"]
+
+log = logging.getLogger(__name__)
+JsonObject = dict[str, Any]
+
+
+class Outcome(StrEnum):
+    """What happened to one object of a store request."""
+
+    STORED = "stored"
+    ALREADY_STORED = "already_stored"
+    REPLACED = "replaced"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The fate of one object; ``failure_reason`` is set when ``outcome`` is FAILED."""
+
+    outcome: Outcome
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    failure_reason: int | None = None
+    message: str = ""
+
+    @classmethod
+    def failed(cls, error: InvalidInstance) -> StoreResult:
+        return cls(
+            Outcome.FAILED,
+            error.sop_class_uid,
+            error.sop_instance_uid,
+            failure_reason=error.failure_reason,
+            message=str(error),
+        )
+
+    @classmethod
+    def of(cls, outcome: Outcome, parsed: ParsedInstance, message: str = "") -> StoreResult:
+        return cls(
+            outcome,
+            parsed.sop_class_uid,
+            parsed.sop_uid,
+            parsed.study_uid,
+            parsed.series_uid,
+            message=message,
+        )
+
+
+@dataclass(frozen=True)
+class InstanceFile:
+    """Where a stored instance is and what a retrieve needs to know about it."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    storage_key: str
+    size: int
+    number_of_frames: int | None
+    digest: str
+
+
+@dataclass
+class SearchResult:
+    """One page of QIDO-RS results and whether more results exist past it."""
+
+    matches: list[JsonObject]
+    has_more: bool
+
+
+@dataclass
+class CheckReport:
+    """Files without index rows (orphans) and index rows without files (missing)."""
+
+    orphan_keys: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    cleaned: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Archive:
+    """Stores, finds, serves and deletes DICOM instances."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        duplicate_policy: DuplicatePolicy = DuplicatePolicy.REJECT,
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.duplicate_policy = DuplicatePolicy(duplicate_policy)
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self._listeners: list[Callable[[list[StoreResult]], None]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Archive:
+        """Open (and migrate) the index and the blob folder that ``settings`` name."""
+        engine = create_index_engine(settings.resolved_database_url)
+        try:
+            migrate(engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot open the index database: {exc}") from exc
+        return cls(engine, FolderBlobStore(settings.blob_dir), settings.duplicate_policy)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
+        """Call ``listener`` with the results of every store batch after it commits."""
+        self._listeners.append(listener)
+
+    # ----------------------------------------------------------------- storing
+
+    def store_many(
+        self, payloads: Sequence[bytes], expected_study_uid: str | None = None
+    ) -> list[StoreResult]:
+        """Store PS3.10 files; one result per payload, in order. Bad ones fail alone."""
+        results: list[StoreResult | None] = [None] * len(payloads)
+        planned: dict[int, ParsedInstance] = {}
+        for index, data in enumerate(payloads):
+            try:
+                planned[index] = parse_instance(data, expected_study_uid)
+            except InvalidInstance as exc:
+                results[index] = StoreResult.failed(exc)
+        if planned:
+            self._store_parsed(planned, results)
+        final = [result for result in results if result is not None]
+        assert len(final) == len(payloads)
+        stored = [r for r in final if r.outcome in (Outcome.STORED, Outcome.REPLACED)]
+        if stored:
+            for listener in self._listeners:
+                try:
+                    listener(stored)
+                except Exception:  # a listener must never undo a store
+                    log.exception("store listener failed")
+        return final
+
+    def _existing(self, sop_uids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        with self._read() as session:
+            rows = session.execute(
+                select(Instance.sop_uid, Instance.digest, Instance.storage_key).where(
+                    Instance.sop_uid.in_(list(sop_uids))
+                )
+            )
+            return {sop: (digest, key) for sop, digest, key in rows}
+
+    def _store_parsed(
+        self, planned: dict[int, ParsedInstance], results: list[StoreResult | None]
+    ) -> None:
+        existing = self._existing({parsed.sop_uid for parsed in planned.values()})
+        seen: dict[str, str] = {}
+        to_write: dict[int, ParsedInstance] = {}
+        for index, parsed in planned.items():
+            known_digest = seen.get(parsed.sop_uid) or existing.get(parsed.sop_uid, ("", ""))[0]
+            if known_digest == parsed.digest:
+                results[index] = StoreResult.of(Outcome.ALREADY_STORED, parsed)
+            elif known_digest and self.duplicate_policy is DuplicatePolicy.REJECT:
+                results[index] = StoreResult.failed(
+                    DuplicateInstance(parsed.sop_class_uid, parsed.sop_uid)
+                )
+            else:
+                seen[parsed.sop_uid] = parsed.digest
+                to_write[index] = parsed
+        written: list[str] = []
+        try:
+            for parsed in to_write.values():
+                self.blobs.put(parsed.storage_key, parsed.data)
+                written.append(parsed.storage_key)
+            replaced_keys = self._index(to_write, results)
+        except Exception:
+            for key in written:
+                self._delete_unreferenced(key)
+            raise
+        for key in replaced_keys:
+            self._delete_unreferenced(key)
+
+    def _index(
+        self, to_write: dict[int, ParsedInstance], results: list[StoreResult | None]
+    ) -> list[str]:
+        """Record written files in one transaction; the keys that replacements orphaned."""
+        replaced_keys: list[str] = []
+        touched_series: set[int] = set()
+        try:
+            with self._write() as session, session.begin():
+                for index, parsed in to_write.items():
+                    try:
+                        with session.begin_nested():
+                            outcome, old_key, series_pk = self._index_one(session, parsed)
+                    except IntegrityError:
+                        outcome, old_key, series_pk = Outcome.ALREADY_STORED, None, None
+                        current = session.scalar(
+                            select(Instance.digest).where(Instance.sop_uid == parsed.sop_uid)
+                        )
+                        if current != parsed.digest:
+                            results[index] = StoreResult.failed(
+                                DuplicateInstance(parsed.sop_class_uid, parsed.sop_uid)
+                            )
+                            continue
+                    except InvalidInstance as exc:
+                        results[index] = StoreResult.failed(exc)
+                        continue
+                    results[index] = StoreResult.of(outcome, parsed)
+                    if old_key and old_key != parsed.storage_key:
+                        replaced_keys.append(old_key)
+                    if series_pk is not None:
+                        touched_series.add(series_pk)
+                self._bump_versions(session, touched_series)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"the index refused the store: {exc}") from exc
+        return replaced_keys
+
+    def _index_one(
+        self, session: Session, parsed: ParsedInstance
+    ) -> tuple[Outcome, str | None, int]:
+        series = self._series_for(session, parsed)
+        row = session.scalar(select(Instance).where(Instance.sop_uid == parsed.sop_uid))
+        values = dict(
+            parsed.instance,
+            storage_key=parsed.storage_key,
+            digest=parsed.digest,
+            size=len(parsed.data),
+            metadata_json=parsed.metadata_json,
+        )
+        if row is None:
+            session.add(Instance(sop_uid=parsed.sop_uid, series_pk=series.pk, **values))
+            session.flush()
+            return Outcome.STORED, None, series.pk
+        if row.digest == parsed.digest:
+            return Outcome.ALREADY_STORED, None, series.pk
+        if self.duplicate_policy is DuplicatePolicy.REJECT:
+            raise DuplicateInstance(parsed.sop_class_uid, parsed.sop_uid)
+        old_key = row.storage_key
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.series_pk = series.pk
+        session.flush()
+        return Outcome.REPLACED, old_key, series.pk
+
+    def _series_for(self, session: Session, parsed: ParsedInstance) -> Series:
+        series = session.scalar(select(Series).where(Series.series_uid == parsed.series_uid))
+        if series is not None:
+            study_uid = session.scalar(select(Study.study_uid).where(Study.pk == series.study_pk))
+            if study_uid != parsed.study_uid:
+                raise InvalidInstance(
+                    f"series {parsed.series_uid} is already stored in study {study_uid}, "
+                    f"not in {parsed.study_uid}",
+                    CANNOT_UNDERSTAND,
+                    parsed.sop_class_uid,
+                    parsed.sop_uid,
+                )
+            return series
+        study = session.scalar(select(Study).where(Study.study_uid == parsed.study_uid))
+        if study is None:
+            patient = session.scalar(
+                select(Patient).where(
+                    Patient.patient_id == parsed.patient["patient_id"],
+                    Patient.issuer == parsed.patient["issuer"],
+                )
+            )
+            if patient is None:
+                patient = Patient(**parsed.patient)
+                session.add(patient)
+                session.flush()
+            study = Study(study_uid=parsed.study_uid, patient_pk=patient.pk, **parsed.study)
+            session.add(study)
+            session.flush()
+        series = Series(series_uid=parsed.series_uid, study_pk=study.pk, **parsed.series)
+        session.add(series)
+        session.flush()
+        return series
+
+    @staticmethod
+    def _bump_versions(session: Session, series_pks: set[int]) -> None:
+        if not series_pks:
+            return
+        now = _now()
+        session.execute(
+            update(Series)
+            .where(Series.pk.in_(series_pks))
+            .values(version=Series.version + 1, updated_at=now)
+        )
+        study_pks = select(Series.study_pk).where(Series.pk.in_(series_pks)).scalar_subquery()
+        session.execute(
+            update(Study)
+            .where(Study.pk.in_(study_pks))
+            .values(version=Study.version + 1, updated_at=now)
+        )
+
+    def _delete_unreferenced(self, key: str) -> None:
+        with self._read() as session:
+            referenced = session.scalar(select(Instance.pk).where(Instance.storage_key == key))
+        if referenced is None:
+            try:
+                self.blobs.delete(key)
+            except StorageError:
+                log.warning("could not remove unreferenced blob %s; `radpacs check` will", key)
+
+    # --------------------------------------------------------------- searching
+
+    def search(self, query: Query) -> SearchResult:
+        """One page of matches for a QIDO-RS query, as DICOM JSON objects."""
+        statement = self._search_statement(query)
+        with self._read() as session:
+            rows = session.execute(statement.offset(query.offset).limit(query.limit + 1)).all()
+            has_more = len(rows) > query.limit
+            rows = rows[: query.limit]
+            matches = [self._match_json(query, row) for row in rows]
+            self._add_computed(session, query, rows, matches)
+            if query.extra_tags or (query.include_all and query.level is Level.INSTANCE):
+                self._add_from_metadata(session, query, rows, matches)
+        return SearchResult(matches, has_more)
+
+    @staticmethod
+    def _search_statement(query: Query) -> Any:
+        statement: Any
+        order: list[Any]
+        if query.level is Level.STUDY:
+            statement = select(Study, Patient).join(Patient, Study.patient_pk == Patient.pk)
+            order = [Study.study_date.desc(), Study.study_time.desc(), Study.pk.desc()]
+        elif query.level is Level.SERIES:
+            statement = (
+                select(Series, Study, Patient)
+                .join(Study, Series.study_pk == Study.pk)
+                .join(Patient, Study.patient_pk == Patient.pk)
+            )
+            order = [Study.pk, Series.series_number, Series.pk]
+        else:
+            statement = (
+                select(Instance, Series, Study, Patient)
+                .join(Series, Instance.series_pk == Series.pk)
+                .join(Study, Series.study_pk == Study.pk)
+                .join(Patient, Study.patient_pk == Patient.pk)
+                .options(defer(Instance.metadata_json))
+            )
+            order = [Series.pk, Instance.instance_number, Instance.pk]
+        return statement.where(*query.conditions).order_by(*order)
+
+    @staticmethod
+    def _match_json(query: Query, row: Any) -> JsonObject:
+        entities: dict[Any, Any] = {type(entity): entity for entity in row}
+        result: JsonObject = {}
+        for attr in ATTRIBUTES.values():
+            if not query.returned(attr) or attr.column is None:
+                continue
+            entity = entities.get(attr.column.class_)
+            if entity is None:
+                continue
+            value = getattr(entity, attr.column.key)
+            if attr.kind is Kind.TIME and value:
+                value = value.rstrip("0").rstrip(".") if value.endswith("0") else value
+                value = value.ljust(6, "0")
+            elif attr.kind is Kind.DATETIME and value:
+                value = value.removesuffix(".000000")
+            result[f"{attr.tag:08X}"] = attribute(attr.vr, value)
+        return result
+
+    @staticmethod
+    def _add_computed(
+        session: Session, query: Query, rows: Sequence[Any], matches: list[JsonObject]
+    ) -> None:
+        if not rows or query.level is Level.INSTANCE:
+            return
+        if query.level is Level.STUDY:
+            pks = [row[0].pk for row in rows]
+            series_counts = dict(
+                session.execute(
+                    select(Series.study_pk, func.count(Series.pk))
+                    .where(Series.study_pk.in_(pks))
+                    .group_by(Series.study_pk)
+                )
+                .tuples()
+                .all()
+            )
+            instance_counts = dict(
+                session.execute(
+                    select(Series.study_pk, func.count(Instance.pk))
+                    .join(Instance, Instance.series_pk == Series.pk)
+                    .where(Series.study_pk.in_(pks))
+                    .group_by(Series.study_pk)
+                )
+                .tuples()
+                .all()
+            )
+            modalities: dict[int, list[str]] = {}
+            for study_pk, modality in session.execute(
+                select(Series.study_pk, Series.modality)
+                .where(Series.study_pk.in_(pks))
+                .distinct()
+                .order_by(Series.modality)
+            ):
+                if modality:
+                    modalities.setdefault(study_pk, []).append(modality)
+            for pk, match in zip(pks, matches, strict=True):
+                match["00080061"] = attribute("CS", *modalities.get(pk, []))
+                match["00201206"] = attribute("IS", series_counts.get(pk, 0))
+                match["00201208"] = attribute("IS", instance_counts.get(pk, 0))
+        else:
+            pks = [row[0].pk for row in rows]
+            counts = dict(
+                session.execute(
+                    select(Instance.series_pk, func.count(Instance.pk))
+                    .where(Instance.series_pk.in_(pks))
+                    .group_by(Instance.series_pk)
+                )
+                .tuples()
+                .all()
+            )
+            for pk, match in zip(pks, matches, strict=True):
+                match["00201209"] = attribute("IS", counts.get(pk, 0))
+
+    @staticmethod
+    def _add_from_metadata(
+        session: Session, query: Query, rows: Sequence[Any], matches: list[JsonObject]
+    ) -> None:
+        """Fill includefield attributes the index lacks from a stored instance of each match."""
+        import json
+
+        pks = [row[0].pk for row in rows]
+        if query.level is Level.INSTANCE:
+            representative = {pk: pk for pk in pks}
+        elif query.level is Level.SERIES:
+            representative = dict(
+                session.execute(
+                    select(Instance.series_pk, func.min(Instance.pk))
+                    .where(Instance.series_pk.in_(pks))
+                    .group_by(Instance.series_pk)
+                )
+                .tuples()
+                .all()
+            )
+        else:
+            representative = dict(
+                session.execute(
+                    select(Series.study_pk, func.min(Instance.pk))
+                    .join(Instance, Instance.series_pk == Series.pk)
+                    .where(Series.study_pk.in_(pks))
+                    .group_by(Series.study_pk)
+                )
+                .tuples()
+                .all()
+            )
+        metadata = dict(
+            session.execute(
+                select(Instance.pk, Instance.metadata_json).where(
+                    Instance.pk.in_(list(representative.values()))
+                )
+            )
+            .tuples()
+            .all()
+        )
+        everything = query.include_all and query.level is Level.INSTANCE
+        wanted = {f"{tag:08X}" for tag in query.extra_tags}
+        for pk, match in zip(pks, matches, strict=True):
+            text = metadata.get(representative.get(pk, -1))
+            if text is None:
+                continue
+            stored: JsonObject = json.loads(text)
+            for key, value in stored.items():
+                if (everything or key in wanted) and key not in match:
+                    match[key] = value
+
+    # ---------------------------------------------------------------- reading
+
+    def _instance_rows(
+        self, session: Session, study_uid: str, series_uid: str | None, sop_uid: str | None
+    ) -> Any:
+        statement = (
+            select(Instance, Series.series_uid, Study.study_uid)
+            .join(Series, Instance.series_pk == Series.pk)
+            .join(Study, Series.study_pk == Study.pk)
+            .where(Study.study_uid == study_uid)
+        )
+        if series_uid is not None:
+            statement = statement.where(Series.series_uid == series_uid)
+        if sop_uid is not None:
+            statement = statement.where(Instance.sop_uid == sop_uid)
+        return statement.order_by(
+            Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+        )
+
+    @staticmethod
+    def _describe(study_uid: str, series_uid: str | None, sop_uid: str | None) -> str:
+        if sop_uid is not None:
+            return f"instance {sop_uid} in series {series_uid} of study {study_uid}"
+        if series_uid is not None:
+            return f"series {series_uid} in study {study_uid}"
+        return f"study {study_uid}"
+
+    def instance_files(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceFile]:
+        """The stored files of a study, series or instance, in series and instance order."""
+        with self._read() as session:
+            statement = self._instance_rows(session, study_uid, series_uid, sop_uid).options(
+                defer(Instance.metadata_json)
+            )
+            files = [
+                InstanceFile(
+                    study_uid=study,
+                    series_uid=series,
+                    sop_uid=row.sop_uid,
+                    sop_class_uid=row.sop_class_uid,
+                    transfer_syntax_uid=row.transfer_syntax_uid,
+                    storage_key=row.storage_key,
+                    size=row.size,
+                    number_of_frames=row.number_of_frames,
+                    digest=row.digest,
+                )
+                for row, series, study in session.execute(statement)
+            ]
+        if not files:
+            raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
+        return files
+
+    def metadata_version(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> str:
+        """A token that changes whenever the metadata of this resource changes."""
+        version: object
+        with self._read() as session:
+            if sop_uid is not None:
+                statement = (
+                    select(Instance.digest)
+                    .join(Series, Instance.series_pk == Series.pk)
+                    .join(Study, Series.study_pk == Study.pk)
+                    .where(Instance.sop_uid == sop_uid, Study.study_uid == study_uid)
+                )
+                if series_uid is not None:
+                    statement = statement.where(Series.series_uid == series_uid)
+                version = session.scalar(statement)
+            elif series_uid is not None:
+                version = session.scalar(
+                    select(Series.version)
+                    .join(Study, Series.study_pk == Study.pk)
+                    .where(Series.series_uid == series_uid, Study.study_uid == study_uid)
+                )
+            else:
+                version = session.scalar(select(Study.version).where(Study.study_uid == study_uid))
+        if version is None:
+            raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
+        return str(version)
+
+    def metadata(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> bytes:
+        """The DICOM JSON metadata array (BulkDataURIs relative to the DICOMweb root)."""
+        with self._read() as session:
+            statement = (
+                select(Instance.metadata_json)
+                .join(Series, Instance.series_pk == Series.pk)
+                .join(Study, Series.study_pk == Study.pk)
+                .where(Study.study_uid == study_uid)
+            )
+            if series_uid is not None:
+                statement = statement.where(Series.series_uid == series_uid)
+            if sop_uid is not None:
+                statement = statement.where(Instance.sop_uid == sop_uid)
+            statement = statement.order_by(
+                Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+            )
+            texts = session.scalars(statement).all()
+        if not texts:
+            raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
+        return ("[" + ",".join(texts) + "]").encode()
+
+    def open(self, file: InstanceFile) -> IO[bytes]:
+        """A binary file object with the stored PS3.10 bytes."""
+        return self.blobs.open(file.storage_key)
+
+    def read_dataset(self, sop_instance_uid: str) -> Dataset:
+        """The stored instance as a pydicom Dataset; NotFound if unknown."""
+        with self._read() as session:
+            key = session.scalar(
+                select(Instance.storage_key).where(Instance.sop_uid == sop_instance_uid)
+            )
+        if key is None:
+            raise NotFound(f"no instance {sop_instance_uid}")
+        with self.blobs.open(key) as stream:
+            return pydicom.dcmread(io.BytesIO(stream.read()))
+
+    # ---------------------------------------------------------------- deleting
+
+    def delete(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> int:
+        """Remove a study, series or instance: index rows first, then files. Returns the count."""
+        try:
+            with self._write() as session, session.begin():
+                targets = session.execute(
+                    self._instance_rows(session, study_uid, series_uid, sop_uid).options(
+                        defer(Instance.metadata_json)
+                    )
+                ).all()
+                if not targets:
+                    raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
+                keys = [row.storage_key for row, _, _ in targets]
+                series_pks = {row.series_pk for row, _, _ in targets}
+                session.execute(
+                    delete(Instance).where(Instance.pk.in_([r.pk for r, _, _ in targets]))
+                )
+                self._bump_versions(session, series_pks)
+                empty_series = select(Series.pk).where(
+                    Series.pk.in_(series_pks),
+                    ~select(Instance.pk).where(Instance.series_pk == Series.pk).exists(),
+                )
+                study_pks = set(
+                    session.scalars(select(Series.study_pk).where(Series.pk.in_(series_pks)))
+                )
+                session.execute(delete(Series).where(Series.pk.in_(empty_series.scalar_subquery())))
+                session.execute(
+                    delete(Study).where(
+                        Study.pk.in_(study_pks),
+                        ~select(Series.pk).where(Series.study_pk == Study.pk).exists(),
+                    )
+                )
+                session.execute(
+                    delete(Patient).where(
+                        ~select(Study.pk).where(Study.patient_pk == Patient.pk).exists()
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"the index refused the delete: {exc}") from exc
+        for key in keys:
+            self._delete_unreferenced(key)
+        return len(keys)
+
+    # -------------------------------------------------------------- checking
+
+    def check(self, clean: bool = False) -> CheckReport:
+        """Compare the blob store with the index; with ``clean``, remove orphan files."""
+        with self._read() as session:
+            indexed = dict(
+                session.execute(select(Instance.storage_key, Instance.sop_uid)).tuples().all()
+            )
+        report = CheckReport()
+        for key in self.blobs.keys():  # noqa: SIM118 - a BlobStore is not a mapping
+            if key not in indexed:
+                report.orphan_keys.append(key)
+        report.missing = [sop for key, sop in indexed.items() if not self.blobs.exists(key)]
+        if clean:
+            for key in report.orphan_keys:
+                self._delete_unreferenced(key)
+                report.cleaned += 1
+        return report
+
+    def counts(self) -> dict[str, int]:
+        """How many patients, studies, series and instances the index holds."""
+        with self._read() as session:
+            return {
+                name: session.scalar(select(func.count()).select_from(table)) or 0
+                for name, table in (
+                    ("patients", Patient),
+                    ("studies", Study),
+                    ("series", Series),
+                    ("instances", Instance),
+                )
+            }

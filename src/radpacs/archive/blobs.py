@@ -1,0 +1,124 @@
+"""Blob stores: where the DICOM files live. The index holds only their keys and digests.
+
+Every store is a :class:`BlobStore`; :class:`FolderBlobStore` is the default. ``put`` is
+durable before it returns: the bytes are written to a temporary name, flushed, fsynced and
+renamed into place, so a crash leaves either the whole file or an orphan temporary file,
+never a truncated blob under a real key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
+
+from radpacs.errors import NotFound, StorageError
+
+__all__ = ["BlobStore", "FolderBlobStore"]
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """A flat key -> bytes store with durable writes."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` durably, replacing what was there."""
+
+    def open(self, key: str) -> IO[bytes]:
+        """A readable binary file for ``key``; NotFound if there is none."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; no error if it is already gone."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is stored."""
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key (temporary files excluded)."""
+
+    def size(self, key: str) -> int:
+        """The size in bytes of ``key``; NotFound if there is none."""
+
+
+class FolderBlobStore:
+    """Blobs as files below a folder; keys are relative POSIX paths.
+
+    >>> store = FolderBlobStore(Path(tempfile.mkdtemp()))
+    >>> store.put("ab/cd/x.dcm", b"DICM")
+    >>> store.open("ab/cd/x.dcm").read()
+    b'DICM'
+    """
+
+    _TEMP_SUFFIX = ".partial"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StorageError(f"blob key {key!r} points outside the store")
+        return path
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(dir=path.parent, suffix=self._TEMP_SUFFIX)
+            try:
+                with os.fdopen(fd, "wb") as temp:
+                    temp.write(data)
+                    temp.flush()
+                    os.fsync(temp.fileno())
+                os.replace(temp_name, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_name)
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"could not write blob {key}: {exc}") from exc
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from the store") from exc
+        except OSError as exc:
+            raise StorageError(f"could not read blob {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"could not delete blob {key}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from the store") from exc
+
+    def keys(self) -> Iterator[str]:
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.endswith(self._TEMP_SUFFIX):
+                yield path.relative_to(self.root).as_posix()
+
+    def local_path(self, key: str) -> Path:
+        """The file's path, for zero-copy serving."""
+        return self._path(key)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,237 @@
+"""Reading one uploaded object into what the index stores: no I/O, no database.
+
+:func:`parse_instance` checks that the bytes are a PS3.10 file the archive can serve (file meta
+with a transfer syntax, the four identifying UIDs, values readable to the end), and extracts the
+query attributes and the DICOM JSON metadata. Anything wrong raises InvalidInstance with the
+PS3.18 FailureReason to report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydicom
+from pydicom import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from radpacs.dicom.json import attribute, dataset_to_json, json_to_bytes
+from radpacs.errors import InvalidInstance
+
+__all__ = [
+    "CANNOT_UNDERSTAND",
+    "PROCESSING_FAILURE",
+    "STUDY_UID_MISMATCH",
+    "ParsedInstance",
+    "normalize_datetime",
+    "normalize_time",
+    "parse_instance",
+]
+
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+STUDY_UID_MISMATCH = 0xC409  # dcm4chee's code for a StudyInstanceUID other than the target's
+_UID = re.compile(r"^[0-9.]{1,64}$")
+
+
+@dataclass
+class ParsedInstance:
+    """An uploaded object, checked, with what the index needs from it."""
+
+    data: bytes
+    digest: str
+    sop_class_uid: str
+    sop_uid: str
+    study_uid: str
+    series_uid: str
+    transfer_syntax_uid: str
+    patient: dict[str, str] = field(default_factory=dict)
+    study: dict[str, str] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
+    instance: dict[str, Any] = field(default_factory=dict)
+    metadata_json: str = ""
+
+    @property
+    def storage_key(self) -> str:
+        """Content-addressed: identical bytes share one file."""
+        return f"{self.digest[:2]}/{self.digest[2:4]}/{self.digest}.dcm"
+
+
+def _text(dataset: Dataset, keyword: str, limit: int = 400) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        text = "\\".join(str(item) for item in value)
+    else:
+        text = str(value)
+    return text.strip()[:limit]
+
+
+def _int(dataset: Dataset, keyword: str) -> int | None:
+    value = dataset.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def normalize_time(value: str) -> str:
+    """DICOM TM as ``HHMMSS.ffffff`` (missing digits as zeros); '' if it is not a time."""
+    value = value.strip().replace(":", "")
+    match = re.match(r"^(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?$", value)
+    if not match:
+        return ""
+    hours, minutes, seconds, fraction = match.groups()
+    return f"{hours}{minutes or '00'}{seconds or '00'}.{(fraction or '').ljust(6, '0')}"
+
+
+def normalize_datetime(value: str) -> str:
+    """DICOM DT as ``YYYYMMDDHHMMSS.ffffff`` (offset dropped); '' if it is not a datetime."""
+    value = re.split(r"[+-]", value.strip(), maxsplit=1)[0]
+    match = re.match(r"^(\d{8})(\d{2,6}(?:\.\d{1,6})?)?$", value)
+    if not match:
+        return ""
+    date, time = match.groups()
+    return date + (normalize_time(time) if time else "000000.000000")
+
+
+def _check_uid(value: str, keyword: str, sop_class: str = "", sop_uid: str = "") -> str:
+    if not value:
+        raise InvalidInstance(f"{keyword} is missing", CANNOT_UNDERSTAND, sop_class, sop_uid)
+    if not _UID.match(value):
+        raise InvalidInstance(
+            f"{keyword} {value[:80]!r} is not a valid UID", CANNOT_UNDERSTAND, sop_class, sop_uid
+        )
+    return value
+
+
+def _read(data: bytes) -> Dataset:
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError as exc:
+        raise InvalidInstance(f"not a DICOM PS3.10 file: {exc}", CANNOT_UNDERSTAND) from exc
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise InvalidInstance(f"unreadable DICOM: {exc}", CANNOT_UNDERSTAND) from exc
+    transfer_syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
+    if not transfer_syntax:
+        raise InvalidInstance("the file meta has no TransferSyntaxUID", CANNOT_UNDERSTAND)
+    return dataset
+
+
+def _check_complete(dataset: Dataset, sop_class: str, sop_uid: str) -> None:
+    """Convert every element so that a file cut short fails here, not when served."""
+    try:
+        for _ in dataset.iterall():
+            pass
+        pixel_data = dataset.get("PixelData")
+    except Exception as exc:
+        raise InvalidInstance(
+            f"damaged or truncated data set: {exc}", CANNOT_UNDERSTAND, sop_class, sop_uid
+        ) from exc
+    if pixel_data is None or UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
+        return
+    rows, columns = _int(dataset, "Rows"), _int(dataset, "Columns")
+    bits, samples = _int(dataset, "BitsAllocated"), _int(dataset, "SamplesPerPixel") or 1
+    frames = _int(dataset, "NumberOfFrames") or 1
+    if rows and columns and bits:
+        expected = (rows * columns * samples * frames * bits + 7) // 8
+        if len(pixel_data) < expected:
+            raise InvalidInstance(
+                f"PixelData holds {len(pixel_data)} bytes, {expected} expected: file truncated",
+                CANNOT_UNDERSTAND,
+                sop_class,
+                sop_uid,
+            )
+
+
+def parse_instance(data: bytes, expected_study_uid: str | None = None) -> ParsedInstance:
+    """Check and index one uploaded PS3.10 file; InvalidInstance says what is wrong."""
+    dataset = _read(data)
+    sop_class = _text(dataset, "SOPClassUID", 64) or _text(
+        dataset.file_meta, "MediaStorageSOPClassUID", 64
+    )
+    sop_uid = _text(dataset, "SOPInstanceUID", 64)
+    _check_uid(sop_uid, "SOPInstanceUID", sop_class)
+    _check_uid(sop_class, "SOPClassUID", sop_class, sop_uid)
+    study_uid = _check_uid(
+        _text(dataset, "StudyInstanceUID"), "StudyInstanceUID", sop_class, sop_uid
+    )
+    series_uid = _check_uid(
+        _text(dataset, "SeriesInstanceUID"), "SeriesInstanceUID", sop_class, sop_uid
+    )
+    if expected_study_uid and study_uid != expected_study_uid:
+        raise InvalidInstance(
+            f"StudyInstanceUID {study_uid} differs from the study {expected_study_uid} "
+            "named in the request",
+            STUDY_UID_MISMATCH,
+            sop_class,
+            sop_uid,
+        )
+    _check_complete(dataset, sop_class, sop_uid)
+    transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
+    instance_path = f"/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+    try:
+        metadata = dataset_to_json(dataset, instance_path)
+    except Exception as exc:
+        raise InvalidInstance(
+            f"cannot express the data set as DICOM JSON: {exc}",
+            PROCESSING_FAILURE,
+            sop_class,
+            sop_uid,
+        ) from exc
+    metadata["00083002"] = attribute("UI", transfer_syntax)  # AvailableTransferSyntaxUID
+    patient_name = _text(dataset, "PatientName")
+    referring = _text(dataset, "ReferringPhysicianName")
+    return ParsedInstance(
+        data=data,
+        digest=hashlib.sha256(data).hexdigest(),
+        sop_class_uid=sop_class,
+        sop_uid=sop_uid,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        transfer_syntax_uid=transfer_syntax,
+        patient={
+            "patient_id": _text(dataset, "PatientID", 64),
+            "issuer": _text(dataset, "IssuerOfPatientID", 64),
+            "patient_name": patient_name,
+            "patient_name_lower": patient_name.lower(),
+            "birth_date": _text(dataset, "PatientBirthDate", 8),
+            "sex": _text(dataset, "PatientSex", 16),
+        },
+        study={
+            "study_date": _text(dataset, "StudyDate", 8),
+            "study_time": normalize_time(_text(dataset, "StudyTime")),
+            "accession_number": _text(dataset, "AccessionNumber", 64),
+            "study_id": _text(dataset, "StudyID", 64),
+            "study_description": _text(dataset, "StudyDescription"),
+            "referring_physician": referring,
+            "referring_physician_lower": referring.lower(),
+        },
+        series={
+            "modality": _text(dataset, "Modality", 16),
+            "series_number": _int(dataset, "SeriesNumber"),
+            "series_description": _text(dataset, "SeriesDescription"),
+            "body_part": _text(dataset, "BodyPartExamined", 64),
+            "pps_start_date": _text(dataset, "PerformedProcedureStepStartDate", 8),
+            "pps_start_time": normalize_time(_text(dataset, "PerformedProcedureStepStartTime")),
+        },
+        instance={
+            "sop_class_uid": sop_class,
+            "instance_number": _int(dataset, "InstanceNumber"),
+            "transfer_syntax_uid": transfer_syntax,
+            "rows": _int(dataset, "Rows"),
+            "columns": _int(dataset, "Columns"),
+            "bits_allocated": _int(dataset, "BitsAllocated"),
+            "number_of_frames": _int(dataset, "NumberOfFrames")
+            or (1 if "PixelData" in dataset else None),
+            "content_date": _text(dataset, "ContentDate", 8),
+            "content_time": normalize_time(_text(dataset, "ContentTime")),
+            "acquisition_datetime": normalize_datetime(_text(dataset, "AcquisitionDateTime")),
+        },
+        metadata_json=json_to_bytes(metadata).decode(),
+    )

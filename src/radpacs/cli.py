@@ -1,0 +1,133 @@
+"""The ``radpacs`` command: serve the archive, check its storage.
+
+Every option also comes from ``RADPACS_*`` environment variables or settings.yml; an option
+given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radpacs import __version__
+from radpacs.settings import DuplicatePolicy, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="radpacs",
+    help="radpacs: a DICOMweb archive for radiology, radiotherapy and AI research.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Folder for the index and the files.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"radpacs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """radpacs command line."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the index (default: SQLite in data dir).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes.")] = None,
+    duplicate_policy: Annotated[
+        DuplicatePolicy | None,
+        typer.Option(help="What to do with a different object under a known UID."),
+    ] = None,
+) -> None:
+    """Start the DICOMweb server (DICOMweb at /dicom-web, REST at /api, docs at /docs)."""
+    import uvicorn
+
+    from radpacs.app import create_app
+    from radpacs.archive import Archive
+
+    overrides = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "workers": workers,
+        "duplicate_policy": duplicate_policy,
+    }
+    settings = load_settings(**overrides)
+    Archive.from_settings(settings).close()  # create and migrate once, before any worker
+    typer.echo(
+        f"radpacs {__version__} serving http://{settings.host}:{settings.port}/ "
+        f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
+    )
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+        return
+    for name, value in overrides.items():  # workers rebuild the settings from the environment
+        if value is not None:
+            os.environ[f"RADPACS_{name.upper()}"] = str(value)
+    uvicorn.run(
+        "radpacs.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+    )
+
+
+@app.command()
+def check(
+    data_dir: DataDir = None,
+    clean: Annotated[bool, typer.Option(help="Remove files that no index row refers to.")] = False,
+) -> None:
+    """Compare stored files with the index: orphan files and missing files."""
+    from radpacs.archive import Archive
+
+    archive = Archive.from_settings(load_settings(data_dir=data_dir))
+    try:
+        report = archive.check(clean=clean)
+        counts = archive.counts()
+    finally:
+        archive.close()
+    typer.echo(
+        f"{counts['studies']} studies, {counts['series']} series, {counts['instances']} instances"
+    )
+    typer.echo(
+        f"{len(report.orphan_keys)} orphan files" + (f", {report.cleaned} removed" if clean else "")
+    )
+    for key in report.orphan_keys[:20]:
+        typer.echo(f"  orphan {key}")
+    typer.echo(f"{len(report.missing)} indexed instances without a file")
+    for sop in report.missing[:20]:
+        typer.echo(f"  missing {sop}")
+    if report.missing:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Entry point of the ``radpacs`` console script."""
+    app()

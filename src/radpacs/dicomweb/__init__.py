@@ -1,0 +1,11 @@
+"""DICOMweb over HTTP (PS3.18): QIDO-RS, WADO-RS, STOW-RS and delete, under /dicom-web."""
+
+from fastapi import APIRouter
+
+from radpacs.dicomweb import delete, metadata, qido, stow, wado
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/dicom-web")
+for module in (qido, metadata, wado, stow, delete):
+    router.include_router(module.router)

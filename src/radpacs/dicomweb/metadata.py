@@ -1,0 +1,75 @@
+"""WADO-RS metadata (PS3.18 10.4.1.1.2): study, series and instance metadata as DICOM JSON.
+
+Each instance's JSON is prepared when it is stored, so a series' metadata is a concatenation of
+stored text, never a parse of its files. Bodies are cached by ETag (the resource's version and
+the public root) raw and gzipped; ``If-None-Match`` answers 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Request, Response
+
+from radpacs.api.deps import ArchiveDep, dicomweb_root
+from radpacs.dicom.json import absolute_bulkdata_uris
+from radpacs.dicomweb.cache import BodyCache
+from radpacs.dicomweb.negotiation import choose_json
+from radpacs.dicomweb.responses import (
+    GZIP_MIN_BYTES,
+    accepts_gzip,
+    gzip_body,
+    json_body_response,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["WADO-RS"])
+
+
+def _metadata(
+    request: Request,
+    archive: ArchiveDep,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> Response:
+    choose_json(request.headers.get("accept"))
+    root = dicomweb_root(request)
+    version = archive.metadata_version(study, series, instance)
+    key = "\n".join([study, series or "", instance or "", version, root])
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    cache: BodyCache = request.app.state.metadata_cache
+    body = cache.get(etag)
+    if body is None:
+        body = absolute_bulkdata_uris(archive.metadata(study, series, instance), root)
+        cache.put(etag, body)
+    gzipped = None
+    if accepts_gzip(request) and len(body) >= GZIP_MIN_BYTES:
+        gzipped = cache.get(etag + ":gzip")
+        if gzipped is None:
+            gzipped = gzip_body(body)
+            cache.put(etag + ":gzip", gzipped)
+    return json_body_response(request, body, etag=etag, gzipped=gzipped)
+
+
+@router.get("/studies/{study}/metadata", summary="Retrieve study metadata")
+def study_metadata(study: str, request: Request, archive: ArchiveDep) -> Response:
+    return _metadata(request, archive, study)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="Retrieve series metadata")
+def series_metadata(study: str, series: str, request: Request, archive: ArchiveDep) -> Response:
+    return _metadata(request, archive, study, series)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/metadata",
+    summary="Retrieve instance metadata",
+)
+def instance_metadata(
+    study: str, series: str, instance: str, request: Request, archive: ArchiveDep
+) -> Response:
+    return _metadata(request, archive, study, series, instance)

@@ -1,0 +1,94 @@
+"""QIDO-RS (PS3.18 10.6): search studies, series and instances, answered as DICOM JSON.
+
+Every match carries RetrieveURL. When ``limit`` (or the server's qido_max_results) cut the
+results, a ``Warning: 299`` header says that more can be requested with ``offset``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from radpacs.api.deps import ArchiveDep, SettingsDep, dicomweb_root
+from radpacs.archive import Level, parse_query
+from radpacs.dicom.json import attribute, json_to_bytes
+from radpacs.dicomweb.negotiation import choose_json
+from radpacs.dicomweb.responses import json_body_response
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["QIDO-RS"])
+
+_IGNORED_PARAMETERS = {"token"}  # the access token of simple links, read by the auth layer
+
+
+def _search(
+    request: Request,
+    archive: ArchiveDep,
+    settings: SettingsDep,
+    level: Level,
+    study: str | None = None,
+    series: str | None = None,
+) -> Response:
+    choose_json(request.headers.get("accept"))
+    params = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in _IGNORED_PARAMETERS
+    ]
+    query = parse_query(
+        level, params, study_uid=study, series_uid=series, max_results=settings.qido_max_results
+    )
+    result = archive.search(query)
+    root = dicomweb_root(request)
+    for match in result.matches:
+        url = f"{root}/studies/{match['0020000D']['Value'][0]}"
+        if level is not Level.STUDY:
+            url += f"/series/{match['0020000E']['Value'][0]}"
+        if level is Level.INSTANCE:
+            url += f"/instances/{match['00080018']['Value'][0]}"
+        match["00081190"] = attribute("UR", url)
+    warnings = []
+    if result.has_more:
+        warnings.append(
+            "There are additional results that can be requested with offset="
+            f"{query.offset + query.limit}"
+        )
+    return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)
+
+
+@router.get("/studies", summary="Search for studies")
+def search_studies(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    return _search(request, archive, settings, Level.STUDY)
+
+
+@router.get("/series", summary="Search for series")
+def search_series(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    return _search(request, archive, settings, Level.SERIES)
+
+
+@router.get("/instances", summary="Search for instances")
+def search_instances(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    return _search(request, archive, settings, Level.INSTANCE)
+
+
+@router.get("/studies/{study}/series", summary="Search for series of a study")
+def search_study_series(
+    study: str, request: Request, archive: ArchiveDep, settings: SettingsDep
+) -> Response:
+    return _search(request, archive, settings, Level.SERIES, study)
+
+
+@router.get("/studies/{study}/instances", summary="Search for instances of a study")
+def search_study_instances(
+    study: str, request: Request, archive: ArchiveDep, settings: SettingsDep
+) -> Response:
+    return _search(request, archive, settings, Level.INSTANCE, study)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances", summary="Search for instances of a series"
+)
+def search_series_instances(
+    study: str, series: str, request: Request, archive: ArchiveDep, settings: SettingsDep
+) -> Response:
+    return _search(request, archive, settings, Level.INSTANCE, study, series)

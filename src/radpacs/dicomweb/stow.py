@@ -1,0 +1,198 @@
+"""STOW-RS (PS3.18 10.5): POST /studies and /studies/{study} with PS3.10 files.
+
+The body is multipart/related; type="application/dicom" (quoted or not, chunked or not), or
+a single application/dicom file. The whole body is read and split before anything is stored: a
+body cut short or with a broken boundary is answered 400 and stores nothing. Each part is then
+stored on its own; the answer lists stored instances in ReferencedSOPSequence and failed ones in
+FailedSOPSequence with a FailureReason. Status: 200 all stored, 202 some failed or warned,
+409 none stored, 400 malformed body, 413 too large, 415 wrong media type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from radpacs.api.deps import ArchiveDep, SettingsDep, dicomweb_root
+from radpacs.archive import Outcome, StoreResult
+from radpacs.dicom.json import attribute, json_to_bytes
+from radpacs.dicom.mediatypes import DICOM, MULTIPART_RELATED, parse_media_type
+from radpacs.dicom.multipart import MultipartError, MultipartParser
+from radpacs.dicomweb.negotiation import choose_json
+from radpacs.dicomweb.responses import json_body_response, warning_header
+from radpacs.errors import InvalidInstance
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["STOW-RS"])
+
+_FEED_BYTES = 1024 * 1024
+_MAX_WARNINGS = 20
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _problem(status: int, message: str) -> Response:
+    return Response(
+        json_to_bytes({"detail": message}),
+        status_code=status,
+        media_type="application/json",
+        headers={"Warning": warning_header(message)},
+    )
+
+
+async def _read_parts(request: Request, boundary: str, limit: int) -> list[bytes | str]:
+    """The parts' bytes, or for a part of another media type a message saying so."""
+    parser = MultipartParser(boundary.encode("latin-1"))
+    pending: list[bytes] = []
+    pending_size = total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= _FEED_BYTES:
+            await run_in_threadpool(parser.feed, b"".join(pending))
+            pending, pending_size = [], 0
+    if pending:
+        parser.feed(b"".join(pending))
+    parts = parser.close()
+    payloads: list[bytes | str] = []
+    for number, part in enumerate(parts, start=1):
+        part_type = parse_media_type(part.content_type).type if part.content_type else DICOM
+        if part_type != DICOM:
+            payloads.append(f"part {number} is {part_type}, not {DICOM}")
+        else:
+            payloads.append(part.read())
+        part.close()
+    return payloads
+
+
+async def _read_single(request: Request, limit: int) -> list[bytes | str]:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return [b"".join(chunks)]
+
+
+def _store(archive: Any, payloads: list[bytes | str], study: str | None) -> list[StoreResult]:
+    files = [payload for payload in payloads if isinstance(payload, bytes)]
+    stored = iter(archive.store_many(files, study) if files else [])
+    results = []
+    for payload in payloads:
+        if isinstance(payload, bytes):
+            results.append(next(stored))
+        else:
+            results.append(StoreResult.failed(InvalidInstance(payload)))
+    return results
+
+
+def _answer(request: Request, results: list[StoreResult], study: str | None) -> Response:
+    root = dicomweb_root(request)
+    referenced, failed, warnings = [], [], []
+    for result in results:
+        if result.outcome is Outcome.FAILED:
+            failed.append(
+                {
+                    "00081150": attribute("UI", result.sop_class_uid),
+                    "00081155": attribute("UI", result.sop_instance_uid),
+                    "00081197": attribute("US", result.failure_reason),
+                }
+            )
+            warnings.append(f"{result.sop_instance_uid or 'unidentified part'}: {result.message}")
+            continue
+        url = (
+            f"{root}/studies/{result.study_uid}/series/{result.series_uid}"
+            f"/instances/{result.sop_instance_uid}"
+        )
+        referenced.append(
+            {
+                "00081150": attribute("UI", result.sop_class_uid),
+                "00081155": attribute("UI", result.sop_instance_uid),
+                "00081190": attribute("UR", url),
+            }
+        )
+        if result.outcome is Outcome.REPLACED:
+            warnings.append(
+                f"{result.sop_instance_uid}: replaced the object stored under this SOP Instance "
+                "UID (duplicate_policy=replace)"
+            )
+    body: dict[str, Any] = {}
+    studies = {result.study_uid for result in results if result.outcome is not Outcome.FAILED}
+    target = study or (studies.pop() if len(studies) == 1 else None)
+    if target:
+        body["00081190"] = attribute("UR", f"{root}/studies/{target}")
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        body["00081199"] = {"vr": "SQ", "Value": referenced}
+    if not referenced:
+        status = 409
+    elif failed or warnings:
+        status = 202
+    else:
+        status = 200
+    return json_body_response(
+        request, json_to_bytes(body), status_code=status, warnings=warnings[:_MAX_WARNINGS]
+    )
+
+
+async def _store_request(
+    request: Request, archive: ArchiveDep, settings: SettingsDep, study: str | None
+) -> Response:
+    choose_json(request.headers.get("accept"))
+    content_type = parse_media_type(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
+        return _problem(413, f"the body is larger than {settings.max_upload_bytes} bytes")
+    try:
+        if content_type.type == MULTIPART_RELATED:
+            part_type = content_type.param("type", DICOM).lower()
+            if part_type != DICOM:
+                return _problem(
+                    415,
+                    f'STOW-RS here takes multipart/related; type="{DICOM}", not type="{part_type}"',
+                )
+            boundary = content_type.param("boundary")
+            if not boundary:
+                return _problem(400, "multipart/related Content-Type without a boundary")
+            payloads = await _read_parts(request, boundary, settings.max_upload_bytes)
+        elif content_type.type == DICOM:
+            payloads = await _read_single(request, settings.max_upload_bytes)
+        else:
+            return _problem(
+                415,
+                f'STOW-RS takes multipart/related; type="{DICOM}" or {DICOM}, '
+                f"not {content_type.type or 'a body without Content-Type'}",
+            )
+    except BodyTooLarge:
+        return _problem(413, f"the body is larger than {settings.max_upload_bytes} bytes")
+    except MultipartError as exc:
+        return _problem(400, f"malformed multipart body, nothing stored: {exc}")
+    if not payloads:
+        return _problem(400, "the multipart body has no parts")
+    results = await run_in_threadpool(_store, archive, payloads, study)
+    return _answer(request, results, study)
+
+
+@router.post("/studies", summary="Store instances (STOW-RS)")
+async def store_instances(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    """Store PS3.10 instances of any study."""
+    return await _store_request(request, archive, settings, None)
+
+
+@router.post("/studies/{study}", summary="Store instances into a study (STOW-RS)")
+async def store_study_instances(
+    study: str, request: Request, archive: ArchiveDep, settings: SettingsDep
+) -> Response:
+    """Store PS3.10 instances that must belong to ``study`` (others fail with 0xC409)."""
+    return await _store_request(request, archive, settings, study)

@@ -1,0 +1,194 @@
+"""WADO-RS retrieve (PS3.18 10.4): instances, frames and bulk data.
+
+Instances stream from their files as multipart/related; type="application/dicom", as stored
+unless another transfer syntax is asked for and can be produced (else 406, decided before the
+first byte is sent). Frames come as stored bitstreams (``transfer-syntax=*``) or decoded to
+native little endian. Bulk data honours ``Range``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+
+import pydicom
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from pydicom import Dataset
+
+from radpacs.api.deps import ArchiveDep
+from radpacs.archive import Archive, InstanceFile
+from radpacs.dicom.mediatypes import DICOM, OCTET_STREAM
+from radpacs.dicom.pixels import can_transcode, decoded_frames, stored_frames, transcode
+from radpacs.dicomweb.negotiation import AS_STORED, choose_bulkdata, choose_frames, choose_instances
+from radpacs.dicomweb.responses import multipart_response
+from radpacs.errors import InvalidInput, NotAcceptable, NotFound
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["WADO-RS"])
+
+_CHUNK = 256 * 1024
+
+
+def _file_chunks(archive: Archive, file: InstanceFile) -> Iterator[bytes]:
+    with archive.open(file) as stream:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
+
+
+def _converted(archive: Archive, file: InstanceFile, syntax: str) -> Iterator[bytes]:
+    with archive.open(file) as stream:
+        data = stream.read()
+    yield transcode(data, syntax)
+
+
+def _retrieve(
+    request: Request,
+    archive: Archive,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> Response:
+    choice = choose_instances(request.headers.get("accept"), single_allowed=instance is not None)
+    files = archive.instance_files(study, series, instance)
+    syntax = choice.transfer_syntax
+    if syntax != AS_STORED:
+        for file in files:
+            has_pixels = file.number_of_frames is not None
+            if not can_transcode(file.transfer_syntax_uid, syntax, has_pixels):
+                raise NotAcceptable(
+                    f"instance {file.sop_uid} is stored as {file.transfer_syntax_uid} and cannot "
+                    f"be served as {syntax}; ask for transfer-syntax=* to get it as stored"
+                )
+
+    def part(file: InstanceFile) -> tuple[str, Iterator[bytes]]:
+        if syntax in (AS_STORED, file.transfer_syntax_uid):
+            return f"{DICOM}; transfer-syntax={file.transfer_syntax_uid}", _file_chunks(
+                archive, file
+            )
+        return f"{DICOM}; transfer-syntax={syntax}", _converted(archive, file, syntax)
+
+    if not choice.multipart:
+        content_type, chunks = part(files[0])
+        return StreamingResponse(chunks, media_type=content_type)
+    return multipart_response((part(file) for file in files), DICOM)
+
+
+@router.get("/studies/{study}", summary="Retrieve a study")
+def retrieve_study(study: str, request: Request, archive: ArchiveDep) -> Response:
+    return _retrieve(request, archive, study)
+
+
+@router.get("/studies/{study}/series/{series}", summary="Retrieve a series")
+def retrieve_series(study: str, series: str, request: Request, archive: ArchiveDep) -> Response:
+    return _retrieve(request, archive, study, series)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}", summary="Retrieve an instance")
+def retrieve_instance(
+    study: str, series: str, instance: str, request: Request, archive: ArchiveDep
+) -> Response:
+    return _retrieve(request, archive, study, series, instance)
+
+
+def _read(archive: Archive, study: str, series: str, instance: str) -> tuple[InstanceFile, Dataset]:
+    [file] = archive.instance_files(study, series, instance)
+    with archive.open(file) as stream:
+        return file, pydicom.dcmread(io.BytesIO(stream.read()))
+
+
+def _frame_numbers(text: str) -> list[int]:
+    if not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", text):
+        raise InvalidInput(f"frame list {text!r} is not a comma-separated list of numbers")
+    return [int(number) for number in text.split(",")]
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+    summary="Retrieve frames",
+)
+def retrieve_frames(
+    study: str, series: str, instance: str, frames: str, request: Request, archive: ArchiveDep
+) -> Response:
+    """Frames 1-based, as in ``/frames/1,3,5``; out-of-range numbers are a 400."""
+    numbers = _frame_numbers(frames)
+    file, dataset = _read(archive, study, series, instance)
+    choice = choose_frames(request.headers.get("accept"), file.transfer_syntax_uid)
+    if choice.as_stored:
+        content = stored_frames(dataset, numbers)
+        content_type = f"{choice.media_type}; transfer-syntax={file.transfer_syntax_uid}"
+    else:
+        content = decoded_frames(dataset, numbers)
+        content_type = f"{OCTET_STREAM}; transfer-syntax=1.2.840.10008.1.2.1"
+    part_type = content_type.split(";")[0]
+    return multipart_response(((content_type, [frame]) for frame in content), part_type)
+
+
+def _bulk_value(dataset: Dataset, path: str) -> bytes:
+    steps = path.strip("/").split("/")
+    current: Dataset = dataset
+    for position in range(0, len(steps), 2):
+        tag_text = steps[position]
+        if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag_text):
+            raise InvalidInput(f"bulk data path {path!r}: {tag_text!r} is not a tag")
+        tag = int(tag_text, 16)
+        if tag not in current:
+            raise NotFound(f"no attribute {tag_text} at {path!r}")
+        element = current[tag]
+        if position + 1 == len(steps):
+            value = element.value
+            if not isinstance(value, bytes | bytearray):
+                raise NotFound(f"attribute {tag_text} holds no bulk data")
+            return bytes(value)
+        index_text = steps[position + 1]
+        if element.VR != "SQ" or not index_text.isdigit() or int(index_text) >= len(element.value):
+            raise NotFound(f"no sequence item {index_text} in {tag_text} at {path!r}")
+        current = element.value[int(index_text)]
+    raise NotFound(f"bulk data path {path!r} ends in a sequence item")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single ``bytes=`` range; None if it cannot be satisfied."""
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if not match or not (match.group(1) or match.group(2)):
+        return None
+    first, last = match.groups()
+    if first:
+        start, end = int(first), int(last) if last else size - 1
+    else:
+        start, end = max(size - int(last), 0), size - 1
+    end = min(end, size - 1)
+    return (start, end) if start <= end else None
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path:path}",
+    summary="Retrieve bulk data",
+)
+def retrieve_bulkdata(
+    study: str, series: str, instance: str, path: str, request: Request, archive: ArchiveDep
+) -> Response:
+    """The bytes behind a BulkDataURI; ``Range: bytes=a-b`` gives 206 with that slice."""
+    multipart = choose_bulkdata(request.headers.get("accept"))
+    _, dataset = _read(archive, study, series, instance)
+    value = _bulk_value(dataset, path)
+    range_header = request.headers.get("range")
+    if range_header and not multipart:
+        span = _byte_range(range_header, len(value))
+        if span is None:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{len(value)}"})
+        start, end = span
+        return Response(
+            value[start : end + 1],
+            status_code=206,
+            media_type=OCTET_STREAM,
+            headers={
+                "Content-Range": f"bytes {start}-{end}/{len(value)}",
+                "Accept-Ranges": "bytes",
+            },
+        )
+    if multipart:
+        return multipart_response(iter([(OCTET_STREAM, [value])]), OCTET_STREAM)
+    return Response(value, media_type=OCTET_STREAM, headers={"Accept-Ranges": "bytes"})
