@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -45,7 +46,14 @@ def public_root(request: Request) -> str:
         host = _first(headers.get("x-forwarded-host", headers.get("host", request.url.netloc)))
         prefix = _first(headers.get("x-forwarded-prefix", "")).rstrip("/")
         return f"{proto}://{host}{prefix}"
-    return str(request.base_url).rstrip("/")
+    base = str(request.base_url).rstrip("/")
+    host = headers.get("host", "")
+    server = request.scope.get("server")
+    default_port = {"http": 80, "https": 443}.get(request.url.scheme)
+    if host and not re.search(r":\d+$", host) and server and server[1] not in (None, default_port):
+        # Some clients (dicomweb-client) send Host without the port they connected to.
+        base = base.replace(f"://{host}", f"://{host}:{server[1]}", 1)
+    return base
 
 
 def dicomweb_root(request: Request) -> str:

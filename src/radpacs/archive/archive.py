@@ -417,9 +417,7 @@ class Archive:
                     select(Series.study_pk, func.count(Series.pk))
                     .where(Series.study_pk.in_(pks))
                     .group_by(Series.study_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             instance_counts = dict(
                 session.execute(
@@ -427,9 +425,7 @@ class Archive:
                     .join(Instance, Instance.series_pk == Series.pk)
                     .where(Series.study_pk.in_(pks))
                     .group_by(Series.study_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             modalities: dict[int, list[str]] = {}
             for study_pk, modality in session.execute(
@@ -451,9 +447,7 @@ class Archive:
                     select(Instance.series_pk, func.count(Instance.pk))
                     .where(Instance.series_pk.in_(pks))
                     .group_by(Instance.series_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             for pk, match in zip(pks, matches, strict=True):
                 match["00201209"] = attribute("IS", counts.get(pk, 0))
@@ -474,9 +468,7 @@ class Archive:
                     select(Instance.series_pk, func.min(Instance.pk))
                     .where(Instance.series_pk.in_(pks))
                     .group_by(Instance.series_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         else:
             representative = dict(
@@ -485,18 +477,14 @@ class Archive:
                     .join(Instance, Instance.series_pk == Series.pk)
                     .where(Series.study_pk.in_(pks))
                     .group_by(Series.study_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         metadata = dict(
             session.execute(
                 select(Instance.pk, Instance.metadata_json).where(
                     Instance.pk.in_(list(representative.values()))
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         everything = query.include_all and query.level is Level.INSTANCE
         wanted = {f"{tag:08X}" for tag in query.extra_tags}
@@ -679,9 +667,7 @@ class Archive:
     def check(self, clean: bool = False) -> CheckReport:
         """Compare the blob store with the index; with ``clean``, remove orphan files."""
         with self._read() as session:
-            indexed = dict(
-                session.execute(select(Instance.storage_key, Instance.sop_uid)).tuples().all()
-            )
+            indexed = dict(session.execute(select(Instance.storage_key, Instance.sop_uid)).all())
         report = CheckReport()
         for key in self.blobs.keys():  # noqa: SIM118 - a BlobStore is not a mapping
             if key not in indexed:

@@ -124,7 +124,23 @@ def _read(data: bytes) -> Dataset:
 
 
 def _check_complete(dataset: Dataset, sop_class: str, sop_uid: str) -> None:
-    """Convert every element so that a file cut short fails here, not when served."""
+    """Check declared lengths and convert every element, so a file cut short fails here."""
+    for tag in list(dataset.keys()):
+        raw = dataset.get_item(tag)
+        declared = getattr(raw, "length", None)
+        value = getattr(raw, "value", None)
+        if (
+            isinstance(value, bytes)
+            and declared not in (None, 0xFFFFFFFF)
+            and len(value) < declared
+        ):
+            raise InvalidInstance(
+                f"attribute ({tag >> 16:04X},{tag & 0xFFFF:04X}) declares {declared} bytes but "
+                f"the file holds {len(value)}: file truncated",
+                CANNOT_UNDERSTAND,
+                sop_class,
+                sop_uid,
+            )
     try:
         for _ in dataset.iterall():
             pass

@@ -10,11 +10,9 @@ root of a given request when the JSON is served.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
 
 from radpacs.dicom.tags import tag_hex
 
@@ -46,34 +44,45 @@ def attribute(vr: str, *values: Any) -> JsonObject:
     return {"vr": vr, "Value": kept}
 
 
-def _element_paths(dataset: Dataset, prefix: str = "") -> Iterator[tuple[int, str]]:
-    """(id of element, bulkdata path) for every element, sequences included."""
-    for element in dataset:
-        path = f"{prefix}{tag_hex(element.tag)}"
-        if element.VR == "SQ":
-            for index, item in enumerate(element.value):
-                yield from _element_paths(item, f"{path}/{index}/")
-        else:
-            yield id(element), path
-
-
 def dataset_to_json(dataset: Dataset, instance_path: str) -> JsonObject:
     """The DICOM JSON of ``dataset``; bulk values refer to ``{instance_path}/bulkdata/{path}``.
 
     ``instance_path`` is relative to the DICOMweb root and starts with ``/studies/``.
     Elements whose value pydicom cannot encode are left out rather than failing the instance.
     """
-    paths = dict(_element_paths(dataset))
+    return _to_json(dataset, f"{instance_path}/bulkdata/")
 
-    def bulk_uri(element: DataElement) -> str:
-        return f"{instance_path}/bulkdata/{paths[id(element)]}"
 
-    result: JsonObject = dataset.to_json_dict(
-        bulk_data_threshold=BULK_DATA_THRESHOLD,
-        bulk_data_element_handler=bulk_uri,
-        suppress_invalid_tags=True,
-    )
+def _to_json(dataset: Dataset, prefix: str) -> JsonObject:
+    result: JsonObject = {}
+    for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset yields elements
+        try:
+            element = dataset[tag]
+            key = tag_hex(element.tag)
+            if element.VR == "SQ":
+                items = [
+                    _to_json(item, f"{prefix}{key}/{index}/")
+                    for index, item in enumerate(element.value)
+                ]
+                result[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+                continue
+            result[key] = element.to_json_dict(
+                bulk_data_element_handler=_BulkUri(f"{prefix}{key}"),
+                bulk_data_threshold=BULK_DATA_THRESHOLD,
+            )
+        except Exception:  # one unencodable value must not lose the instance
+            continue
     return result
+
+
+class _BulkUri:
+    """The bulk data handler pydicom calls for a large binary value: answers its URI."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __call__(self, _element: object) -> str:
+        return self.uri
 
 
 def json_to_bytes(value: Any) -> bytes:

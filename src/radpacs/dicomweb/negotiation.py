@@ -56,7 +56,7 @@ def choose_instances(accept: str | None, single_allowed: bool) -> InstanceChoice
         syntax = media.param("transfer-syntax", AS_STORED)
         if media.type in _ANY:
             return InstanceChoice(AS_STORED)
-        if media.type == MULTIPART_RELATED and media.param("type", DICOM).lower() == DICOM:
+        if media.type == MULTIPART_RELATED and media.param("type", DICOM).lower() in (DICOM, "*/*"):
             return InstanceChoice(syntax)
         if media.type == DICOM and single_allowed:
             return InstanceChoice(syntax, multipart=False)
@@ -87,6 +87,8 @@ def choose_frames(accept: str | None, stored_syntax: str) -> FrameChoice:
         syntax = media.param("transfer-syntax", "")
         if media.type in _ANY:
             return FrameChoice(as_stored=False)
+        if media.type == MULTIPART_RELATED and part_type == "*/*":
+            return FrameChoice(as_stored=True, media_type=stored_type)
         if media.type not in (MULTIPART_RELATED, OCTET_STREAM) and media.type != stored_type:
             continue
         if media.type == stored_type and media.type != OCTET_STREAM:
@@ -110,7 +112,10 @@ def choose_frames(accept: str | None, stored_syntax: str) -> FrameChoice:
 def choose_bulkdata(accept: str | None) -> bool:
     """True for a multipart/related answer, False for a bare application/octet-stream body."""
     for media in parse_accept(accept):
-        if media.type == MULTIPART_RELATED and media.param("type", OCTET_STREAM) == OCTET_STREAM:
+        if media.type == "multipart/*" or (
+            media.type == MULTIPART_RELATED
+            and media.param("type", OCTET_STREAM) in (OCTET_STREAM, "*/*")
+        ):
             return True
         if media.type in (OCTET_STREAM, "*/*", "application/*"):
             return False

@@ -1,0 +1,5 @@
+"""``python -m radpacs`` runs the command line."""
+
+from radpacs.cli import main
+
+main()
