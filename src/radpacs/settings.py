@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
+    deid_secret: str | None = Field(default=None, min_length=16, repr=False)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -64,7 +65,9 @@ class Settings(BaseSettings):
                 try:
                     ipaddress.ip_network(entry, strict=False)
                 except ValueError as exc:
-                    raise ValueError(f"allowed_hosts entry {entry!r} is not an address or CIDR") from exc
+                    raise ValueError(
+                        f"allowed_hosts entry {entry!r} is not an address or CIDR"
+                    ) from exc
         return value
 
     @field_validator("public_base_url")
