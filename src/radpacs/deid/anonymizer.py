@@ -54,7 +54,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
-from radpacs.deid.profile import Action, Option, Profile
+from radpacs.deid.profile import Action, Option, Profile, table_row
 from radpacs.deid.pseudonyms import (
     PatientPseudonym,
     PatientRecord,
@@ -210,15 +210,18 @@ class Anonymizer:
         """A pattern matching every identifying text value at the top level of ``ds``.
 
         Identifying means: an attribute the Basic Profile does not keep (D, Z, X, U and
-        the compound codes). Person names count by each component too.
+        the compound codes) and that no Option cleans (descriptors are what gets
+        cleaned, not what is struck out). Person names count by each component too.
         """
         tokens: set[str] = set()
         for elem in ds:
             if elem.VR not in _FREE_TEXT_VRS and elem.VR not in {"DA", "DT"}:
                 continue
-            basic = self.profile.raw_action_for(elem.tag)
-            if basic is None or basic in (Action.KEEP, Action.CLEAN):
+            row = table_row(elem.tag)
+            if row is None or row.basic in (Action.KEEP, Action.CLEAN):
                 continue
+            if Action.CLEAN in row.options.values():
+                continue  # a descriptor that is itself cleaned, not an identifier
             for value in _values(elem):
                 text = str(value).strip()
                 tokens.add(text)
