@@ -7,10 +7,10 @@ import warnings
 
 import pydicom
 import pytest
-from _deid_support import SECRET, RT_WORKSHOP, all_values, corpus, identifying_values, walk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
+from _deid_support import RT_WORKSHOP, SECRET, all_values, corpus, identifying_values, walk
 from radpacs.deid import Anonymizer, MemoryPseudonymStore, Option
 from radpacs.deid.files import write_dataset
 from radpacs.errors import InvalidInput
@@ -66,7 +66,10 @@ def test_rt_workshop_references_still_resolve() -> None:
         struct, before = out[name], originals[name]
         frame = struct.ReferencedFrameOfReferenceSequence[0]
         assert frame.FrameOfReferenceUID == dose.FrameOfReferenceUID
-        assert frame.FrameOfReferenceUID != before.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID
+        assert (
+            frame.FrameOfReferenceUID
+            != before.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID
+        )
         for roi in struct.StructureSetROISequence:
             assert roi.ReferencedFrameOfReferenceUID == dose.FrameOfReferenceUID
         study_ref = frame.RTReferencedStudySequence[0]
@@ -76,7 +79,9 @@ def test_rt_workshop_references_still_resolve() -> None:
         old_images = old_series.RTReferencedSeriesSequence[0].ContourImageSequence
         for new, old in zip(series.ContourImageSequence, old_images, strict=True):
             # the CT images, anonymized apart, get the same UIDs: the references resolve
-            assert new.ReferencedSOPInstanceUID == anonymizer.pseudonyms.uid(old.ReferencedSOPInstanceUID)
+            assert new.ReferencedSOPInstanceUID == anonymizer.pseudonyms.uid(
+                old.ReferencedSOPInstanceUID
+            )
             assert new.ReferencedSOPClassUID == old.ReferencedSOPClassUID
         assert not struct.get("ReferencedStudySequence")  # X/Z in Table E.1-1: emptied
 
@@ -149,10 +154,15 @@ def test_markers_name_the_profile_and_options() -> None:
     result = Anonymizer(SECRET, options).anonymize(_burned("NO"))
     codes = [item.CodeValue for item in result.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113107", "113105"]
-    assert all(item.CodingSchemeDesignator == "DCM" for item in result.DeidentificationMethodCodeSequence)
+    assert all(
+        item.CodingSchemeDesignator == "DCM" for item in result.DeidentificationMethodCodeSequence
+    )
     assert result.DeidentificationMethod[0].startswith("radpacs")
     assert result.LongitudinalTemporalInformationModified == "MODIFIED"
-    assert Anonymizer(SECRET).anonymize(_burned("NO")).LongitudinalTemporalInformationModified == "REMOVED"
+    assert (
+        Anonymizer(SECRET).anonymize(_burned("NO")).LongitudinalTemporalInformationModified
+        == "REMOVED"
+    )
 
 
 def test_private_attributes_and_safe_private_option() -> None:
@@ -215,7 +225,10 @@ def test_modified_dates_shift_one_patient_consistently() -> None:
     assert out.StudyDate != "20200301"
     assert out.AcquisitionDateTime == out.StudyDate + "120000.5"
     full = Anonymizer(SECRET, [Option.RETAIN_LONGITUDINAL_FULL_DATES]).anonymize(ds)
-    assert (full.StudyDate, full.LongitudinalTemporalInformationModified) == ("20200301", "UNMODIFIED")
+    assert (full.StudyDate, full.LongitudinalTemporalInformationModified) == (
+        "20200301",
+        "UNMODIFIED",
+    )
     assert Anonymizer(SECRET).anonymize(ds).StudyDate == ""
 
 

@@ -80,7 +80,11 @@ def test_resolution_with_and_without_options() -> None:
 
 def test_the_most_protective_option_wins() -> None:
     # As Calibration DateTime in later editions: K under device identity, C under modified dates.
-    row = TableRow("Calibration DateTime", "Z", {"retain_device_identity": "K", "retain_longitudinal_modified_dates": "C"})
+    row = TableRow(
+        "Calibration DateTime",
+        "Z",
+        {"retain_device_identity": "K", "retain_longitudinal_modified_dates": "C"},
+    )
     both = frozenset({Option.RETAIN_DEVICE_IDENTITY, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES})
     assert row.action(both) is Action.CLEAN
     assert row.action(frozenset({Option.RETAIN_DEVICE_IDENTITY})) is Action.KEEP

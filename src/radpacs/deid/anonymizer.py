@@ -279,8 +279,6 @@ class Anonymizer:
         elif action is Action.KEEP:
             if vr == "SQ":
                 self._walk_items(elem, instance)
-            elif vr == "UI" and not self._retain_uids:
-                self._replace_uids(elem)
         elif tag == PATIENT_ID:
             elem.value = instance.patient.patient_id
         elif tag == PATIENT_NAME:
@@ -291,7 +289,7 @@ class Anonymizer:
             self._walk_items(elem, instance)
         elif vr == "UI":
             if action is Action.UID or not self._retain_uids:
-                self._replace_uids(elem)
+                self._replace_uids(elem, listed=True)
         elif action is Action.UID:
             elem.value = "" if vr in _TEXT_VRS else None
         elif action is Action.CLEAN:
@@ -303,8 +301,10 @@ class Anonymizer:
         for item in elem.value or ():
             self._walk(item, instance)
 
-    def _replace_uids(self, elem: DataElement) -> None:
-        tag = elem.tag
+    def _replace_uids(self, elem: DataElement, *, listed: bool = False) -> None:
+        """Replace instance UIDs; a UID the table lists is replaced even in a class-like
+        attribute (e.g. Manufacturer's Device Class UID, U), a registered UID never."""
+        tag = -1 if listed else int(elem.tag)
         uid = self.pseudonyms.uid
         value = elem.value
         if not value:
