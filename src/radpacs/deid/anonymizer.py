@@ -48,13 +48,14 @@ from typing import Any, Final
 
 from pydicom._dicom_dict import DicomDictionary
 from pydicom._uid_dict import UID_dictionary
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
-from radpacs.deid.profile import Action, Option, Profile, table_row
+from radpacs.deid.profile import Action, Option, Profile, identifying_tags
 from radpacs.deid.pseudonyms import (
     PatientPseudonym,
     PatientRecord,
@@ -110,6 +111,9 @@ _TEXT_VRS: Final = frozenset(
 )
 _FREE_TEXT_VRS: Final = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _DATE_VRS: Final = frozenset({"DA", "DT", "TM"})
+# VRs of unlisted or kept attributes that the walk must look into.
+_INSPECTED_VRS: Final = frozenset({"SQ", "UI", "DA", "DT", "TM"})
+_IDENTIFYING_TAGS: Final = identifying_tags()
 _NUMERIC_VRS: Final = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "DS", "IS"})
 _DUMMY_TEXT: Final[dict[str, str]] = {
     "PN": "ANONYMOUS",
@@ -214,14 +218,13 @@ class Anonymizer:
         cleaned, not what is struck out). Person names count by each component too.
         """
         tokens: set[str] = set()
-        for elem in ds:
+        for tag in _IDENTIFYING_TAGS.intersection(ds.keys()):
+            try:
+                elem = ds[tag]
+            except Exception:  # unreadable values are removed by the walk
+                continue
             if elem.VR not in _FREE_TEXT_VRS and elem.VR not in {"DA", "DT"}:
                 continue
-            row = table_row(elem.tag)
-            if row is None or row.basic in (Action.KEEP, Action.CLEAN):
-                continue
-            if Action.CLEAN in row.options.values():
-                continue  # a descriptor that is itself cleaned, not an identifier
             for value in _values(elem):
                 text = str(value).strip()
                 tokens.add(text)
@@ -250,12 +253,18 @@ class Anonymizer:
                 if tag & 0xFFFF == 0 or group == 0x0002 or group % 2 == 0:
                     del ds[tag]
                 continue
+            action = profile.action_for(tag)
+            if action is Action.REMOVE:
+                del ds[tag]
+                continue
+            vr = _vr(ds, tag)
+            if vr not in _INSPECTED_VRS and " or " not in vr and action in (None, Action.KEEP):
+                continue  # kept as read: no need to decode the value
             try:
                 elem = ds[tag]
             except Exception:  # a value pydicom cannot parse cannot be checked
                 del ds[tag]
                 continue
-            action = profile.action_for(tag)
             if action is None:
                 self._unlisted(ds, elem, instance)
             else:
@@ -375,6 +384,25 @@ class Anonymizer:
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         meta.ImplementationVersionName = "RADPACS_DEID"
         ds.file_meta = meta
+
+
+def _vr(ds: Dataset, tag: int) -> str:
+    """The VR of ``ds[tag]`` without decoding its value (PS3.6 VR for implicit or UN).
+
+    A raw element read with implicit VR gets its PS3.6 VR recorded, so that it can be
+    written in an explicit VR transfer syntax without being decoded.
+    """
+    raw = ds.get_item(tag)
+    vr = raw.VR
+    if vr is None or vr == "UN":
+        try:
+            found = str(dictionary_VR(tag))
+        except KeyError:
+            found = "UN"
+        if vr is None and isinstance(raw, RawDataElement) and " or " not in found:
+            ds[tag] = raw._replace(VR=found)
+        return found
+    return str(vr)
 
 
 def _text(elem: DataElement | Any) -> str:

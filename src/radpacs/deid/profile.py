@@ -169,6 +169,11 @@ def _parse_rows() -> tuple[dict[int, TableRow], list[tuple[int, int, TableRow]],
 
 
 _EXACT, _MASKED, _PRIVATE = _parse_rows()
+_IDENTIFYING: Final[frozenset[int]] = frozenset(
+    tag
+    for tag, row in _EXACT.items()
+    if row.basic not in (Action.KEEP, Action.CLEAN) and Action.CLEAN not in row.options.values()
+)
 
 
 class Profile:
@@ -248,6 +253,12 @@ def table_row(tag: int) -> TableRow | None:
         if tag & mask == value:
             return masked_row
     return None
+
+
+def identifying_tags() -> frozenset[int]:
+    """Exact tags whose values identify: the Basic Profile protects them (not K or C) and no
+    Option cleans them (a cleaned descriptor is what gets cleaned, not an identifier)."""
+    return _IDENTIFYING
 
 
 def table_tags() -> frozenset[int]:
