@@ -16,8 +16,8 @@ import warnings
 from pathlib import Path
 
 import pydicom
-from peers import corpus, run_peer
 
+from peers import corpus, run_peer
 from radpacs.deid import Anonymizer
 from radpacs.deid.files import write_dataset
 

@@ -61,3 +61,58 @@ def run_peer(*args: str, paths: list[str]) -> dict[str, object]:
 
 if __name__ == "__main__":
     print(len(corpus()), file=sys.stderr)
+
+
+# --- what a de-identifier leaves behind (the same measure as tests/_deid_support.py) ---
+
+DUMMIES = {"000000", "19000101", "19000101000000", "ANONYMIZED", "ANONYMOUS", "000D"}
+
+
+def _values(elem: object) -> list[str]:
+    from pydicom.multival import MultiValue
+
+    value = elem.value  # type: ignore[attr-defined]
+    if value is None or elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"):  # type: ignore[attr-defined]
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    return [text] if text else []
+
+
+def identifying(ds: object) -> tuple[set[str], set[str], set[str]]:
+    """(instance UIDs, identifying values, those of them that are names, IDs, texts or
+    dates) of an original dataset: attributes that PS3.15 Table E.1-1 marks D, Z, X, U
+    or compound, anywhere in the dataset."""
+    from radpacs.deid.anonymizer import CLASS_UID_TAGS
+    from radpacs.deid.profile import Action, table_row
+
+    uids: set[str] = set()
+    found: set[str] = set()
+    texts: set[str] = set()
+    kept: set[str] = set()
+    for elem in ds.iterall():  # type: ignore[attr-defined]
+        row = table_row(elem.tag)
+        if elem.VR == "UI":
+            if elem.tag in CLASS_UID_TAGS or elem.tag.is_private:
+                continue
+            uids.update(v for v in _values(elem) if v not in pydicom.uid.UID_dictionary)
+        elif row is not None and row.basic not in (Action.KEEP, Action.CLEAN):
+            found.update(_values(elem))
+            if elem.VR in ("PN", "LO", "SH", "LT", "ST", "UT", "UC", "DA", "DT"):
+                texts.update(_values(elem))
+        elif row is None and not elem.tag.is_private and elem.VR not in ("DA", "DT", "TM"):
+            kept.update(_values(elem))
+    found = {v for v in found - kept - DUMMIES if len(v) >= 3}
+    return {u for u in uids if len(u) >= 3}, found, texts & found
+
+
+def everything(ds: object) -> set[str]:
+    found: set[str] = set()
+    for elem in ds.iterall():  # type: ignore[attr-defined]
+        found.update(_values(elem))
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for elem in meta:
+            found.update(_values(elem))
+    return found
