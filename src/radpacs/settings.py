@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
+    deid_secret: str | None = Field(default=None, min_length=16, repr=False)
 
     @field_validator("allowed_hosts")
     @classmethod
