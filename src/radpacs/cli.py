@@ -1,4 +1,4 @@
-"""The ``radpacs`` command: serve the archive, check its storage.
+"""The ``radpacs`` command: serve the archive, check its storage, and the domain commands.
 
 Every option also comes from ``RADPACS_*`` environment variables or settings.yml; an option
 given on the command line wins.
@@ -126,6 +126,15 @@ def check(
         typer.echo(f"  missing {sop}")
     if report.missing:
         raise typer.Exit(code=1)
+
+
+def _register_subcommands() -> None:
+    from radpacs import cli_deid
+
+    cli_deid.register(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:
