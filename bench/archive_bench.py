@@ -75,6 +75,7 @@ MULTIPART_DICOM_ANY = 'multipart/related; type="application/dicom"; transfer-syn
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 120.0
+BUSY_SHARE = 0.2  # CPU share used by other work above which a run is flagged as noisy
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT_DIR = BENCH_DIR / "out"
 DEFAULT_ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -452,6 +453,8 @@ class ServerResult:
     qido_studies_filtered: LatencyResult | None = None
     study_metadata: LatencyResult | None = None
     retrieve: RetrieveResult | None = None
+    background_cpu_before: float | None = None
+    background_cpu_after: float | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -719,6 +722,34 @@ def attempt(result: ServerResult, label: str, measure: Callable[[], T]) -> T | N
         return None
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def background_cpu(name: str, when: str) -> float | None:
+    """Share of the CPUs busy during 1 s while the bench and the server are idle.
+
+    Anything above BUSY_SHARE means other work shares the machine; a note is printed.
+    """
+    try:
+        busy0, total0 = cpu_times()
+        time.sleep(1.0)
+        busy1, total1 = cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    share = (busy1 - busy0) / max(1, total1 - total0)
+    if share >= BUSY_SHARE:
+        print(
+            f"[{name}] NOTE {share:.0%} of the CPUs were busy with other work {when} "
+            "the measurements: figures will be noisy",
+            flush=True,
+        )
+    return share
+
+
 def run_suite(server: Server, corpus: Corpus, args: argparse.Namespace) -> ServerResult:
     """Run every measurement on one server, in order: STOW, QIDO, metadata, retrieve.
 
@@ -727,6 +758,7 @@ def run_suite(server: Server, corpus: Corpus, args: argparse.Namespace) -> Serve
     """
     root = server.dicomweb_root
     result = ServerResult(name=server.name, dicomweb_root=root)
+    result.background_cpu_before = background_cpu(server.name, "before")
     result.stow = attempt(
         result,
         f"STOW {len(corpus.instances)} instances",
@@ -753,6 +785,7 @@ def run_suite(server: Server, corpus: Corpus, args: argparse.Namespace) -> Serve
             "study retrieve",
             lambda: measure_retrieve(client, root, corpus, args.retrieve_rounds),
         )
+    result.background_cpu_after = background_cpu(server.name, "after")
     result.warnings = consistency_warnings(result, corpus)
     for warning in result.warnings:
         print(f"[{server.name}] WARNING {warning}", flush=True)
