@@ -216,7 +216,7 @@ class Archive:
             for parsed in to_write.values():
                 self.blobs.put(parsed.storage_key, parsed.data)
                 written.append(parsed.storage_key)
-            replaced_keys = self._index(to_write, results)
+            replaced_keys = self._index(to_write, results, set(existing))
         except Exception:
             for key in written:
                 self._delete_unreferenced(key)
@@ -225,18 +225,25 @@ class Archive:
             self._delete_unreferenced(key)
 
     def _index(
-        self, to_write: dict[int, ParsedInstance], results: list[StoreResult | None]
+        self,
+        to_write: dict[int, ParsedInstance],
+        results: list[StoreResult | None],
+        known_sops: set[str],
     ) -> list[str]:
         """Record written files in one transaction; the keys that replacements orphaned."""
         replaced_keys: list[str] = []
         touched_series: set[int] = set()
+        series_cache: dict[str, tuple[int, str]] = {}
         try:
             with self._write() as session, session.begin():
                 for index, parsed in to_write.items():
                     try:
                         with session.begin_nested():
-                            outcome, old_key, series_pk = self._index_one(session, parsed)
-                    except IntegrityError:
+                            outcome, old_key, series_pk = self._index_one(
+                                session, parsed, parsed.sop_uid in known_sops, series_cache
+                            )
+                    except IntegrityError:  # stored meanwhile by a concurrent request
+                        series_cache.clear()
                         outcome, old_key, series_pk = Outcome.ALREADY_STORED, None, None
                         current = session.scalar(
                             select(Instance.digest).where(Instance.sop_uid == parsed.sop_uid)
@@ -260,10 +267,17 @@ class Archive:
         return replaced_keys
 
     def _index_one(
-        self, session: Session, parsed: ParsedInstance
+        self,
+        session: Session,
+        parsed: ParsedInstance,
+        known: bool,
+        series_cache: dict[str, tuple[int, str]],
     ) -> tuple[Outcome, str | None, int]:
-        series = self._series_for(session, parsed)
-        row = session.scalar(select(Instance).where(Instance.sop_uid == parsed.sop_uid))
+        """Insert (or replace) one instance's row; ``known`` when it was seen before the write."""
+        series_pk = self._series_for(session, parsed, series_cache)
+        row = None
+        if known:
+            row = session.scalar(select(Instance).where(Instance.sop_uid == parsed.sop_uid))
         values = dict(
             parsed.instance,
             storage_key=parsed.storage_key,
@@ -272,33 +286,45 @@ class Archive:
             metadata_json=parsed.metadata_json,
         )
         if row is None:
-            session.add(Instance(sop_uid=parsed.sop_uid, series_pk=series.pk, **values))
+            session.add(Instance(sop_uid=parsed.sop_uid, series_pk=series_pk, **values))
             session.flush()
-            return Outcome.STORED, None, series.pk
+            return Outcome.STORED, None, series_pk
         if row.digest == parsed.digest:
-            return Outcome.ALREADY_STORED, None, series.pk
+            return Outcome.ALREADY_STORED, None, series_pk
         if self.duplicate_policy is DuplicatePolicy.REJECT:
             raise DuplicateInstance(parsed.sop_class_uid, parsed.sop_uid)
         old_key = row.storage_key
         for name, value in values.items():
             setattr(row, name, value)
-        row.series_pk = series.pk
+        row.series_pk = series_pk
         session.flush()
-        return Outcome.REPLACED, old_key, series.pk
+        return Outcome.REPLACED, old_key, series_pk
 
-    def _series_for(self, session: Session, parsed: ParsedInstance) -> Series:
-        series = session.scalar(select(Series).where(Series.series_uid == parsed.series_uid))
-        if series is not None:
-            study_uid = session.scalar(select(Study.study_uid).where(Study.pk == series.study_pk))
-            if study_uid != parsed.study_uid:
-                raise InvalidInstance(
-                    f"series {parsed.series_uid} is already stored in study {study_uid}, "
-                    f"not in {parsed.study_uid}",
-                    CANNOT_UNDERSTAND,
-                    parsed.sop_class_uid,
-                    parsed.sop_uid,
-                )
-            return series
+    def _series_for(
+        self, session: Session, parsed: ParsedInstance, cache: dict[str, tuple[int, str]]
+    ) -> int:
+        """The primary key of the instance's series, created (with study, patient) if new."""
+        if parsed.series_uid not in cache:
+            cache[parsed.series_uid] = self._find_or_create_series(session, parsed)
+        series_pk, study_uid = cache[parsed.series_uid]
+        if study_uid != parsed.study_uid:
+            raise InvalidInstance(
+                f"series {parsed.series_uid} is already stored in study {study_uid}, "
+                f"not in {parsed.study_uid}",
+                CANNOT_UNDERSTAND,
+                parsed.sop_class_uid,
+                parsed.sop_uid,
+            )
+        return series_pk
+
+    def _find_or_create_series(self, session: Session, parsed: ParsedInstance) -> tuple[int, str]:
+        found = session.execute(
+            select(Series.pk, Study.study_uid)
+            .join(Study, Series.study_pk == Study.pk)
+            .where(Series.series_uid == parsed.series_uid)
+        ).first()
+        if found is not None:
+            return found[0], found[1]
         study = session.scalar(select(Study).where(Study.study_uid == parsed.study_uid))
         if study is None:
             patient = session.scalar(
@@ -317,7 +343,7 @@ class Archive:
         series = Series(series_uid=parsed.series_uid, study_pk=study.pk, **parsed.series)
         session.add(series)
         session.flush()
-        return series
+        return series.pk, parsed.study_uid
 
     @staticmethod
     def _bump_versions(session: Session, series_pks: set[int]) -> None:
