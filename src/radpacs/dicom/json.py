@@ -14,6 +14,7 @@ from typing import Any
 
 from pydicom import Dataset
 
+from radpacs.dicom._fastjson import fast_encoding, raw_to_json
 from radpacs.dicom.tags import tag_hex
 
 __all__ = [
@@ -49,19 +50,26 @@ def dataset_to_json(dataset: Dataset, instance_path: str) -> JsonObject:
 
     ``instance_path`` is relative to the DICOMweb root and starts with ``/studies/``.
     Elements whose value pydicom cannot encode are left out rather than failing the instance.
+    Little-endian values in common character sets are encoded straight from their raw bytes
+    (:mod:`radpacs.dicom._fastjson`); anything else goes through pydicom.
     """
-    return _to_json(dataset, f"{instance_path}/bulkdata/")
+    return _to_json(dataset, f"{instance_path}/bulkdata/", fast_encoding(dataset))
 
 
-def _to_json(dataset: Dataset, prefix: str) -> JsonObject:
+def _to_json(dataset: Dataset, prefix: str, encoding: str | None) -> JsonObject:
     result: JsonObject = {}
     for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset yields elements
+        key = tag_hex(tag)
         try:
+            if encoding is not None:
+                fast = raw_to_json(dataset.get_item(tag), encoding, f"{prefix}{key}")
+                if fast is not None:
+                    result[key] = fast
+                    continue
             element = dataset[tag]
-            key = tag_hex(element.tag)
             if element.VR == "SQ":
                 items = [
-                    _to_json(item, f"{prefix}{key}/{index}/")
+                    _to_json(item, f"{prefix}{key}/{index}/", encoding)
                     for index, item in enumerate(element.value)
                 ]
                 result[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
