@@ -127,8 +127,12 @@ class Corpus:
 
 
 def deterministic_uid(seed: int, *parts: object) -> str:
-    """Return a UID that depends only on the seed and the parts."""
-    return str(generate_uid(entropy_srcs=[str(seed), *(str(p) for p in parts)]))
+    """Return a UID that depends only on the seed and the parts.
+
+    pydicom joins entropy sources without a separator, so the parts are joined here with one:
+    (1, 11) and (11, 1) must not give the same UID.
+    """
+    return str(generate_uid(entropy_srcs=["/".join(str(p) for p in (seed, *parts))]))
 
 
 def study_attributes(rng: random.Random, index: int, patient_count: int) -> dict[str, str]:

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 GZIP_MIN_BYTES = 1024
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 class DicomJSONResponse(Response):
@@ -69,15 +70,25 @@ def json_body_response(
 def multipart_response(
     parts: Iterator[tuple[str, Iterable[bytes]]], part_type: str, status_code: int = 200
 ) -> StreamingResponse:
-    """Stream ``(content type, chunks)`` parts as multipart/related; type=``part_type``."""
+    """Stream ``(content type, chunks)`` parts as multipart/related; type=``part_type``.
+
+    Small parts are gathered into chunks of about 1 MiB: each chunk costs a hop to a worker
+    thread, and a study of 40 KiB slices would otherwise spend its time hopping.
+    """
     boundary = uuid.uuid4().hex
 
     def body() -> Iterator[bytes]:
+        buffer = bytearray()
         for content_type, chunks in parts:
-            yield part_head(boundary, content_type)
-            yield from chunks
-            yield b"\r\n"
-        yield closing_delimiter(boundary)
+            buffer += part_head(boundary, content_type)
+            for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= STREAM_CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+            buffer += b"\r\n"
+        buffer += closing_delimiter(boundary)
+        yield bytes(buffer)
 
     media_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
     return StreamingResponse(body(), status_code=status_code, media_type=media_type)

@@ -29,7 +29,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["WADO-RS"])
 
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 
 
 def _file_chunks(archive: Archive, file: InstanceFile) -> Iterator[bytes]:
