@@ -9,8 +9,8 @@ from typing import Any
 
 import pydicom
 import pytest
-from conftest import shipped_test_files
 
+from conftest import shipped_test_files
 from radpacs.dicom.json import BULK_DATA_THRESHOLD, _BulkUri, _to_json, dataset_to_json
 
 RT_WORKSHOP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rt-workshop"

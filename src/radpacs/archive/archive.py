@@ -438,32 +438,22 @@ class Archive:
             return
         if query.level is Level.STUDY:
             pks = [row[0].pk for row in rows]
-            series_counts = dict(
-                session.execute(
-                    select(Series.study_pk, func.count(Series.pk))
-                    .where(Series.study_pk.in_(pks))
-                    .group_by(Series.study_pk)
-                ).all()
-            )
-            instance_counts = dict(
-                session.execute(
-                    select(Series.study_pk, func.count(Instance.pk))
-                    .join(Instance, Instance.series_pk == Series.pk)
-                    .where(Series.study_pk.in_(pks))
-                    .group_by(Series.study_pk)
-                ).all()
-            )
-            modalities: dict[int, list[str]] = {}
-            for study_pk, modality in session.execute(
-                select(Series.study_pk, Series.modality)
+            per_series = session.execute(
+                select(Series.study_pk, Series.modality, func.count(Instance.pk))
+                .outerjoin(Instance, Instance.series_pk == Series.pk)
                 .where(Series.study_pk.in_(pks))
-                .distinct()
-                .order_by(Series.modality)
-            ):
+                .group_by(Series.study_pk, Series.pk, Series.modality)
+            ).all()
+            series_counts: dict[int, int] = {}
+            instance_counts: dict[int, int] = {}
+            modalities: dict[int, set[str]] = {}
+            for study_pk, modality, instances in per_series:
+                series_counts[study_pk] = series_counts.get(study_pk, 0) + 1
+                instance_counts[study_pk] = instance_counts.get(study_pk, 0) + instances
                 if modality:
-                    modalities.setdefault(study_pk, []).append(modality)
+                    modalities.setdefault(study_pk, set()).add(modality)
             for pk, match in zip(pks, matches, strict=True):
-                match["00080061"] = attribute("CS", *modalities.get(pk, []))
+                match["00080061"] = attribute("CS", *sorted(modalities.get(pk, ())))
                 match["00201206"] = attribute("IS", series_counts.get(pk, 0))
                 match["00201208"] = attribute("IS", instance_counts.get(pk, 0))
         else:

@@ -16,8 +16,8 @@ import struct
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 
 __all__ = ["BULK_BYTES", "fast_encoding", "raw_to_json"]
 
@@ -119,13 +119,16 @@ def raw_to_json(element: Any, codec: str, bulk_uri: str) -> dict[str, Any] | Non
         if len(value) % 4:
             return None
         pairs = struct.unpack(f"<{len(value) // 2}H", value)
-        return {"vr": vr, "Value": [f"{g:04X}{e:04X}" for g, e in zip(pairs[::2], pairs[1::2])]}
+        return {
+            "vr": vr,
+            "Value": [f"{g:04X}{e:04X}" for g, e in zip(pairs[::2], pairs[1::2], strict=True)],
+        }
     try:
         if vr in ("IS", "DS"):
-            numbers = _numbers(_texts(value, "latin-1"), vr)
-            if numbers == [None]:
+            decimals = _numbers(_texts(value, "latin-1"), vr)
+            if decimals == [None]:
                 return {"vr": vr}
-            return None if numbers is None else {"vr": vr, "Value": numbers}
+            return None if decimals is None else {"vr": vr, "Value": decimals}
         if vr == "PN":
             names = _person_names(value, codec)
             return {"vr": vr, "Value": names} if names != [{"Alphabetic": ""}] else {"vr": vr}
