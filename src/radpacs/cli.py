@@ -128,6 +128,11 @@ def check(
         raise typer.Exit(code=1)
 
 
+from radpacs.cli_viewer import register as _register_viewer  # noqa: E402
+
+_register_viewer(app)
+
+
 def main() -> None:
     """Entry point of the ``radpacs`` console script."""
     app()
