@@ -15,12 +15,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import deid, health
+from radpacs.api import deid, health, upload
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.settings import Settings, load_settings
+from radpacs.web import pages, viewer
 
 __all__ = ["create_app"]
 
@@ -89,4 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(upload.router)
+    app.include_router(viewer.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
     return app

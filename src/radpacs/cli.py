@@ -129,9 +129,10 @@ def check(
 
 
 def _register_subcommands() -> None:
-    from radpacs import cli_deid
+    from radpacs import cli_deid, cli_viewer
 
     cli_deid.register(app)
+    cli_viewer.register(app)
 
 
 _register_subcommands()

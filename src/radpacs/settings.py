@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
     deid_secret: str | None = Field(default=None, min_length=16, repr=False)
+    viewer_dir: Path | None = None  # the OHIF files; None: src/radpacs/web/ohif
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -2,24 +2,28 @@
 
 Each instance's JSON is prepared when it is stored, so a series' metadata is a concatenation of
 stored text, never a parse of its files. Bodies are cached by ETag (the resource's version and
-the public root) raw and gzipped; ``If-None-Match`` answers 304.
+the public root) raw and gzipped; ``If-None-Match`` answers 304. Accept
+``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
+document per instance.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 from fastapi import APIRouter, Request, Response
 
 from radpacs.api.deps import ArchiveDep, dicomweb_root
 from radpacs.dicom.json import absolute_bulkdata_uris
 from radpacs.dicomweb.cache import BodyCache
-from radpacs.dicomweb.negotiation import choose_json
+from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import (
     GZIP_MIN_BYTES,
     accepts_gzip,
     gzip_body,
     json_body_response,
+    xml_response,
 )
 
 __all__ = ["router"]
@@ -34,7 +38,7 @@ def _metadata(
     series: str | None = None,
     instance: str | None = None,
 ) -> Response:
-    choose_json(request.headers.get("accept"))
+    xml = wants_xml(request.headers.get("accept"))
     root = dicomweb_root(request)
     version = archive.metadata_version(study, series, instance)
     key = "\n".join([study, series or "", instance or "", version, root])
@@ -46,6 +50,8 @@ def _metadata(
     if body is None:
         body = absolute_bulkdata_uris(archive.metadata(study, series, instance), root)
         cache.put(etag, body)
+    if xml:
+        return xml_response(json.loads(body))
     gzipped = None
     if accepts_gzip(request) and len(body) >= GZIP_MIN_BYTES:
         gzipped = cache.get(etag + ":gzip")

@@ -11,22 +11,28 @@ from dataclasses import dataclass
 from radpacs.dicom.mediatypes import (
     DICOM,
     DICOM_JSON,
+    DICOM_XML,
     EXPLICIT_VR_LITTLE_ENDIAN,
     MULTIPART_RELATED,
     OCTET_STREAM,
     parse_accept,
 )
 from radpacs.dicom.pixels import FRAME_MEDIA_TYPES
+from radpacs.dicom.render import JPEG as RENDERED_JPEG
+from radpacs.dicom.render import PNG as RENDERED_PNG
 from radpacs.errors import NotAcceptable
 
 __all__ = [
     "AS_STORED",
     "FrameChoice",
     "InstanceChoice",
+    "RenderedChoice",
     "choose_bulkdata",
     "choose_frames",
     "choose_instances",
     "choose_json",
+    "choose_rendered",
+    "wants_xml",
 ]
 
 AS_STORED = "*"
@@ -120,3 +126,50 @@ def choose_bulkdata(accept: str | None) -> bool:
         if media.type in (OCTET_STREAM, "*/*", "application/*"):
             return False
     raise NotAcceptable(f"bulk data is served as {OCTET_STREAM}; Accept was {accept!r}")
+
+
+@dataclass(frozen=True)
+class RenderedChoice:
+    """How to send a rendered resource: image/jpeg or image/png, single part or multipart."""
+
+    media_type: str
+    multipart: bool = False
+
+
+def choose_rendered(accept: str | None, accept_query: str | None = None) -> RenderedChoice:
+    """Rendered resources (PS3.18 8.3.5.1.3): image/jpeg (default) or image/png.
+
+    The ``accept`` query parameter (PS3.18 8.3.3.1, OHIF sends ``accept=image/jpeg``) wins
+    over the header; ``multipart/related; type=image/...`` asks for a multipart body.
+    """
+    header = accept_query if accept_query else accept
+    for media in parse_accept(header):
+        if media.type in (RENDERED_JPEG, RENDERED_PNG):
+            return RenderedChoice(media.type)
+        if media.type in ("*/*", "image/*"):
+            return RenderedChoice(RENDERED_JPEG)
+        if media.type == MULTIPART_RELATED:
+            part_type = media.param("type", RENDERED_JPEG).lower()
+            if part_type in (RENDERED_JPEG, RENDERED_PNG):
+                return RenderedChoice(part_type, multipart=True)
+            if part_type in ("*/*", "image/*"):
+                return RenderedChoice(RENDERED_JPEG, multipart=True)
+    raise NotAcceptable(
+        f"rendered images are served as {RENDERED_JPEG} or {RENDERED_PNG}; Accept was {header!r}"
+    )
+
+
+def wants_xml(accept: str | None) -> bool:
+    """True when Accept prefers multipart/related; type=application/dicom+xml (PS3.18 8.7.4).
+
+    Otherwise the answer is DICOM JSON, or NotAcceptable when neither is acceptable.
+    """
+    for media in parse_accept(accept):
+        if media.type == MULTIPART_RELATED and media.param("type").lower() == DICOM_XML:
+            return True
+        if media.type in _JSON or media.type == "*/*":
+            return False
+    raise NotAcceptable(
+        f'this resource is served as {DICOM_JSON} or multipart/related; type="{DICOM_XML}"; '
+        f"Accept was {accept!r}"
+    )

@@ -1,7 +1,9 @@
 """QIDO-RS (PS3.18 10.6): search studies, series and instances, answered as DICOM JSON.
 
 Every match carries RetrieveURL. When ``limit`` (or the server's qido_max_results) cut the
-results, a ``Warning: 299`` header says that more can be requested with ``offset``.
+results, a ``Warning: 299`` header says that more can be requested with ``offset``. Accept
+``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
+document per match instead of DICOM JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from fastapi import APIRouter, Request, Response
 from radpacs.api.deps import ArchiveDep, SettingsDep, dicomweb_root
 from radpacs.archive import Level, parse_query
 from radpacs.dicom.json import attribute, json_to_bytes
-from radpacs.dicomweb.negotiation import choose_json
-from radpacs.dicomweb.responses import json_body_response
+from radpacs.dicomweb.negotiation import wants_xml
+from radpacs.dicomweb.responses import json_body_response, xml_response
 
 __all__ = ["router"]
 
@@ -29,7 +31,7 @@ def _search(
     study: str | None = None,
     series: str | None = None,
 ) -> Response:
-    choose_json(request.headers.get("accept"))
+    xml = wants_xml(request.headers.get("accept"))
     params = [
         (name, value)
         for name, value in request.query_params.multi_items()
@@ -53,6 +55,8 @@ def _search(
             "There are additional results that can be requested with offset="
             f"{query.offset + query.limit}"
         )
+    if xml:
+        return xml_response(result.matches, warnings)
     return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)
 
 

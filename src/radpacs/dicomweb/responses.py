@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
-from radpacs.dicom.mediatypes import DICOM_JSON
+from radpacs.dicom.mediatypes import DICOM_JSON, DICOM_XML
 from radpacs.dicom.multipart import closing_delimiter, part_head
+from radpacs.dicom.xml import json_to_xml
 
 __all__ = [
     "DicomJSONResponse",
@@ -18,6 +20,7 @@ __all__ = [
     "json_body_response",
     "multipart_response",
     "warning_header",
+    "xml_response",
 ]
 
 GZIP_MIN_BYTES = 1024
@@ -92,3 +95,12 @@ def multipart_response(
 
     media_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
     return StreamingResponse(body(), status_code=status_code, media_type=media_type)
+
+
+def xml_response(datasets: Iterable[dict[str, Any]], warnings: Iterable[str] = ()) -> Response:
+    """DICOM JSON objects as multipart/related; type="application/dicom+xml" (PS3.18 8.7.4)."""
+    parts = ((DICOM_XML, [json_to_xml(dataset)]) for dataset in datasets)
+    response = multipart_response(iter(list(parts)), DICOM_XML)
+    for warning in warnings:
+        response.headers.append("Warning", warning_header(warning))
+    return response

@@ -25,7 +25,7 @@ from radpacs.dicomweb.negotiation import AS_STORED, choose_bulkdata, choose_fram
 from radpacs.dicomweb.responses import multipart_response
 from radpacs.errors import InvalidInput, NotAcceptable, NotFound
 
-__all__ = ["router"]
+__all__ = ["frame_numbers", "router"]
 
 router = APIRouter(tags=["WADO-RS"])
 
@@ -99,7 +99,8 @@ def _read(archive: Archive, study: str, series: str, instance: str) -> tuple[Ins
         return file, pydicom.dcmread(io.BytesIO(stream.read()))
 
 
-def _frame_numbers(text: str) -> list[int]:
+def frame_numbers(text: str) -> list[int]:
+    """1-based frame numbers from ``1,3,5``; InvalidInput when malformed."""
     if not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", text):
         raise InvalidInput(f"frame list {text!r} is not a comma-separated list of numbers")
     return [int(number) for number in text.split(",")]
@@ -113,7 +114,7 @@ def retrieve_frames(
     study: str, series: str, instance: str, frames: str, request: Request, archive: ArchiveDep
 ) -> Response:
     """Frames 1-based, as in ``/frames/1,3,5``; out-of-range numbers are a 400."""
-    numbers = _frame_numbers(frames)
+    numbers = frame_numbers(frames)
     file, dataset = _read(archive, study, series, instance)
     choice = choose_frames(request.headers.get("accept"), file.transfer_syntax_uid)
     if choice.as_stored:

@@ -1,0 +1,153 @@
+"""The radpacs web UI at /: an HTML shell; the study list, upload and delete run in radpacs.js.
+
+The page talks to the server as any client does: QIDO-RS for the list, STOW-RS for files,
+POST /api/upload-zip for .zip archives, DELETE for studies, and links into OHIF at /viewer/.
+Paths are relative, so the UI works behind a proxy prefix. No build step: static/ holds the
+one script and the one stylesheet.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from radpacs import __version__
+from radpacs.settings import Settings
+from radpacs.web.ohif import installed_version
+from radpacs.web.viewer import INSTALL_COMMAND, viewer_dir
+
+__all__ = ["STATIC_DIR", "router", "static_files"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+def static_files() -> StaticFiles:
+    """The UI's script, stylesheet and icon, mounted at /static."""
+    return StaticFiles(directory=STATIC_DIR)
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>radpacs</title>
+<link rel="stylesheet" href="static/radpacs.css?v={version}">
+</head>
+<body>
+<header>
+  <h1>radpacs</h1>
+  <nav><a href="viewer/" id="ohif-link">OHIF viewer</a> · <a href="docs">API</a></nav>
+</header>
+{viewer_notice}
+<main>
+<section id="upload" aria-labelledby="upload-title">
+  <h2 id="upload-title">Upload</h2>
+  <div id="dropzone" tabindex="0">
+    <p>Drop DICOM files, folders or .zip archives here</p>
+    <p>
+      <label class="button">Choose files<input id="file-input" type="file" multiple hidden></label>
+      <label class="button">Choose a folder<input id="folder-input" type="file"
+        webkitdirectory multiple hidden></label>
+    </p>
+  </div>
+  <ul id="uploads"></ul>
+</section>
+<section id="studies" aria-labelledby="studies-title">
+  <h2 id="studies-title">Studies</h2>
+  <form id="search">
+    <input name="PatientName" placeholder="Patient name" aria-label="Patient name">
+    <input name="PatientID" placeholder="Patient ID" aria-label="Patient ID">
+    <input name="AccessionNumber" placeholder="Accession" aria-label="Accession number">
+    <label>From <input name="from" type="date"></label>
+    <label>To <input name="to" type="date"></label>
+    <select name="ModalitiesInStudy" aria-label="Modality">
+      <option value="">Any modality</option>
+      {modalities}
+    </select>
+    <button type="submit">Search</button>
+    <button type="reset">Clear</button>
+  </form>
+  <table id="study-table">
+    <thead><tr>
+      <th data-sort="PatientName">Patient</th>
+      <th data-sort="PatientID">Patient ID</th>
+      <th data-sort="StudyDate">Date</th>
+      <th data-sort="AccessionNumber">Accession</th>
+      <th data-sort="ModalitiesInStudy">Modalities</th>
+      <th data-sort="StudyDescription">Description</th>
+      <th data-sort="NumberOfStudyRelatedSeries">Series</th>
+      <th data-sort="NumberOfStudyRelatedInstances">Instances</th>
+      <th></th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  <p id="list-status" role="status"></p>
+  <nav id="pager">
+    <button id="prev" type="button" disabled>Previous</button>
+    <span id="page-label"></span>
+    <button id="next" type="button" disabled>Next</button>
+  </nav>
+</section>
+</main>
+<dialog id="confirm-delete">
+  <form method="dialog">
+    <p id="confirm-text"></p>
+    <menu>
+      <button value="cancel" id="cancel-delete">Cancel</button>
+      <button value="delete" id="confirm-delete-button" class="danger">Delete</button>
+    </menu>
+  </form>
+</dialog>
+<script>window.RADPACS = {config};</script>
+<script src="static/radpacs.js?v={version}" defer></script>
+</body>
+</html>
+"""
+
+_MODALITIES = (
+    "CT",
+    "MR",
+    "PT",
+    "CR",
+    "DX",
+    "MG",
+    "US",
+    "NM",
+    "XA",
+    "RTSTRUCT",
+    "RTDOSE",
+    "RTPLAN",
+    "SEG",
+    "SR",
+    "OT",
+)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index(request: Request) -> HTMLResponse:
+    """The study list page."""
+    settings: Settings = request.app.state.settings
+    folder = viewer_dir(settings)
+    viewer_installed = installed_version(folder) is not None
+    notice = (
+        ""
+        if viewer_installed
+        else '<p class="notice" id="viewer-missing">The OHIF viewer is not installed: run '
+        f"<code>{html.escape(INSTALL_COMMAND)}</code> and reload this page to open studies.</p>"
+    )
+    config = json.dumps({"viewerInstalled": viewer_installed, "pageSize": 25})
+    page = _PAGE.format(
+        version=__version__,
+        viewer_notice=notice,
+        modalities="".join(f'<option value="{m}">{m}</option>' for m in _MODALITIES),
+        config=config,
+    )
+    return HTMLResponse(page)

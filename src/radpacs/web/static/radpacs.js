@@ -1,0 +1,400 @@
+// radpacs web UI: study list (QIDO-RS), upload (STOW-RS, /api/upload-zip), delete, open in OHIF.
+// Plain browser JavaScript, no build step. Every URL is relative to the page.
+"use strict";
+
+(function () {
+  const config = window.RADPACS || { viewerInstalled: false, pageSize: 25 };
+  const DICOMWEB = "dicom-web";
+  const STOW_BATCH_FILES = 50;
+  const STOW_BATCH_BYTES = 32 * 1024 * 1024;
+  const INCLUDE = ["00081030", "00080061", "00201206", "00201208", "00080050", "00100030"];
+
+  const $ = (selector) => document.querySelector(selector);
+  const state = { offset: 0, filters: {}, rows: [], sortKey: "StudyDate", sortDir: -1, hasMore: false };
+
+  // ---- DICOM JSON helpers ------------------------------------------------------------
+  const TAGS = {
+    StudyInstanceUID: "0020000D", PatientName: "00100010", PatientID: "00100020",
+    StudyDate: "00080020", AccessionNumber: "00080050", ModalitiesInStudy: "00080061",
+    StudyDescription: "00081030", NumberOfStudyRelatedSeries: "00201206",
+    NumberOfStudyRelatedInstances: "00201208",
+  };
+  function value(match, keyword) {
+    const attribute = match[TAGS[keyword]];
+    if (!attribute || !attribute.Value) return "";
+    const values = attribute.Value.map((v) => (v && typeof v === "object" ? v.Alphabetic || "" : v));
+    return values.join(keyword === "ModalitiesInStudy" ? ", " : "\\");
+  }
+  function formatDate(text) {
+    return /^\d{8}$/.test(text) ? `${text.slice(0, 4)}-${text.slice(4, 6)}-${text.slice(6)}` : text;
+  }
+  function formatName(text) {
+    return text.replace(/\^+$/, "").replace("^", ", ").replace(/\^/g, " ");
+  }
+
+  // ---- study list ----------------------------------------------------------------------
+  function queryString() {
+    const params = new URLSearchParams();
+    const f = state.filters;
+    if (f.PatientName) params.set("PatientName", `*${f.PatientName}*`);
+    if (f.PatientID) params.set("PatientID", `${f.PatientID}*`);
+    if (f.AccessionNumber) params.set("AccessionNumber", `${f.AccessionNumber}*`);
+    if (f.ModalitiesInStudy) params.set("ModalitiesInStudy", f.ModalitiesInStudy);
+    if (f.from || f.to) {
+      const day = (d) => (d ? d.replaceAll("-", "") : "");
+      params.set("StudyDate", `${day(f.from)}-${day(f.to)}`);
+    }
+    params.set("includefield", INCLUDE.join(","));
+    params.set("limit", String(config.pageSize));
+    params.set("offset", String(state.offset));
+    return params.toString();
+  }
+
+  async function loadStudies() {
+    const status = $("#list-status");
+    status.textContent = "Loading…";
+    try {
+      const response = await fetch(`${DICOMWEB}/studies?${queryString()}`, {
+        headers: { Accept: "application/dicom+json" },
+      });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        throw new Error(problem.detail || `HTTP ${response.status}`);
+      }
+      const text = await response.text();
+      state.rows = text ? JSON.parse(text) : [];
+      state.hasMore = (response.headers.get("Warning") || "").includes("additional results");
+      render();
+      status.textContent = state.rows.length ? "" : "No study matches.";
+    } catch (error) {
+      status.textContent = `Could not load the study list: ${error.message}`;
+    }
+  }
+
+  function compare(a, b) {
+    const key = state.sortKey;
+    const numeric = key.startsWith("NumberOf");
+    const x = numeric ? Number(value(a, key) || 0) : value(a, key).toLowerCase();
+    const y = numeric ? Number(value(b, key) || 0) : value(b, key).toLowerCase();
+    return x < y ? -state.sortDir : x > y ? state.sortDir : 0;
+  }
+
+  function cell(row, text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  function render() {
+    const body = $("#study-table tbody");
+    body.replaceChildren();
+    for (const match of [...state.rows].sort(compare)) {
+      const uid = value(match, "StudyInstanceUID");
+      const row = document.createElement("tr");
+      row.dataset.studyUid = uid;
+      cell(row, formatName(value(match, "PatientName")));
+      cell(row, value(match, "PatientID"));
+      cell(row, formatDate(value(match, "StudyDate")));
+      cell(row, value(match, "AccessionNumber"));
+      cell(row, value(match, "ModalitiesInStudy"));
+      cell(row, value(match, "StudyDescription"));
+      cell(row, value(match, "NumberOfStudyRelatedSeries"), "number");
+      cell(row, value(match, "NumberOfStudyRelatedInstances"), "number");
+      const actions = cell(row, "", "actions");
+      const open = document.createElement("a");
+      open.textContent = "Open";
+      open.className = "button open";
+      if (config.viewerInstalled) {
+        open.href = `viewer/viewer?StudyInstanceUIDs=${encodeURIComponent(uid)}`;
+        open.target = "_blank";
+        open.rel = "noopener";
+      } else {
+        open.setAttribute("aria-disabled", "true");
+        open.title = "Install the OHIF viewer: radpacs viewer install";
+      }
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "Delete";
+      remove.className = "danger delete";
+      remove.addEventListener("click", () => confirmDelete(match));
+      actions.append(open, " ", remove);
+      body.appendChild(row);
+    }
+    for (const th of document.querySelectorAll("#study-table th[data-sort]")) {
+      th.classList.toggle("sorted", th.dataset.sort === state.sortKey);
+      th.dataset.dir = state.sortDir > 0 ? "asc" : "desc";
+    }
+    const page = Math.floor(state.offset / config.pageSize) + 1;
+    $("#page-label").textContent = `Page ${page}`;
+    $("#prev").disabled = state.offset === 0;
+    $("#next").disabled = !state.hasMore;
+  }
+
+  // ---- delete --------------------------------------------------------------------------
+  function confirmDelete(match) {
+    const dialog = $("#confirm-delete");
+    const name = formatName(value(match, "PatientName")) || "(no name)";
+    const date = formatDate(value(match, "StudyDate"));
+    $("#confirm-text").textContent =
+      `Delete the study of ${name}${date ? ` from ${date}` : ""} ` +
+      `(${value(match, "NumberOfStudyRelatedInstances") || "?"} instances)? This cannot be undone.`;
+    dialog.returnValue = "";
+    dialog.onclose = async () => {
+      if (dialog.returnValue !== "delete") return;
+      const uid = value(match, "StudyInstanceUID");
+      const response = await fetch(`${DICOMWEB}/studies/${encodeURIComponent(uid)}`, {
+        method: "DELETE",
+      });
+      $("#list-status").textContent = response.ok
+        ? "Study deleted."
+        : `Delete failed: HTTP ${response.status}`;
+      await loadStudies();
+    };
+    dialog.showModal();
+  }
+
+  // ---- upload --------------------------------------------------------------------------
+  function isZip(file) {
+    return /\.zip$/i.test(file.name) || file.type === "application/zip";
+  }
+
+  function newUploadItem(label) {
+    const item = document.createElement("li");
+    item.className = "upload";
+    const title = document.createElement("div");
+    title.className = "upload-title";
+    title.textContent = label;
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    const summary = document.createElement("div");
+    summary.className = "upload-summary";
+    const failures = document.createElement("ul");
+    failures.className = "failures";
+    item.append(title, bar, summary, failures);
+    $("#uploads").prepend(item);
+    return { item, bar, summary, failures };
+  }
+
+  function send(url, body, contentType, onProgress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Content-Type", contentType);
+      xhr.setRequestHeader("Accept", "application/dicom+json, application/json");
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable) onProgress(event.loaded);
+      };
+      xhr.onload = () => resolve(xhr);
+      xhr.onerror = () => resolve(xhr);
+      xhr.send(body);
+    });
+  }
+
+  function warnings(xhr) {
+    const header = xhr.getResponseHeader("Warning") || "";
+    const found = [];
+    const pattern = /\d{3} \S+ "((?:[^"\\]|\\.)*)"/g;
+    let match;
+    while ((match = pattern.exec(header)) !== null) found.push(match[1]);
+    return found;
+  }
+
+  function parseJSON(text) {
+    try {
+      return text ? JSON.parse(text) : {};
+    } catch (error) {
+      return {};
+    }
+  }
+
+  async function stowBatch(files, progress) {
+    const boundary = `radpacs-${Math.random().toString(16).slice(2)}`;
+    const parts = [];
+    for (const file of files) {
+      parts.push(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`, file, "\r\n");
+    }
+    parts.push(`--${boundary}--\r\n`);
+    const body = new Blob(parts);
+    const xhr = await send(
+      `${DICOMWEB}/studies`,
+      body,
+      `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      (loaded) => progress(loaded * (files.reduce((n, f) => n + f.size, 0) / body.size))
+    );
+    const answer = parseJSON(xhr.responseText);
+    const stored = ((answer["00081199"] || {}).Value || []).length;
+    const failed = [];
+    if (xhr.status === 0) {
+      failed.push(`${files.length} files: the server could not be reached`);
+    } else if (xhr.status >= 400 && xhr.status !== 409) {
+      failed.push(`${files.length} files: HTTP ${xhr.status} ${answer.detail || ""}`);
+    } else {
+      const reasons = warnings(xhr).filter((w) => !w.includes("replaced the object"));
+      const failedSops = (answer["00081198"] || {}).Value || [];
+      failedSops.forEach((entry, index) => {
+        const code = ((entry["00081197"] || {}).Value || [])[0];
+        const reason = reasons[index] || `failure reason 0x${Number(code || 0).toString(16)}`;
+        failed.push(reason);
+      });
+    }
+    return { stored, failed };
+  }
+
+  async function uploadFiles(files, label) {
+    const ui = newUploadItem(label);
+    const total = files.reduce((n, f) => n + f.size, 0) || 1;
+    let done = 0;
+    let stored = 0;
+    const failed = [];
+    const zips = files.filter(isZip);
+    const dicoms = files.filter((f) => !isZip(f));
+    const setProgress = (extra) => {
+      ui.bar.value = Math.min(100, Math.round(((done + extra) / total) * 100));
+    };
+    for (const zip of zips) {
+      const xhr = await send("api/upload-zip", zip, "application/zip", setProgress);
+      const answer = parseJSON(xhr.responseText);
+      done += zip.size;
+      if (xhr.status === 0 || xhr.status >= 400 && !answer.failed) {
+        failed.push(`${zip.name}: ${answer.detail || `HTTP ${xhr.status}`}`);
+        continue;
+      }
+      stored += (answer.stored || 0) + (answer.already_stored || 0);
+      for (const failure of answer.failed || []) failed.push(`${zip.name}/${failure.file}: ${failure.reason}`);
+    }
+    let batch = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      const result = await stowBatch(batch, setProgress);
+      stored += result.stored;
+      failed.push(...result.failed);
+      done += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      setProgress(0);
+      ui.summary.textContent = `${stored} stored…`;
+    };
+    for (const file of dicoms) {
+      batch.push(file);
+      batchBytes += file.size;
+      if (batch.length >= STOW_BATCH_FILES || batchBytes >= STOW_BATCH_BYTES) await flush();
+    }
+    await flush();
+    ui.bar.value = 100;
+    ui.item.classList.add(failed.length ? "has-failures" : "ok");
+    ui.summary.textContent =
+      `${stored} instance${stored === 1 ? "" : "s"} stored` +
+      (failed.length ? `, ${failed.length} failed:` : ".");
+    for (const reason of failed) {
+      const li = document.createElement("li");
+      li.textContent = reason;
+      ui.failures.appendChild(li);
+    }
+    await loadStudies();
+  }
+
+  // Folders dropped: walk FileSystemEntry trees (Chromium, Firefox, Safari).
+  function readEntry(entry, path) {
+    return new Promise((resolve) => {
+      if (entry.isFile) {
+        entry.file(
+          (file) => {
+            file.relativePath = path + file.name;
+            resolve([file]);
+          },
+          () => resolve([])
+        );
+        return;
+      }
+      const reader = entry.createReader();
+      const all = [];
+      const next = () =>
+        reader.readEntries(async (entries) => {
+          if (!entries.length) {
+            const nested = await Promise.all(all.map((e) => readEntry(e, `${path}${entry.name}/`)));
+            resolve(nested.flat());
+            return;
+          }
+          all.push(...entries);
+          next();
+        }, () => resolve([]));
+      next();
+    });
+  }
+
+  async function filesFromDrop(dataTransfer) {
+    const entries = [...dataTransfer.items]
+      .map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null))
+      .filter(Boolean);
+    if (!entries.length) return [...dataTransfer.files];
+    return (await Promise.all(entries.map((entry) => readEntry(entry, "")))).flat();
+  }
+
+  function describe(files) {
+    return files.length === 1 ? files[0].name : `${files.length} files`;
+  }
+
+  function setUpUpload() {
+    const zone = $("#dropzone");
+    for (const input of [$("#file-input"), $("#folder-input")]) {
+      input.addEventListener("change", () => {
+        const files = [...input.files];
+        input.value = "";
+        if (files.length) uploadFiles(files, describe(files));
+      });
+    }
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", async (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      const files = await filesFromDrop(event.dataTransfer);
+      if (files.length) uploadFiles(files, describe(files));
+    });
+  }
+
+  // ---- search, sort, paging ------------------------------------------------------------
+  function setUpList() {
+    const form = $("#search");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      state.filters = Object.fromEntries(
+        [...new FormData(form).entries()].map(([k, v]) => [k, String(v).trim()]).filter(([, v]) => v)
+      );
+      state.offset = 0;
+      loadStudies();
+    });
+    form.addEventListener("reset", () => {
+      state.filters = {};
+      state.offset = 0;
+      setTimeout(loadStudies, 0);
+    });
+    $("#prev").addEventListener("click", () => {
+      state.offset = Math.max(0, state.offset - config.pageSize);
+      loadStudies();
+    });
+    $("#next").addEventListener("click", () => {
+      state.offset += config.pageSize;
+      loadStudies();
+    });
+    for (const th of document.querySelectorAll("#study-table th[data-sort]")) {
+      th.addEventListener("click", () => {
+        const key = th.dataset.sort;
+        state.sortDir = state.sortKey === key ? -state.sortDir : 1;
+        state.sortKey = key;
+        render();
+      });
+    }
+  }
+
+  setUpUpload();
+  setUpList();
+  loadStudies();
+})();

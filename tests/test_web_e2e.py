@@ -1,0 +1,126 @@
+"""End to end in headless Chromium: upload a CT series through the UI, see it in the list,
+open it in OHIF, check that the viewport draws it, delete it through the dialog.
+
+Needs Debian's chromium (``apt-get install -y chromium``), the playwright package (test extra;
+its own browsers are never downloaded) and OHIF (``radpacs viewer install``). Screenshots go to
+test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from conftest import LiveServer, make_ct, to_bytes
+from radpacs.settings import load_settings
+from radpacs.web.ohif import installed_version
+from radpacs.web.viewer import viewer_dir
+
+pytestmark = pytest.mark.peer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
+SLICES = 6
+
+# Distinct grey levels in a sample of the viewport canvas (1 for a blank or uniform canvas).
+_CANVAS_LEVELS = """() => {
+  const canvas = document.querySelector('canvas.cornerstone-canvas');
+  if (!canvas || !canvas.width) return 0;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const levels = new Set();
+  for (let i = 0; i < data.length; i += 4 * 31) levels.add(data[i]);
+  return levels.size;
+}"""
+
+
+@pytest.fixture
+def ct_files(tmp_path: Path) -> list[Path]:
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    folder = tmp_path / "ct"
+    folder.mkdir()
+    paths = []
+    for number in range(1, SLICES + 1):
+        ds = make_ct(
+            study,
+            series,
+            PatientName="Browser^Test",
+            PatientID="E2E-1",
+            AccessionNumber="ACC-E2E",
+            StudyDescription="CT through the web UI",
+            InstanceNumber=number,
+        )
+        ds.ImagePositionPatient = [0.0, 0.0, 5.0 * number]
+        ds.SliceLocation = 5.0 * number
+        path = folder / f"slice{number}.dcm"
+        path.write_bytes(to_bytes(ds))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    if installed_version(viewer_dir(load_settings())) is None:
+        pytest.fail(
+            "OHIF is not installed: run `radpacs viewer install` (needs npm) before this test"
+        )
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    live = LiveServer(tmp_path / "data").start()
+    yield live
+    live.stop()
+
+
+def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url + "/")
+            page.set_input_files("#file-input", [str(path) for path in ct_files])
+            row = page.locator("#study-table tbody tr", has_text="E2E-1")
+            row.wait_for(timeout=30_000)
+            summary = page.locator(".upload-summary").first
+            sync_api.expect(summary).to_have_text(f"{SLICES} instances stored.", timeout=30_000)
+            assert row.locator("td").nth(7).inner_text() == str(SLICES)
+            page.screenshot(path=str(ARTIFACTS / "study-list.png"))
+
+            page.locator("#dropzone").screenshot(path=str(ARTIFACTS / "upload.png"))
+            page.locator("#upload").screenshot(path=str(ARTIFACTS / "upload-progress.png"))
+
+            with page.context.expect_page() as opened:
+                row.locator("a.open").click()
+            viewer = opened.value
+            viewer.set_viewport_size({"width": 1280, "height": 800})
+            viewer.wait_for_selector("canvas.cornerstone-canvas", timeout=60_000)
+            viewer.wait_for_function(f"({_CANVAS_LEVELS})() > 20", timeout=60_000)
+            skip = viewer.get_by_text("Skip all")
+            if skip.count():
+                skip.first.click()
+            assert viewer.evaluate(_CANVAS_LEVELS) > 20
+            viewer.screenshot(path=str(ARTIFACTS / "viewer.png"))
+            viewer.close()
+
+            row.locator("button.delete").click()
+            dialog = page.locator("dialog#confirm-delete")
+            sync_api.expect(dialog).to_be_visible()
+            assert "Browser" in dialog.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "delete-dialog.png"))
+            page.locator("#confirm-delete-button").click()
+            sync_api.expect(row).to_have_count(0, timeout=15_000)
+            sync_api.expect(page.locator("#list-status")).to_have_text("No study matches.")
+        finally:
+            browser.close()
