@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from radpacs import __version__
+from radpacs import __version__, cli_client
 from radpacs.settings import DuplicatePolicy, load_settings
 
 __all__ = ["app", "main"]
@@ -126,6 +126,9 @@ def check(
         typer.echo(f"  missing {sop}")
     if report.missing:
         raise typer.Exit(code=1)
+
+
+cli_client.register(app)
 
 
 def main() -> None:

@@ -174,7 +174,7 @@ class AsyncRadpacsClient:
 
     async def store(
         self,
-        paths: Iterable[str | Path],
+        paths: Iterable[str | Path | Source],
         *,
         skip_existing: bool = True,
         progress: Callable[[list[InstanceOutcome]], None] | None = None,

@@ -170,7 +170,7 @@ class RadpacsClient:
 
     def store(
         self,
-        paths: Iterable[str | Path],
+        paths: Iterable[str | Path | Source],
         *,
         skip_existing: bool = True,
         progress: StoreProgress | None = None,

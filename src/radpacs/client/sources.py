@@ -54,11 +54,14 @@ def _path_sources(path: Path) -> Iterator[Source]:
         yield Source(str(path), path.stat().st_size, path)
 
 
-def collect(paths: Iterable[str | Path]) -> list[Source]:
-    """Every file under ``paths`` (folders walked in name order, zips opened); InvalidInput
-    names a path that does not exist."""
+def collect(paths: Iterable[str | Path | Source]) -> list[Source]:
+    """Every file under ``paths`` (folders walked in name order, zips opened; a Source is
+    kept as it is); InvalidInput names a path that does not exist."""
     sources: list[Source] = []
     for given in paths:
+        if isinstance(given, Source):
+            sources.append(given)
+            continue
         path = Path(given)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
