@@ -35,9 +35,10 @@ def test_fails_then_succeeds(status: int) -> None:
 def test_never_succeeds_raises_after_the_configured_attempts() -> None:
     policy = RetryPolicy(attempts=3, timeout=5, initial_wait=0.01, max_wait=0.02)
     with ScriptedServer(failures=None, status=503) as server:
-        with RadpacsClient(server.url, retry=policy) as client, pytest.raises(
-            RadpacsRequestError
-        ) as caught:
+        with (
+            RadpacsClient(server.url, retry=policy) as client,
+            pytest.raises(RadpacsRequestError) as caught,
+        ):
             client.status()
     assert server.hits == 3
     error = caught.value
@@ -48,9 +49,10 @@ def test_never_succeeds_raises_after_the_configured_attempts() -> None:
 
 def test_other_errors_are_not_retried() -> None:
     with ScriptedServer(failures=None, status=400) as server:
-        with RadpacsClient(server.url, retry=FAST) as client, pytest.raises(
-            RadpacsRequestError
-        ) as caught:
+        with (
+            RadpacsClient(server.url, retry=FAST) as client,
+            pytest.raises(RadpacsRequestError) as caught,
+        ):
             client.request(Call("GET", "/dicom-web/studies"))
     assert server.hits == 1
     assert caught.value.status_code == 400
