@@ -28,10 +28,9 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel
 
+from conftest import free_port
 from radpacs.app import create_app
 from radpacs.settings import load_settings
-
-from conftest import free_port
 
 STANDIN_USER = ("alice", "wonderland")
 STANDIN_TOKEN = "standin-token-for-alice"

@@ -18,7 +18,6 @@ from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.client import (
     AsyncRadpacsClient,
-    Outcome,
     RadpacsClient,
     RadpacsRequestError,
     RetryPolicy,

@@ -25,21 +25,23 @@ FAST = RetryPolicy(attempts=4, timeout=5, initial_wait=0.01, max_wait=0.05)
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_fails_then_succeeds(status: int) -> None:
-    with ScriptedServer(failures=2, status=status) as server:
-        with RadpacsClient(server.url, retry=FAST) as client:
-            answer = client.request(Call("GET", "/api/health")).json()
+    with (
+        ScriptedServer(failures=2, status=status) as server,
+        RadpacsClient(server.url, retry=FAST) as client,
+    ):
+        answer = client.request(Call("GET", "/api/health")).json()
     assert answer == {"status": "ok", "version": "scripted"}
     assert server.hits == 3
 
 
 def test_never_succeeds_raises_after_the_configured_attempts() -> None:
     policy = RetryPolicy(attempts=3, timeout=5, initial_wait=0.01, max_wait=0.02)
-    with ScriptedServer(failures=None, status=503) as server:
-        with (
-            RadpacsClient(server.url, retry=policy) as client,
-            pytest.raises(RadpacsRequestError) as caught,
-        ):
-            client.status()
+    with (
+        ScriptedServer(failures=None, status=503) as server,
+        RadpacsClient(server.url, retry=policy) as client,
+        pytest.raises(RadpacsRequestError) as caught,
+    ):
+        client.status()
     assert server.hits == 3
     error = caught.value
     assert isinstance(error, RadpacsError)
@@ -48,28 +50,32 @@ def test_never_succeeds_raises_after_the_configured_attempts() -> None:
 
 
 def test_other_errors_are_not_retried() -> None:
-    with ScriptedServer(failures=None, status=400) as server:
-        with (
-            RadpacsClient(server.url, retry=FAST) as client,
-            pytest.raises(RadpacsRequestError) as caught,
-        ):
-            client.request(Call("GET", "/dicom-web/studies"))
+    with (
+        ScriptedServer(failures=None, status=400) as server,
+        RadpacsClient(server.url, retry=FAST) as client,
+        pytest.raises(RadpacsRequestError) as caught,
+    ):
+        client.request(Call("GET", "/dicom-web/studies"))
     assert server.hits == 1
     assert caught.value.status_code == 400
 
 
 def test_dropped_connections_are_retried() -> None:
-    with ScriptedServer(failures=2, status=0) as server:
-        with RadpacsClient(server.url, retry=FAST) as client:
-            assert client.request(Call("GET", "/api/health")).status_code == 200
+    with (
+        ScriptedServer(failures=2, status=0) as server,
+        RadpacsClient(server.url, retry=FAST) as client,
+    ):
+        assert client.request(Call("GET", "/api/health")).status_code == 200
     assert server.hits == 3
 
 
 def test_backoff_grows_between_attempts() -> None:
     policy = RetryPolicy(attempts=4, timeout=5, initial_wait=0.05, max_wait=1)
-    with ScriptedServer(failures=3, status=503) as server:
-        with RadpacsClient(server.url, retry=policy) as client:
-            client.request(Call("GET", "/api/health"))
+    with (
+        ScriptedServer(failures=3, status=503) as server,
+        RadpacsClient(server.url, retry=policy) as client,
+    ):
+        client.request(Call("GET", "/api/health"))
     gaps = [later - earlier for earlier, later in zip(server.times, server.times[1:], strict=False)]
     # equal jitter: retry n waits between half and all of 0.05 * 2**(n-1)
     assert gaps[0] >= 0.025 and gaps[2] >= 0.1
@@ -102,9 +108,11 @@ def test_async_client_retries_the_same_way() -> None:
     with ScriptedServer(failures=2, status=502) as server:
         assert asyncio.run(run(server.url)) == 200
     assert server.hits == 3
-    with ScriptedServer(failures=None, status=504) as server:
-        with pytest.raises(RadpacsRequestError) as caught:
-            asyncio.run(run(server.url))
+    with (
+        ScriptedServer(failures=None, status=504) as server,
+        pytest.raises(RadpacsRequestError) as caught,
+    ):
+        asyncio.run(run(server.url))
     assert caught.value.status_code == 504 and server.hits == 4
 
 
@@ -127,9 +135,11 @@ def _scripted(*answers: httpx.Response | Exception) -> tuple[httpx.MockTransport
 
 def test_a_non_idempotent_call_is_retried_only_when_surely_not_processed() -> None:
     transport, seen = _scripted(httpx.Response(503), httpx.Response(200))
-    with RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client:
-        with pytest.raises(RadpacsRequestError):
-            client.request(Call("POST", "/x", idempotent=False))
+    with (
+        RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client,
+        pytest.raises(RadpacsRequestError),
+    ):
+        client.request(Call("POST", "/x", idempotent=False))
     assert seen == ["POST"]  # a 503 may come after the work was done
 
     transport, seen = _scripted(httpx.Response(429), httpx.Response(200))
@@ -139,9 +149,11 @@ def test_a_non_idempotent_call_is_retried_only_when_surely_not_processed() -> No
 
     timeout = httpx.ReadTimeout("slow")
     transport, seen = _scripted(timeout, httpx.Response(200))
-    with RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client:
-        with pytest.raises(RadpacsRequestError):
-            client.request(Call("POST", "/x", idempotent=False))
+    with (
+        RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client,
+        pytest.raises(RadpacsRequestError),
+    ):
+        client.request(Call("POST", "/x", idempotent=False))
     assert seen == ["POST"]
 
     refused = httpx.ConnectError("refused")
@@ -164,9 +176,11 @@ def test_a_retried_delete_that_finds_nothing_is_done() -> None:
         client.delete("1.2.3")
     assert seen == ["DELETE", "DELETE"]
     transport, _ = _scripted(httpx.Response(404))
-    with RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client:
-        with pytest.raises(RadpacsRequestError) as caught:
-            client.delete("1.2.3")
+    with (
+        RadpacsClient("http://radpacs.test", retry=FAST, transport=transport) as client,
+        pytest.raises(RadpacsRequestError) as caught,
+    ):
+        client.delete("1.2.3")
     assert caught.value.status_code == 404
 
 
