@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import deid, health, upload
+from radpacs.api import counts, deid, health, upload
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(counts.router)
     app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)

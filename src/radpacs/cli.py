@@ -129,8 +129,9 @@ def check(
 
 
 def _register_subcommands() -> None:
-    from radpacs import cli_deid, cli_viewer
+    from radpacs import cli_client, cli_deid, cli_viewer
 
+    cli_client.register(app)
     cli_deid.register(app)
     cli_viewer.register(app)
 

@@ -10,7 +10,8 @@ Hierarchy::
      ├── NotFound                 no study, series, instance, frame or attribute with that key
      ├── InvalidQuery             a QIDO-RS parameter is unknown or malformed
      ├── InvalidInput             an input file or parameter is not what the operation needs
-     └── NotAcceptable            the requested representation cannot be produced
+     ├── NotAcceptable            the requested representation cannot be produced
+     └── RadpacsRequestError      a request of the client to a radpacs server failed
 
 Domain code raises these; only the HTTP layer turns them into responses.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "NotAcceptable",
     "NotFound",
     "RadpacsError",
+    "RadpacsRequestError",
     "StorageError",
 ]
 
@@ -90,3 +92,19 @@ class InvalidInput(RadpacsError):
 
 class NotAcceptable(RadpacsError):
     """The requested media type or transfer syntax cannot be produced for this resource."""
+
+
+class RadpacsRequestError(RadpacsError):
+    """A request of :mod:`radpacs.client` failed: an error status, or no answer after retries.
+
+    ``status_code`` is None when no response came (connection refused, timeout);
+    ``text`` is the response body (or the transport error), cut to 2000 characters.
+    """
+
+    def __init__(self, method: str, path: str, status_code: int | None, text: str) -> None:
+        self.method = method
+        self.path = path
+        self.status_code = status_code
+        self.text = text[:2000]
+        status = f"HTTP {status_code}" if status_code is not None else "no response"
+        super().__init__(f"{method} {path}: {status}: {self.text.strip() or '(empty body)'}")

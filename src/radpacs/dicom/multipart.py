@@ -90,6 +90,16 @@ class MultipartParser:
             raise MultipartError("the body ended before the closing boundary: upload cut short")
         return self._parts
 
+    def take_completed(self) -> list[Part]:
+        """Hand over the parts whose closing delimiter has arrived; close() no longer returns them.
+
+        Lets a reader write each part out as soon as it is complete, so a long body never
+        accumulates its parts (the radpacs client retrieves studies this way).
+        """
+        done = [part for part in self._parts if part is not self._current]
+        self._parts = [self._current] if self._current is not None else []
+        return done
+
     def _step(self) -> bool:
         buffer = self._buffer
         if self._state == self._PREAMBLE:

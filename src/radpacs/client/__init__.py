@@ -1,0 +1,47 @@
+"""The radpacs Python client: DICOMweb and the REST API of a radpacs server, with retries.
+
+:class:`RadpacsClient` blocks, :class:`AsyncRadpacsClient` awaits; both have the same
+methods and share their request building and answer parsing. Failed requests raise
+:class:`radpacs.errors.RadpacsRequestError`; transport errors and 429/502/503/504 answers are
+retried first, as :class:`RetryPolicy` says.
+
+Example::
+
+    from radpacs.client import RadpacsClient
+
+    with RadpacsClient.from_config() as client:  # RADPACS_URL / RADPACS_TOKEN / config file
+        summary = client.store(["scans/"])
+        print(summary.counts())
+"""
+
+from radpacs.client._async import AsyncRadpacsClient
+from radpacs.client._core import Call
+from radpacs.client._retry import RetryPolicy
+from radpacs.client._sync import RadpacsClient
+from radpacs.client.models import (
+    DicomJSON,
+    DVHCurve,
+    DVHResult,
+    InstanceOutcome,
+    Outcome,
+    SearchMatch,
+    ServerStatus,
+    StoreSummary,
+)
+from radpacs.errors import RadpacsRequestError
+
+__all__ = [
+    "AsyncRadpacsClient",
+    "Call",
+    "DVHCurve",
+    "DVHResult",
+    "DicomJSON",
+    "InstanceOutcome",
+    "Outcome",
+    "RadpacsClient",
+    "RadpacsRequestError",
+    "RetryPolicy",
+    "SearchMatch",
+    "ServerStatus",
+    "StoreSummary",
+]

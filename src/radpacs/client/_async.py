@@ -1,0 +1,317 @@
+"""AsyncRadpacsClient: the asyncio client (httpx.AsyncClient, batches sent as bounded tasks).
+
+It mirrors :class:`radpacs.client.RadpacsClient` method by method; both build their
+requests and read the answers with :mod:`radpacs.client._core`. Reading files, parsing
+DICOM headers and writing downloaded instances run in worker threads, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from radpacs.client import _core
+from radpacs.client._core import Call, PartWriter, PreparedBatch, SearchPager
+from radpacs.client._retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
+from radpacs.client.config import resolve
+from radpacs.client.models import (
+    DicomJSON,
+    DVHResult,
+    InstanceOutcome,
+    SearchMatch,
+    ServerStatus,
+    StoreSummary,
+)
+from radpacs.client.sources import Source, batches, collect
+from radpacs.errors import RadpacsRequestError
+
+__all__ = ["AsyncRadpacsClient"]
+
+T = TypeVar("T")
+
+_WRITE_BYTES = 1024 * 1024
+
+
+class AsyncRadpacsClient:
+    """The asyncio twin of :class:`radpacs.client.RadpacsClient`; same arguments, same
+    methods, awaited.
+
+    Example::
+
+        async with AsyncRadpacsClient("http://127.0.0.1:8080") as client:
+            summary = await client.store(["scans/"])
+            studies = await client.search("studies", {"PatientID": "P1"})
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        batch_instances: int = 50,
+        batch_bytes: int = 32 * 1024 * 1024,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self.url = url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.concurrency = concurrency
+        self.batch_instances = batch_instances
+        self.batch_bytes = batch_bytes
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=self.retry.timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=concurrency + 2),
+        )
+        self.token = token
+
+    @classmethod
+    def from_config(
+        cls, url: str | None = None, token: str | None = None, **options: Any
+    ) -> AsyncRadpacsClient:
+        """A client for the URL and token given, else RADPACS_URL/RADPACS_TOKEN, else the
+        user config file written by ``radpacs login``."""
+        config = resolve(url, token)
+        return cls(config.url, config.token, **options)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token sent with every request (None: none sent)."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+        if value:
+            self._http.headers["Authorization"] = f"Bearer {value}"
+        else:
+            self._http.headers.pop("Authorization", None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncRadpacsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ sending
+
+    async def _attempt(
+        self, call: Call, attempt: int, consume: Callable[[httpx.Response], Awaitable[T]]
+    ) -> T:
+        async with self._http.stream(
+            call.method,
+            call.path,
+            params=list(call.params) or None,
+            headers=dict(call.headers),
+            content=call.content,
+            json=call.json,
+            files=dict(call.files) if call.files else None,
+            data=dict(call.data) if call.data else None,
+        ) as response:
+            if _core.check(call, response, attempt):
+                return await consume(response)
+            text = (await response.aread()).decode("utf-8", "replace")
+            if response.status_code in RETRY_STATUSES:
+                raise RetryableStatus(response, text)
+            raise RadpacsRequestError(call.method, call.path, response.status_code, text)
+
+    async def _send(self, call: Call, consume: Callable[[httpx.Response], Awaitable[T]]) -> T:
+        """Send ``call`` with retries; ``consume`` reads the answer inside the attempt."""
+        try:
+            async for attempt in self.retry.async_retrying(call.idempotent):
+                with attempt:
+                    return await self._attempt(call, attempt.retry_state.attempt_number, consume)
+        except RetryableStatus as exc:
+            raise RadpacsRequestError(
+                call.method, call.path, exc.response.status_code, exc.text
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _core.request_error(call, exc) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def request(self, call: Call) -> httpx.Response:
+        """Send ``call`` and read the whole answer."""
+
+        async def read(response: httpx.Response) -> httpx.Response:
+            await response.aread()
+            return response
+
+        return await self._send(call, read)
+
+    # ------------------------------------------------------------------ STOW-RS
+
+    async def _store_batch(
+        self, sources: list[Source], skip_existing: bool
+    ) -> list[InstanceOutcome]:
+        batch = await asyncio.to_thread(PreparedBatch, sources)
+        try:
+            if skip_existing:
+                for call in batch.existing_calls():
+                    batch.mark_existing(await self.request(call))
+            stow = batch.stow_call()
+            if stow is not None:
+                batch.apply_stow(await self.request(stow))
+        except RadpacsRequestError as exc:
+            batch.fail_pending(str(exc))
+        return batch.outcomes()
+
+    async def store(
+        self,
+        paths: Iterable[str | Path | Source],
+        *,
+        skip_existing: bool = True,
+        progress: Callable[[list[InstanceOutcome]], None] | None = None,
+    ) -> StoreSummary:
+        """Store DICOM files, folders and zips by STOW-RS; see RadpacsClient.store."""
+        sources = await asyncio.to_thread(collect, paths)
+        groups = list(batches(sources, self.batch_instances, self.batch_bytes))
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run(group: list[Source]) -> list[InstanceOutcome]:
+            async with gate:
+                outcomes = await self._store_batch(group, skip_existing)
+            if progress:
+                progress(outcomes)
+            return outcomes
+
+        results = await asyncio.gather(*(run(group) for group in groups))
+        return StoreSummary(items=[item for outcomes in results for item in outcomes])
+
+    # ------------------------------------------------------------------ QIDO-RS
+
+    async def iter_search(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        **options: Any,
+    ) -> AsyncIterator[SearchMatch]:
+        """Matches of a QIDO-RS search, fetched page by page as iterated."""
+        pager = SearchPager(level, filters, **options)
+        while (call := pager.next_call()) is not None:
+            for match in pager.accept(await self.request(call)):
+                yield match
+
+    async def search(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        **options: Any,
+    ) -> list[SearchMatch]:
+        """Every match of a QIDO-RS search, following the server's paging."""
+        return [match async for match in self.iter_search(level, filters, **options)]
+
+    # ------------------------------------------------------------------ WADO-RS
+
+    async def retrieve(
+        self,
+        study: str,
+        folder: str | Path,
+        series: str | None = None,
+        *,
+        progress: Callable[[Path], None] | None = None,
+    ) -> list[Path]:
+        """Download a study or series into ``folder/<study>/<series>/<sop>.dcm``, part by
+        part; see RadpacsClient.retrieve."""
+        target = Path(folder)
+
+        def report(paths: list[Path]) -> None:
+            for path in paths:
+                if progress:
+                    progress(path)
+
+        async def consume(response: httpx.Response) -> list[Path]:
+            writer = PartWriter(response, target)
+            pending: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= _WRITE_BYTES:
+                    report(await asyncio.to_thread(writer.feed, b"".join(pending)))
+                    pending, size = [], 0
+            if pending:
+                report(await asyncio.to_thread(writer.feed, b"".join(pending)))
+            report(await asyncio.to_thread(writer.close))
+            return writer.written
+
+        return await self._send(_core.retrieve_call(study, series), consume)
+
+    async def metadata(
+        self, study: str, series: str | None = None, sop: str | None = None
+    ) -> list[DicomJSON]:
+        """WADO-RS metadata of every instance of a study, series or instance."""
+        response = await self.request(_core.metadata_call(study, series, sop))
+        return [DicomJSON(dataset=item) for item in response.json()]
+
+    async def frames(
+        self, study: str, series: str, sop: str, numbers: Sequence[int], *, as_stored: bool = False
+    ) -> list[bytes]:
+        """Frames by 1-based number: native little endian pixels, or the stored bitstreams."""
+        response = await self.request(_core.frames_call(study, series, sop, numbers, as_stored))
+        return _core.split_multipart(response)
+
+    async def rendered(
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        frame: int | None = None,
+        media_type: str = "image/png",
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """A rendered image (PS3.18 10.4.1.1.5) of a study, series, instance or frame."""
+        call = _core.rendered_call(study, series, sop, frame, media_type, params or {})
+        return (await self.request(call)).content
+
+    async def delete(self, study: str, series: str | None = None, sop: str | None = None) -> None:
+        """Delete a study, series or instance; RadpacsRequestError (404) if it is not there."""
+        await self.request(_core.delete_call(study, series, sop))
+
+    # ------------------------------------------------------------------ REST API
+
+    async def login(self, username: str, password: str) -> str:
+        """POST /api/auth; the token is kept for the following requests and returned."""
+        call = _core.login_call(username, password)
+        self.token = _core.read_token(call, await self.request(call))
+        return self.token
+
+    async def dvh(self, structures: Path | bytes, dose: Path | bytes, **params: str) -> DVHResult:
+        """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
+        call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
+        return DVHResult.model_validate((await self.request(call)).json())
+
+    async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
+        """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""
+        dvhs = [curve.model_dump() for curve in result.dvhs]
+        return (await self.request(_core.dvh_plot_call(dvhs, media_type))).content
+
+    async def anonymize(
+        self, file: Path | bytes, options: Sequence[str] = (), *, pixels_checked: bool = False
+    ) -> bytes:
+        """The file de-identified by the server (POST /api/anonymize, PS3.15 Annex E)."""
+        call = await asyncio.to_thread(_core.anonymize_call, file, options, pixels_checked)
+        return (await self.request(call)).content
+
+    async def status(self) -> ServerStatus:
+        """GET /api/health, and the archive's counts from GET /api/counts."""
+        health = (await self.request(_core.HEALTH)).json()
+        counts = (await self.request(_core.COUNTS)).json()
+        return ServerStatus(url=self.url, counts=counts, **health)

@@ -1,0 +1,321 @@
+"""RadpacsClient: the blocking client (httpx.Client, batches sent by a thread pool)."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from radpacs.client import _core
+from radpacs.client._core import Call, PartWriter, PreparedBatch, SearchPager
+from radpacs.client._retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
+from radpacs.client.config import resolve
+from radpacs.client.models import (
+    DicomJSON,
+    DVHResult,
+    InstanceOutcome,
+    SearchMatch,
+    ServerStatus,
+    StoreSummary,
+)
+from radpacs.client.sources import Source, batches, collect
+from radpacs.errors import RadpacsRequestError
+
+__all__ = ["RadpacsClient"]
+
+T = TypeVar("T")
+
+StoreProgress = Callable[[list[InstanceOutcome]], None]
+
+
+class RadpacsClient:
+    """A radpacs server seen from Python: DICOMweb and the REST API, with retries.
+
+    ``url`` is the server's root (DICOMweb is under ``/dicom-web``). Uploads go in batches
+    of at most ``batch_instances`` files and ``batch_bytes`` bytes, ``concurrency`` at a
+    time. Errors raise :class:`radpacs.errors.RadpacsRequestError`.
+
+    Example::
+
+        with RadpacsClient("http://127.0.0.1:8080") as client:
+            summary = client.store(["scans/"])
+            for study in client.search("studies", {"PatientID": "P1"}):
+                client.retrieve(study.study_uid, "downloads/")
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        batch_instances: int = 50,
+        batch_bytes: int = 32 * 1024 * 1024,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self.url = url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.concurrency = concurrency
+        self.batch_instances = batch_instances
+        self.batch_bytes = batch_bytes
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=self.retry.timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=concurrency + 2),
+        )
+        self.token = token
+
+    @classmethod
+    def from_config(
+        cls, url: str | None = None, token: str | None = None, **options: Any
+    ) -> RadpacsClient:
+        """A client for the URL and token given, else RADPACS_URL/RADPACS_TOKEN, else the
+        user config file written by ``radpacs login``."""
+        config = resolve(url, token)
+        return cls(config.url, config.token, **options)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token sent with every request (None: none sent)."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+        if value:
+            self._http.headers["Authorization"] = f"Bearer {value}"
+        else:
+            self._http.headers.pop("Authorization", None)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RadpacsClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: types.TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ sending
+
+    def _attempt(self, call: Call, attempt: int, consume: Callable[[httpx.Response], T]) -> T:
+        with self._http.stream(
+            call.method,
+            call.path,
+            params=list(call.params) or None,
+            headers=dict(call.headers),
+            content=call.content,
+            json=call.json,
+            files=dict(call.files) if call.files else None,
+            data=dict(call.data) if call.data else None,
+        ) as response:
+            if _core.check(call, response, attempt):
+                return consume(response)
+            text = response.read().decode("utf-8", "replace")
+            if response.status_code in RETRY_STATUSES:
+                raise RetryableStatus(response, text)
+            raise RadpacsRequestError(call.method, call.path, response.status_code, text)
+
+    def _send(self, call: Call, consume: Callable[[httpx.Response], T]) -> T:
+        """Send ``call`` with retries; ``consume`` reads the answer inside the attempt, so a
+        connection dropped mid-body is retried too."""
+        try:
+            for attempt in self.retry.retrying(call.idempotent):
+                with attempt:
+                    return self._attempt(call, attempt.retry_state.attempt_number, consume)
+        except RetryableStatus as exc:
+            raise RadpacsRequestError(
+                call.method, call.path, exc.response.status_code, exc.text
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _core.request_error(call, exc) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def request(self, call: Call) -> httpx.Response:
+        """Send ``call`` and read the whole answer."""
+
+        def read(response: httpx.Response) -> httpx.Response:
+            response.read()
+            return response
+
+        return self._send(call, read)
+
+    # ------------------------------------------------------------------ STOW-RS
+
+    def _store_batch(self, sources: list[Source], skip_existing: bool) -> list[InstanceOutcome]:
+        batch = PreparedBatch(sources)
+        try:
+            if skip_existing:
+                for call in batch.existing_calls():
+                    batch.mark_existing(self.request(call))
+            stow = batch.stow_call()
+            if stow is not None:
+                batch.apply_stow(self.request(stow))
+        except RadpacsRequestError as exc:
+            batch.fail_pending(str(exc))
+        return batch.outcomes()
+
+    def store(
+        self,
+        paths: Iterable[str | Path | Source],
+        *,
+        skip_existing: bool = True,
+        progress: StoreProgress | None = None,
+    ) -> StoreSummary:
+        """Store DICOM files, folders (recursively) and zips by STOW-RS (PS3.18 10.5).
+
+        Files go in batches, ``concurrency`` at a time; with ``skip_existing`` each batch
+        first asks QIDO-RS which of its SOP Instance UIDs are stored and sends only the
+        others (they are reported ALREADY_STORED). Failures do not raise: each input's
+        outcome, with the server's reason, is in the summary. ``progress`` is called with
+        the outcomes of each finished batch.
+        """
+        groups = batches(collect(paths), self.batch_instances, self.batch_bytes)
+        results: dict[int, list[InstanceOutcome]] = {}
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="radpacs-store") as pool:
+            running: dict[Future[list[InstanceOutcome]], int] = {}
+            for number, group in enumerate(groups):
+                running[pool.submit(self._store_batch, group, skip_existing)] = number
+                if len(running) >= self.concurrency:  # bound what is read and held at once
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results[running.pop(future)] = outcomes = future.result()
+                        if progress:
+                            progress(outcomes)
+            for future in list(running):
+                results[running.pop(future)] = outcomes = future.result()
+                if progress:
+                    progress(outcomes)
+        return StoreSummary(items=[item for number in sorted(results) for item in results[number]])
+
+    # ------------------------------------------------------------------ QIDO-RS
+
+    def iter_search(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        **options: Any,
+    ) -> Iterator[SearchMatch]:
+        """Matches of a QIDO-RS search (PS3.18 10.6), fetched page by page as iterated.
+
+        ``level`` is studies, series or instances; ``options``: study, series, include,
+        fuzzy, limit (total), offset, page_size (see :class:`SearchPager`).
+        """
+        pager = SearchPager(level, filters, **options)
+        while (call := pager.next_call()) is not None:
+            yield from pager.accept(self.request(call))
+
+    def search(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        **options: Any,
+    ) -> list[SearchMatch]:
+        """Every match of a QIDO-RS search, following the server's paging."""
+        return list(self.iter_search(level, filters, **options))
+
+    # ------------------------------------------------------------------ WADO-RS
+
+    def retrieve(
+        self,
+        study: str,
+        folder: str | Path,
+        series: str | None = None,
+        *,
+        progress: Callable[[Path], None] | None = None,
+    ) -> list[Path]:
+        """Download a study or series into ``folder/<study>/<series>/<sop>.dcm``.
+
+        The multipart answer is parsed as it arrives and each instance written when its
+        part is complete (PS3.18 10.4); ``progress`` is called with each file written. A
+        connection lost midway restarts the download (files are overwritten, not doubled).
+        """
+        target = Path(folder)
+
+        def consume(response: httpx.Response) -> list[Path]:
+            writer = PartWriter(response, target)
+            for chunk in response.iter_bytes():
+                for path in writer.feed(chunk):
+                    if progress:
+                        progress(path)
+            for path in writer.close():
+                if progress:
+                    progress(path)
+            return writer.written
+
+        return self._send(_core.retrieve_call(study, series), consume)
+
+    def metadata(
+        self, study: str, series: str | None = None, sop: str | None = None
+    ) -> list[DicomJSON]:
+        """WADO-RS metadata of every instance of a study, series or instance."""
+        response = self.request(_core.metadata_call(study, series, sop))
+        return [DicomJSON(dataset=item) for item in response.json()]
+
+    def frames(
+        self, study: str, series: str, sop: str, numbers: Sequence[int], *, as_stored: bool = False
+    ) -> list[bytes]:
+        """Frames by 1-based number: native little endian pixels, or the stored bitstreams."""
+        response = self.request(_core.frames_call(study, series, sop, numbers, as_stored))
+        return _core.split_multipart(response)
+
+    def rendered(
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        frame: int | None = None,
+        media_type: str = "image/png",
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """A rendered image (PS3.18 10.4.1.1.5) of a study, series, instance or frame."""
+        call = _core.rendered_call(study, series, sop, frame, media_type, params or {})
+        return self.request(call).content
+
+    def delete(self, study: str, series: str | None = None, sop: str | None = None) -> None:
+        """Delete a study, series or instance; RadpacsRequestError (404) if it is not there."""
+        self.request(_core.delete_call(study, series, sop))
+
+    # ------------------------------------------------------------------ REST API
+
+    def login(self, username: str, password: str) -> str:
+        """POST /api/auth; the token is kept for the following requests and returned."""
+        call = _core.login_call(username, password)
+        self.token = _core.read_token(call, self.request(call))
+        return self.token
+
+    def dvh(self, structures: Path | bytes, dose: Path | bytes, **params: str) -> DVHResult:
+        """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
+        response = self.request(_core.dvh_call(structures, dose, params))
+        return DVHResult.model_validate(response.json())
+
+    def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
+        """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""
+        dvhs = [curve.model_dump() for curve in result.dvhs]
+        return self.request(_core.dvh_plot_call(dvhs, media_type)).content
+
+    def anonymize(
+        self, file: Path | bytes, options: Sequence[str] = (), *, pixels_checked: bool = False
+    ) -> bytes:
+        """The file de-identified by the server (POST /api/anonymize, PS3.15 Annex E)."""
+        return self.request(_core.anonymize_call(file, options, pixels_checked)).content
+
+    def status(self) -> ServerStatus:
+        """GET /api/health, and the archive's counts from GET /api/counts."""
+        health = self.request(_core.HEALTH).json()
+        counts = self.request(_core.COUNTS).json()
+        return ServerStatus(url=self.url, counts=counts, **health)

@@ -1,0 +1,170 @@
+"""Typed results of :mod:`radpacs.client`: pydantic models over what the server answers.
+
+:class:`SearchMatch` wraps one QIDO-RS match in DICOM JSON (PS3.18 Annex F) and reads it by
+keyword (:class:`DicomJSON`, its base, does the same for WADO-RS metadata)::
+
+    match.get("PatientID")          # 'ANON0001' (first value; a PN gives its Alphabetic form)
+    match.values("ModalitiesInStudy")  # ['CT', 'RTSTRUCT']
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from radpacs.dicom.tags import resolve_tag, tag_hex
+
+__all__ = [
+    "DVHCurve",
+    "DVHResult",
+    "DicomJSON",
+    "InstanceOutcome",
+    "Outcome",
+    "SearchMatch",
+    "ServerStatus",
+    "StoreSummary",
+]
+
+
+def _plain(value: Any) -> Any:
+    """A DICOM JSON value as Python: a PN object becomes its Alphabetic string."""
+    if isinstance(value, dict) and "Alphabetic" in value:
+        return value["Alphabetic"]
+    return value
+
+
+class DicomJSON(BaseModel):
+    """A DICOM JSON dataset (PS3.18 F.2) as the server sent it, read by keyword."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: dict[str, Any]
+
+    def values(self, keyword: str) -> list[Any]:
+        """Every value of an attribute given by keyword or 8-digit tag; [] when absent."""
+        element = self.dataset.get(tag_hex(resolve_tag(keyword)))
+        if not element:
+            return []
+        return [_plain(value) for value in element.get("Value", [])]
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        """The first value of an attribute (keyword or tag), or ``default`` when it has none."""
+        found = self.values(keyword)
+        return found[0] if found else default
+
+    @property
+    def study_uid(self) -> str:
+        return str(self.get("StudyInstanceUID", ""))
+
+    @property
+    def series_uid(self) -> str:
+        return str(self.get("SeriesInstanceUID", ""))
+
+    @property
+    def sop_uid(self) -> str:
+        return str(self.get("SOPInstanceUID", ""))
+
+    @property
+    def retrieve_url(self) -> str:
+        return str(self.get("RetrieveURL", ""))
+
+
+class SearchMatch(DicomJSON):
+    """One QIDO-RS match (PS3.18 10.6.3): the matched attributes and RetrieveURL."""
+
+
+class Outcome(StrEnum):
+    """What became of one input of :meth:`RadpacsClient.store`."""
+
+    STORED = "stored"
+    ALREADY_STORED = "already stored"
+    FAILED = "failed"
+    NOT_DICOM = "not DICOM"
+
+
+class InstanceOutcome(BaseModel):
+    """One input file (or zip member) and what became of it."""
+
+    source: str
+    outcome: Outcome
+    sop_instance_uid: str = ""
+    reason: str = ""
+    failure_reason: int | None = Field(
+        default=None, description="PS3.18 Table 10.5.3-3 FailureReason, when the server gave one"
+    )
+
+
+class StoreSummary(BaseModel):
+    """The outcome of every input of a store call, in input order."""
+
+    items: list[InstanceOutcome] = Field(default_factory=list)
+
+    def _with(self, outcome: Outcome) -> list[InstanceOutcome]:
+        return [item for item in self.items if item.outcome is outcome]
+
+    @property
+    def stored(self) -> list[InstanceOutcome]:
+        return self._with(Outcome.STORED)
+
+    @property
+    def already_stored(self) -> list[InstanceOutcome]:
+        return self._with(Outcome.ALREADY_STORED)
+
+    @property
+    def failed(self) -> list[InstanceOutcome]:
+        return self._with(Outcome.FAILED)
+
+    @property
+    def not_dicom(self) -> list[InstanceOutcome]:
+        return self._with(Outcome.NOT_DICOM)
+
+    @property
+    def ok(self) -> bool:
+        """True when no DICOM input failed."""
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        """How many inputs ended in each outcome."""
+        return {outcome.value: len(self._with(outcome)) for outcome in Outcome}
+
+
+class DVHCurve(BaseModel):
+    """One structure's dose-volume histogram as the server computes it (POST /api/dvh).
+
+    Fields the server adds beyond these are kept (``model_extra``) and sent back unchanged to
+    the plot route.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    roi_number: int | None = None
+
+    def statistics(self) -> dict[str, Any]:
+        """The scalar fields (volume, Dmin, Dmean, D95, ...) named as the server names them."""
+        scalars: dict[str, Any] = {}
+        for key, value in self.model_dump().items():
+            if isinstance(value, dict):
+                scalars.update({k: v for k, v in value.items() if isinstance(v, int | float | str)})
+            elif isinstance(value, int | float | str) and key not in ("name", "roi_number"):
+                scalars[key] = value
+        return scalars
+
+
+class DVHResult(BaseModel):
+    """The DVHs of the structures of an RTSTRUCT over an RTDOSE."""
+
+    model_config = ConfigDict(extra="allow")
+
+    dvhs: list[DVHCurve]
+
+
+class ServerStatus(BaseModel):
+    """GET /api/health and the archive's counts."""
+
+    url: str
+    status: str
+    version: str = ""
+    counts: dict[str, int] = Field(default_factory=dict)
