@@ -15,7 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import deid, health
+from radpacs.api import accounts, deid, health, workshop
+from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
@@ -61,9 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
+        open_access(app, settings, archive)
         try:
             yield
         finally:
+            close_access(app)
             archive.close()
 
     app = FastAPI(
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
     install_error_handlers(app)
+    app.add_middleware(AccessControl)  # innermost: sees the route; CORS preflights skip it
     if "*" not in settings.allowed_hosts:
         app.middleware("http")(_client_filter(settings))
     if settings.cors_origins:
@@ -89,4 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(accounts.router)
+    app.include_router(workshop.router)
     return app
