@@ -307,6 +307,11 @@ class AccessControl:
             if services is None and settings.auth_enabled:
                 raise AuthenticationError("the server is starting; try again")
             audit.principal = await self._principal(settings, services, rule, scope)
+            if not audit.principal.can(rule.permission):
+                roles = ", ".join(sorted(audit.principal.roles)) or "no role"
+                raise PermissionDenied(
+                    f"{audit.principal.username} ({roles}) may not {rule.permission.value} here"
+                )
             scope["radpacs.principal"] = audit.principal
             scope["radpacs.audit"] = audit
         except RadpacsError as refusal:
@@ -343,12 +348,9 @@ class AccessControl:
             raise AuthenticationError(
                 "this route needs a token: Authorization: Bearer <token>, or ?token=<token>"
             )
-        principal = await anyio.to_thread.run_sync(services.authenticator.authenticate, token)
-        if not principal.can(rule.permission):
-            roles = ", ".join(sorted(principal.roles)) or "no role"
-            raise PermissionDenied(
-                f"{principal.username} ({roles}) may not {rule.permission.value} here"
-            )
+        principal: Principal = await anyio.to_thread.run_sync(
+            services.authenticator.authenticate, token
+        )
         return principal
 
     @staticmethod
