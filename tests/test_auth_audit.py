@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _auth_support import auth_client, bearer, services, token
-from conftest import make_ct, multipart, to_bytes
 from fastapi.testclient import TestClient
 
+from _auth_support import auth_client, bearer, services, token
+from conftest import make_ct, multipart, to_bytes
 from radpacs.auth.roles import Role
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import jwt
 import pytest
-from _auth_support import auth_client, bearer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
+from _auth_support import auth_client, bearer
 from radpacs.auth.oidc import roles_from_claims
 from radpacs.auth.roles import Role
 

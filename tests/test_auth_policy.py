@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _auth_support import ROLES, auth_client, bearer, token
-from conftest import make_ct, multipart, to_bytes
 from fastapi.testclient import TestClient
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 
+from _auth_support import ROLES, auth_client, bearer, token
+from conftest import make_ct, multipart, to_bytes
 from radpacs.api.access import route_entries
 from radpacs.app import create_app
 from radpacs.auth.policy import POLICY

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import jwt
 import pytest
-from _auth_support import PASSWORD, auth_client, bearer, services, token
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
+from _auth_support import PASSWORD, auth_client, bearer, services, token
 from radpacs.auth.ratelimit import LoginLimiter
 from radpacs.auth.roles import Role
 from radpacs.errors import TooManyAttempts
