@@ -131,7 +131,7 @@ def load_demo_into(settings: Settings, demo_dir: Path | None) -> list[str]:
         named = load_demo(archive, DatasetNames(archive.engine), folder)
     finally:
         archive.close()
-    return [item.name for item in named]
+    return sorted(item.name for item in named)
 
 
 def load_demo_command(
