@@ -1,12 +1,11 @@
 """Servers for the client tests: scripted HTTP servers for retries, and radpacs with stand-ins.
 
-STAND-INS: POST /api/auth and POST /api/dvh, /api/dvh/plot are being built by the auth and
-DVH developers. Until they are merged, :func:`standin_routes` adds small routes that follow
-their agreed contracts (``{username, password} -> {"token"}``; files ``file_struct`` and
-``file_dose`` -> ``{"dvhs": [...]}``; ``{"dvhs": [...]}`` -> PNG) so the client's side of
-those calls is tested over real HTTP. They compute nothing real: the DVH stand-in lists the
-structure set's ROI names with the dose grid's maximum. Replace them with the real routes
-once merged.
+STAND-INS: POST /api/dvh and /api/dvh/plot are being built by the DVH developer. Until they
+are merged, :func:`standin_routes` adds small routes that follow the agreed contract (files
+``file_struct`` and ``file_dose`` -> ``{"dvhs": [...]}``; ``{"dvhs": [...]}`` -> PNG) so the
+client's side of those calls is tested over real HTTP. They compute nothing real: the DVH
+stand-in lists the structure set's ROI names with the dose grid's maximum. Login uses the
+real POST /api/auth with a real account.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ from conftest import free_port
 from radpacs.app import create_app
 from radpacs.settings import load_settings
 
-STANDIN_USER = ("alice", "wonderland")
-STANDIN_TOKEN = "standin-token-for-alice"
+STANDIN_USER = ("alice", "wonderland")  # a real account, created in the stand-in server's index
 
 
 class ScriptedServer:
@@ -109,12 +107,6 @@ def standin_routes() -> APIRouter:
     """STAND-IN routes for /api/auth and /api/dvh (see the module docstring)."""
     router = APIRouter(prefix="/api", tags=["stand-in"])
 
-    @router.post("/auth")
-    def standin_login(body: _Login) -> dict[str, str]:
-        if (body.username, body.password) != STANDIN_USER:
-            raise HTTPException(401, "wrong username or password")
-        return {"token": STANDIN_TOKEN}
-
     @router.post("/dvh")
     def standin_dvh(
         file_struct: Annotated[UploadFile, File()], file_dose: Annotated[UploadFile, File()]
@@ -150,8 +142,19 @@ def standin_routes() -> APIRouter:
 
 @contextmanager
 def radpacs_with_standins(data_dir: Path) -> Iterator[str]:
-    """radpacs (create_app, SQLite) plus the stand-in routes, served by uvicorn in a thread."""
-    app: FastAPI = create_app(load_settings(data_dir=data_dir))
+    """radpacs (create_app, SQLite) plus the stand-in routes, served by uvicorn in a thread.
+
+    The account ``STANDIN_USER`` exists (uploader), so that the real POST /api/auth answers.
+    """
+    from radpacs.archive import Archive
+    from radpacs.archive.accounts import AccountStore
+    from radpacs.auth.passwords import hash_password
+
+    settings = load_settings(data_dir=data_dir)
+    archive = Archive.from_settings(settings)
+    AccountStore(archive.engine).add(STANDIN_USER[0], "uploader", hash_password(STANDIN_USER[1]))
+    archive.close()
+    app: FastAPI = create_app(settings)
     app.include_router(standin_routes())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -85,6 +85,13 @@ def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
     return [(part.content_type, part.read()) for part in parser.close()]
 
 
+@pytest.fixture(autouse=True)
+def _auth_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run with auth off (env, inherited by LiveServer) unless they pass auth_enabled
+    or --auth; the auth tests build their own authenticated apps and servers."""
+    monkeypatch.setenv("RADPACS_AUTH_ENABLED", "false")
+
+
 def _postgres_available() -> bool:
     try:
         engine = create_engine(POSTGRES_URL)

@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from _client_support import STANDIN_TOKEN, STANDIN_USER, radpacs_with_standins
+from _client_support import STANDIN_USER, radpacs_with_standins
 from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.cli_client import register
@@ -120,7 +120,7 @@ def test_unreachable_server_is_a_clear_error(cli: typer.Typer, tmp_path: Path) -
 
 
 def test_login_writes_a_private_config(cli: typer.Typer, user_config: Path, tmp_path: Path):
-    """Against the STAND-IN /api/auth route (see _client_support)."""
+    """Against the real POST /api/auth with an account the test creates."""
     with radpacs_with_standins(tmp_path / "data") as url:
         user, password = STANDIN_USER
         code, _, err = _invoke(cli, "login", "--url", url, "-u", user, "--password", "nope")
@@ -130,8 +130,10 @@ def test_login_writes_a_private_config(cli: typer.Typer, user_config: Path, tmp_
         assert code == 0, err
         path = user_config / "config.toml"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert read_config(path) == {"url": url, "token": STANDIN_TOKEN}
-        assert resolve().token == STANDIN_TOKEN
+        token = read_config(path)["token"]
+        assert read_config(path) == {"url": url, "token": token}
+        assert token.count(".") == 2  # a signed JWT from the real POST /api/auth
+        assert resolve().token == token
         assert resolve(url="http://elsewhere:8080").token is None  # not sent to another server
 
         code, out, _ = _invoke(cli, "status")  # URL from the config file

@@ -15,7 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import counts, deid, health, upload
+from radpacs.api import accounts, counts, deid, health, upload, workshop
+from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
@@ -62,9 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
+        open_access(app, settings, archive)
         try:
             yield
         finally:
+            close_access(app)
             archive.close()
 
     app = FastAPI(
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
     install_error_handlers(app)
+    app.add_middleware(AccessControl)  # innermost: sees the route; CORS preflights skip it
     if "*" not in settings.allowed_hosts:
         app.middleware("http")(_client_filter(settings))
     if settings.cors_origins:
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(accounts.router)
+    app.include_router(workshop.router)
     app.include_router(counts.router)
     app.include_router(upload.router)
     app.include_router(viewer.router)

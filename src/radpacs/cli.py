@@ -57,12 +57,33 @@ def serve(
         DuplicatePolicy | None,
         typer.Option(help="What to do with a different object under a known UID."),
     ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth", help="Require tokens (default) or not (single-user laptop)."
+        ),
+    ] = None,
+    open_enrolment: Annotated[
+        bool | None,
+        typer.Option(
+            "--open-enrolment/--closed-enrolment",
+            help="Let anyone create a password-less reader account (POST /api/account).",
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Store and name the RT workshop datasets first.")
+    ] = False,
+    demo_dir: Annotated[
+        Path | None, typer.Option(help="The rt-workshop folder for --demo.")
+    ] = None,
 ) -> None:
     """Start the DICOMweb server (DICOMweb at /dicom-web, REST at /api, docs at /docs)."""
     import uvicorn
 
     from radpacs.app import create_app
     from radpacs.archive import Archive
+    from radpacs.cli_auth import load_demo_into, login_hint
+    from radpacs.logs import logging_config
 
     overrides = {
         "host": host,
@@ -71,19 +92,26 @@ def serve(
         "database_url": database_url,
         "workers": workers,
         "duplicate_policy": duplicate_policy,
+        "auth_enabled": auth,
+        "open_enrolment": open_enrolment,
     }
     settings = load_settings(**overrides)
     Archive.from_settings(settings).close()  # create and migrate once, before any worker
+    if demo:
+        names = load_demo_into(settings, demo_dir)
+        typer.echo(f"demo datasets: {', '.join(names)}")
     typer.echo(
         f"radpacs {__version__} serving http://{settings.host}:{settings.port}/ "
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
+    typer.echo(login_hint(settings))
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=logging_config(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -96,6 +124,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings, per_process=True),
     )
 
 
@@ -129,8 +158,9 @@ def check(
 
 
 def _register_subcommands() -> None:
-    from radpacs import cli_client, cli_deid, cli_viewer
+    from radpacs import cli_auth, cli_client, cli_deid, cli_viewer
 
+    cli_auth.register(app)
     cli_client.register(app)
     cli_deid.register(app)
     cli_viewer.register(app)

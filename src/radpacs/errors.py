@@ -11,6 +11,10 @@ Hierarchy::
      ├── InvalidQuery             a QIDO-RS parameter is unknown or malformed
      ├── InvalidInput             an input file or parameter is not what the operation needs
      ├── NotAcceptable            the requested representation cannot be produced
+     ├── AuthenticationError      no credentials, or wrong, expired, revoked or forged ones
+     ├── PermissionDenied         the caller's roles do not grant the permission asked for
+     ├── Conflict                 the resource already exists (an account name)
+     ├── TooManyAttempts          login attempts are rate limited (carries ``retry_after``)
      └── RadpacsRequestError      a request of the client to a radpacs server failed
 
 Domain code raises these; only the HTTP layer turns them into responses.
@@ -19,16 +23,20 @@ Domain code raises these; only the HTTP layer turns them into responses.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
+    "Conflict",
     "DuplicateInstance",
     "InvalidInput",
     "InvalidInstance",
     "InvalidQuery",
     "NotAcceptable",
     "NotFound",
+    "PermissionDenied",
     "RadpacsError",
     "RadpacsRequestError",
     "StorageError",
+    "TooManyAttempts",
 ]
 
 
@@ -108,3 +116,23 @@ class RadpacsRequestError(RadpacsError):
         self.text = text[:2000]
         status = f"HTTP {status_code}" if status_code is not None else "no response"
         super().__init__(f"{method} {path}: {status}: {self.text.strip() or '(empty body)'}")
+
+
+class AuthenticationError(RadpacsError):
+    """No credentials, or credentials that are wrong, expired, revoked or not ours (HTTP 401)."""
+
+
+class PermissionDenied(RadpacsError):
+    """The caller is known but its roles do not grant what the operation needs (HTTP 403)."""
+
+
+class Conflict(RadpacsError):
+    """The resource to create already exists, such as an account name (HTTP 409)."""
+
+
+class TooManyAttempts(RadpacsError):
+    """Too many failed logins from one address for one name; retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

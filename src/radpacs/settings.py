@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     log_level: str = "info"
     deid_secret: str | None = Field(default=None, min_length=16, repr=False)
     viewer_dir: Path | None = None  # the OHIF files; None: src/radpacs/web/ohif
+    # accounts, tokens, audit (docs/auth.md)
+    auth_enabled: bool = True
+    open_enrolment: bool = False
+    auth_secret: str | None = Field(default=None, min_length=32, repr=False)
+    token_lifetime_minutes: int = Field(default=480, gt=0)
+    login_max_failures: int = Field(default=5, gt=0)
+    login_window_seconds: int = Field(default=300, gt=0)
+    admin_user: str | None = None
+    admin_password: str | None = Field(default=None, min_length=8, repr=False)
+    jwt_validate: bool = False
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_username_claim: str = "preferred_username"
+    jwt_roles_claim: str = "roles"
+    jwt_role_map: dict[str, str] = Field(default_factory=dict)
+    log_max_bytes: int = Field(default=10 * 1024**2, gt=0)
+    log_backups: int = Field(default=5, ge=0)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -75,6 +93,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> Settings:
+        if self.jwt_validate and not (self.jwt_issuer and self.jwt_audience and self.jwt_jwks_url):
+            raise ValueError("jwt_validate needs jwt_issuer, jwt_audience and jwt_jwks_url")
+        if bool(self.admin_user) != bool(self.admin_password):
+            raise ValueError("admin_user and admin_password go together")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

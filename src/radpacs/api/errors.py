@@ -6,17 +6,27 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from radpacs.errors import (
+    AuthenticationError,
     ConfigurationError,
+    Conflict,
     InvalidInput,
     InvalidInstance,
     InvalidQuery,
     NotAcceptable,
     NotFound,
+    PermissionDenied,
     RadpacsError,
     StorageError,
+    TooManyAttempts,
 )
 
-__all__ = ["STATUS_BY_ERROR", "install_error_handlers"]
+__all__ = [
+    "STATUS_BY_ERROR",
+    "error_response",
+    "headers_for",
+    "install_error_handlers",
+    "status_for",
+]
 
 STATUS_BY_ERROR: dict[type[RadpacsError], int] = {
     NotFound: 404,
@@ -26,6 +36,10 @@ STATUS_BY_ERROR: dict[type[RadpacsError], int] = {
     NotAcceptable: 406,
     StorageError: 503,
     ConfigurationError: 500,
+    AuthenticationError: 401,
+    PermissionDenied: 403,
+    Conflict: 409,
+    TooManyAttempts: 429,
 }
 
 
@@ -37,9 +51,25 @@ def status_for(error: RadpacsError) -> int:
     return 500
 
 
+def headers_for(error: RadpacsError) -> dict[str, str]:
+    """Headers a status needs: WWW-Authenticate on 401 (RFC 6750), Retry-After on 429."""
+    if isinstance(error, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="radpacs"'}
+    if isinstance(error, TooManyAttempts):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
+
+
+def error_response(error: RadpacsError) -> JSONResponse:
+    """The JSON answer for a domain error, with the headers its status needs."""
+    return JSONResponse(
+        {"detail": str(error)}, status_code=status_for(error), headers=headers_for(error)
+    )
+
+
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RadpacsError)
-    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+    return error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,51 @@
+"""The workshop demo dataset: one RTDOSE and three RTSTRUCTs, stored and named.
+
+The files live outside the repository, in ``../shared/data/rt-workshop`` beside the
+checkout (:func:`default_demo_dir`), or in a folder given on the command line. Each file
+is named after its stem: ``rtdose.dcm`` -> ``dose``, ``rtstruct-sphere.dcm`` -> ``sphere``.
+Loading twice is harmless: the archive stores each instance once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from radpacs.archive.archive import Archive, Outcome
+from radpacs.archive.names import DatasetNames, NamedInstance
+from radpacs.errors import InvalidInput
+
+__all__ = ["dataset_name", "default_demo_dir", "load_demo"]
+
+
+def default_demo_dir() -> Path | None:
+    """``../shared/data/rt-workshop`` relative to the repository, when that folder exists."""
+    repository = Path(__file__).resolve().parents[3]
+    folder = repository.parent / "shared" / "data" / "rt-workshop"
+    return folder if folder.is_dir() else None
+
+
+def dataset_name(path: Path) -> str:
+    """The name a demo file gets: its stem without the ``rt``/``rtstruct-`` prefix."""
+    stem = path.stem.lower()
+    for prefix in ("rtstruct-", "rtstruct_", "rt"):
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return stem[len(prefix) :]
+    return stem
+
+
+def load_demo(archive: Archive, names: DatasetNames, folder: Path) -> list[NamedInstance]:
+    """Store every ``*.dcm`` of ``folder`` and name it; InvalidInput if one cannot be stored."""
+    files = sorted(folder.glob("*.dcm"))
+    if not files:
+        raise InvalidInput(f"no .dcm files in {folder}")
+    results = archive.store_many([path.read_bytes() for path in files])
+    named: list[NamedInstance] = []
+    for path, result in zip(files, results, strict=True):
+        if result.outcome is Outcome.FAILED:
+            raise InvalidInput(f"{path.name} could not be stored: {result.message}")
+        name = dataset_name(path)
+        names.set(name, result.study_uid, result.series_uid, result.sop_instance_uid)
+        named.append(
+            NamedInstance(name, result.study_uid, result.series_uid, result.sop_instance_uid)
+        )
+    return named

@@ -1,0 +1,112 @@
+"""The one policy table: which permission each route needs, and what the audit calls it.
+
+Every route of the application is looked up here by (method, path template) — for a
+mounted sub-application by ("MOUNT", prefix) — when a request arrives. A route that is
+missing is refused with 403 (default deny), and ``tests/test_auth_policy.py`` fails for
+any route of :func:`radpacs.app.create_app` without an entry, so a new route cannot ship
+unprotected. ``action`` names the audit event; None means the route is not audited
+(it does not touch patient data or accounts).
+
+Entries for routes of branches not merged yet (rendered, DVH) are listed so that those
+routes are protected the moment they land; the enumeration test tells if a path differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from radpacs.auth.roles import Permission
+
+__all__ = ["POLICY", "Rule", "rule_for"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The permission a route needs and the audit action it records (None: not audited)."""
+
+    permission: Permission
+    action: str | None = None
+
+
+P = Permission
+_DW = "/dicom-web"
+_STUDY = f"{_DW}/studies/{{study}}"
+_SERIES = f"{_STUDY}/series/{{series}}"
+_INSTANCE = f"{_SERIES}/instances/{{instance}}"
+_FRAMES = f"{_INSTANCE}/frames/{{frames}}"
+
+POLICY: dict[tuple[str, str], Rule] = {
+    # public: greeting, probe, API documentation, login and (when open) enrolment
+    ("GET", "/api"): Rule(P.PUBLIC),
+    ("GET", "/api/health"): Rule(P.PUBLIC),
+    ("GET", "/docs"): Rule(P.PUBLIC),
+    ("GET", "/docs/oauth2-redirect"): Rule(P.PUBLIC),
+    ("GET", "/redoc"): Rule(P.PUBLIC),
+    ("GET", "/openapi.json"): Rule(P.PUBLIC),
+    ("POST", "/api/auth"): Rule(P.PUBLIC, "login"),
+    ("POST", "/api/account"): Rule(P.PUBLIC, "enrol"),
+    # the web UI shell, the viewer's files and static assets hold no patient data: the data
+    # they show comes through the DICOMweb routes below, which check the caller
+    ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/viewer"): Rule(P.PUBLIC),
+    ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
+    ("MOUNT", "/static"): Rule(P.PUBLIC),
+    # any valid token
+    ("GET", "/api/auth/me"): Rule(P.AUTHENTICATED),
+    ("POST", "/api/auth/revoke"): Rule(P.AUTHENTICATED, "revoke-token"),
+    # QIDO-RS (PS3.18 10.6)
+    ("GET", f"{_DW}/studies"): Rule(P.READ, "search"),
+    ("GET", f"{_DW}/series"): Rule(P.READ, "search"),
+    ("GET", f"{_DW}/instances"): Rule(P.READ, "search"),
+    ("GET", f"{_STUDY}/series"): Rule(P.READ, "search"),
+    ("GET", f"{_STUDY}/instances"): Rule(P.READ, "search"),
+    ("GET", f"{_SERIES}/instances"): Rule(P.READ, "search"),
+    # WADO-RS (PS3.18 10.4): instances, metadata, frames, bulk data, rendered
+    ("GET", _STUDY): Rule(P.READ, "retrieve"),
+    ("GET", _SERIES): Rule(P.READ, "retrieve"),
+    ("GET", _INSTANCE): Rule(P.READ, "retrieve"),
+    ("GET", f"{_STUDY}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_SERIES}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_INSTANCE}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", _FRAMES): Rule(P.READ, "retrieve-frames"),
+    ("GET", f"{_INSTANCE}/bulkdata/{{path:path}}"): Rule(P.READ, "retrieve-bulkdata"),
+    ("GET", f"{_STUDY}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_SERIES}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_INSTANCE}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_FRAMES}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_STUDY}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_SERIES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_INSTANCE}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_FRAMES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    # STOW-RS (PS3.18 10.5)
+    ("POST", f"{_DW}/studies"): Rule(P.STORE, "store"),
+    ("POST", _STUDY): Rule(P.STORE, "store"),
+    ("POST", "/api/upload-zip"): Rule(P.STORE, "store"),
+    # delete
+    ("DELETE", _STUDY): Rule(P.DELETE, "delete"),
+    ("DELETE", _SERIES): Rule(P.DELETE, "delete"),
+    ("DELETE", _INSTANCE): Rule(P.DELETE, "delete"),
+    # archive totals: counts only, no patient data
+    ("GET", "/api/counts"): Rule(P.READ),
+    # workshop data and computations
+    ("GET", "/api/data"): Rule(P.READ, "list-data"),
+    ("GET", "/api/data/{name}"): Rule(P.READ, "retrieve"),
+    ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
+    ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
+    # administration
+    ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
+    ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),
+    ("DELETE", "/api/users/{username}"): Rule(P.MANAGE, "remove-user"),
+    ("DELETE", "/api/tokens/{token_id}"): Rule(P.MANAGE, "revoke-token"),
+    ("GET", "/api/audit"): Rule(P.MANAGE, "read-audit"),
+}
+
+
+def rule_for(method: str, template: str) -> Rule | None:
+    """The rule of a route; HEAD follows GET. None means the route is not in the table."""
+    rule = POLICY.get((method.upper(), template))
+    if rule is None and method.upper() == "HEAD":
+        rule = POLICY.get(("GET", template))
+    return rule
