@@ -42,7 +42,11 @@ def _shapes(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stamped(ds: pydicom.Dataset) -> None:
-    [item] = [e for e in ds.ContributingEquipmentSequence if e.Manufacturer == "radpacs"]
+    [item] = [
+        e
+        for e in ds.ContributingEquipmentSequence
+        if "weights" in e.get("ContributionDescription", "")
+    ]
     assert item.ManufacturerModelName == "test-model"
     assert "1.2.3" in item.SoftwareVersions
     assert "ab" * 32 in item.ContributionDescription
@@ -97,3 +101,63 @@ def test_mask_to_rtstruct_to_mask(orientation: str) -> None:
         uid = contour.ContourImageSequence[0].ReferencedSOPInstanceUID
         per_slice[uid] = per_slice.get(uid, 0) + 1
     assert max(per_slice.values()) >= 2  # outer boundary and hole boundary
+
+
+def test_measurement_sr_references_the_seg_and_holds_volume_diameter_and_slices() -> None:
+    from radpacs.ai.results.measure import measure_region
+    from radpacs.ai.results.sr import build_measurement_sr
+
+    volume = _volume("sagittal")
+    convex, _ = _shapes(volume.array.shape)
+    label_map = convex.astype(np.uint8)
+    seg = build_seg(volume, label_map, {1: Label.default("lesion", 1)}, PROVENANCE)
+    values = measure_region(volume, convex)
+    assert values.volume_mm3 == pytest.approx(4 / 3 * np.pi * 8.0**3, rel=0.1)
+    assert values.longest_diameter_mm == pytest.approx(16.0, abs=2.5)
+    assert (values.first_slice, values.last_slice) == (3, 11)  # ball radius 8 mm, 2 mm slices
+    sr = _reread(build_measurement_sr(seg, volume.datasets, {1: values}, PROVENANCE))
+    assert sr.Modality == "SR"
+    _stamped(sr)
+    text = str(sr)
+    assert seg.SOPInstanceUID in text  # ReferencedSegment -> the SEG instance
+    assert "Referenced Segment" in text
+    assert "Volume" in text and "Diameter" in text and "First slice" in text
+    import highdicom as hd
+
+    report = hd.sr.Comprehensive3DSR.from_dataset(sr)
+    groups = report.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == 1
+    volume_item = groups[0].get_measurements(name=hd.sr.CodedConcept("118565006", "SCT", "Volume"))
+    assert float(volume_item[0].value) == pytest.approx(values.volume_mm3, rel=1e-3)
+
+
+def test_classification_sr_has_coded_findings_probabilities_and_references_the_image() -> None:
+    from radpacs.ai.results.sr import ClassScore, build_classification_sr
+
+    [image] = make_series(np.zeros((1, 32, 32), dtype=np.int16), modality="DX")
+    scores = [
+        ClassScore(("ADEQUATE", "99RADPACS", "Adequate exposure"), 0.7),
+        ClassScore(("UNDER", "99RADPACS", "Underexposed"), 0.3),
+    ]
+    sr = _reread(build_classification_sr(image, scores, PROVENANCE))
+    _stamped(sr)
+    assert sr.StudyInstanceUID == image.StudyInstanceUID
+    text = str(sr)
+    assert image.SOPInstanceUID in text
+    assert "Adequate exposure" in text and "Probability of Underexposed" in text
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    refs = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence
+    assert refs[0].ReferencedSOPInstanceUID == image.SOPInstanceUID
+
+
+def test_ui_json_has_polygons_with_holes_labels_and_styles() -> None:
+    from radpacs.ai.results.uijson import build_ui_json
+
+    volume = _volume("axial")
+    _, ring = _shapes(volume.array.shape)
+    result = build_ui_json(volume, ring.astype(np.uint8), {1: Label("ring")}, PROVENANCE)
+    assert result["labels"][0]["style"]["stroke"] == "#e6194b"
+    assert result["model"]["weights_sha256"] == "ab" * 32
+    middle = next(s for s in result["slices"] if s["index"] == 6)
+    assert sorted(p["hole"] for p in middle["polygons"]) == [False, True]
+    assert len(middle["polygons"][0]["patient"][0]) == 3
