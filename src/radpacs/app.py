@@ -15,8 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import deid, health
+from radpacs.api import ai, deid, health
 from radpacs.api.errors import install_error_handlers
+from radpacs.ai.startup import start_ai
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
@@ -61,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
+        app.state.ai, watcher = start_ai(settings, archive)
         try:
             yield
         finally:
+            watcher.stop()
+            app.state.ai.close()
             archive.close()
 
     app = FastAPI(
@@ -89,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(ai.router)
     return app

@@ -131,3 +131,12 @@ def check(
 def main() -> None:
     """Entry point of the ``radpacs`` console script."""
     app()
+
+
+def _register_commands() -> None:
+    from radpacs import cli_ai
+
+    cli_ai.register(app)
+
+
+_register_commands()
