@@ -230,7 +230,10 @@ def _supervise(settings: Settings, queue: JobQueue, store: JobStore, job: Job) -
     context = _context()
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
-        target=_child, args=(settings, job.id, send), name=f"radpacs-ai-{job.id[:8]}"
+        target=_child,
+        args=(settings, job.id, send),
+        name=f"radpacs-ai-{job.id[:8]}",
+        daemon=True,
     )
     process.start()
     send.close()
@@ -254,7 +257,10 @@ def _supervise(settings: Settings, queue: JobQueue, store: JobStore, job: Job) -
             return JobState.SUCCEEDED
         error = "the job process ended without recording a result"
     if not error:
-        error = receive.recv() if receive.poll() else ""
+        try:
+            error = receive.recv() if receive.poll() else ""
+        except (EOFError, OSError):  # the child died before it could say why
+            error = ""
         error = error or f"the job process died (exit code {process.exitcode})"
     receive.close()
     delay = settings.ai_retry_delay * 2 ** max(0, job.attempts - 1)
