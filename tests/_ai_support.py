@@ -66,8 +66,12 @@ def make_series(
             RescaleIntercept=0,
         )
         ds.PixelData = np.ascontiguousarray(plane.astype(np.int16)).tobytes()
-        for keyword in ("WindowCenter", "WindowWidth", "SmallestImagePixelValue",
-                        "LargestImagePixelValue"):
+        for keyword in (
+            "WindowCenter",
+            "WindowWidth",
+            "SmallestImagePixelValue",
+            "LargestImagePixelValue",
+        ):
             if keyword in ds:
                 delattr(ds, keyword)
         datasets.append(ds)
@@ -76,12 +80,19 @@ def make_series(
     return datasets
 
 
-def ball(shape: tuple[int, int, int], center: tuple[float, float, float], radius: float,
-         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> npt.NDArray[np.bool_]:
+def ball(
+    shape: tuple[int, int, int],
+    center: tuple[float, float, float],
+    radius: float,
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> npt.NDArray[np.bool_]:
     """A solid ellipsoid (a ball in mm) on a (k, j, i) grid; center in voxels (k, j, i)."""
     k, j, i = np.indices(shape, dtype=np.float64)
-    d = (((i - center[2]) * spacing[0]) ** 2 + ((j - center[1]) * spacing[1]) ** 2
-         + ((k - center[0]) * spacing[2]) ** 2)
+    d = (
+        ((i - center[2]) * spacing[0]) ** 2
+        + ((j - center[1]) * spacing[1]) ** 2
+        + ((k - center[0]) * spacing[2]) ** 2
+    )
     return np.asarray(d <= radius**2)
 
 

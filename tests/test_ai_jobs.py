@@ -112,7 +112,9 @@ def test_xray_flow_one_sr_per_radiograph(server: LiveServer) -> None:
         ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 15, 14
         images.append(ds)
     _store(server.url, images)
-    response = httpx.post(f"{server.url}/api/ai/jobs", json={"model": "xray-exposure", "study": study})
+    response = httpx.post(
+        f"{server.url}/api/ai/jobs", json={"model": "xray-exposure", "study": study}
+    )
     assert response.status_code == 202
     job = _wait(server.url, response.json()["id"], {"succeeded", "failed"})
     assert job["state"] == "succeeded", job["error"]

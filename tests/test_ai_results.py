@@ -35,7 +35,7 @@ def _shapes(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """A convex ball, and a thick ring (a ball with a cylindrical hole through it)."""
     convex = ball(shape, (6, 20, 15), 8.0, SPACING)
     ring = ball(shape, (6, 28, 24), 12.0, SPACING)
-    k, j, i = np.indices(shape)
+    _, j, i = np.indices(shape)
     hole = ((i - 24) * SPACING[0]) ** 2 + ((j - 28) * SPACING[1]) ** 2 <= 4.0**2
     ring &= ~hole
     return convex, ring

@@ -15,9 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
+from radpacs.ai.startup import start_ai
 from radpacs.api import ai, deid, health
 from radpacs.api.errors import install_error_handlers
-from radpacs.ai.startup import start_ai
 from radpacs.archive import Archive
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache

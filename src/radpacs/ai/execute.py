@@ -69,7 +69,7 @@ def accepted_series(
 
 
 def _load(archive: Archive, study_uid: str, series_uid: str) -> list[Dataset]:
-    datasets = []
+    datasets: list[Dataset] = []
     for file in archive.instance_files(study_uid, series_uid):
         with archive.open(file) as stream:
             datasets.append(pydicom.dcmread(io.BytesIO(stream.read())))
@@ -100,7 +100,10 @@ def write_results(
         sr_series = generate_uid()
         objects = [
             build_classification_sr(
-                by_uid[item.sop_uid], item.scores, provenance, series_uid=sr_series,
+                by_uid[item.sop_uid],
+                item.scores,
+                provenance,
+                series_uid=sr_series,
                 instance_number=number,
             )
             for number, item in enumerate(result.classifications, start=1)
@@ -110,8 +113,12 @@ def write_results(
                 "sop_uid": item.sop_uid,
                 "finding": max(item.scores, key=lambda s: s.probability).code[2],
                 "scores": [
-                    {"code": s.code[0], "scheme": s.code[1], "meaning": s.code[2],
-                     "probability": round(s.probability, 6)}
+                    {
+                        "code": s.code[0],
+                        "scheme": s.code[1],
+                        "meaning": s.code[2],
+                        "probability": round(s.probability, 6),
+                    }
                     for s in item.scores
                 ],
             }
@@ -151,6 +158,7 @@ def execute(settings: Settings, job_id: str) -> None:
         ui: list[dict[str, Any]] = []
         last_beat = 0.0
         for index, series_uid in enumerate(targets):
+
             def progress(fraction: float, index: int = index) -> None:
                 nonlocal last_beat
                 if time.monotonic() - last_beat > settings.ai_heartbeat_seconds:
@@ -195,8 +203,12 @@ def _group(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for item in results:
         entry = grouped.setdefault(
             item["series"],
-            {"series": item["series"], "modality": item["modality"],
-             "source_series": item["source_series"], "instances": []},
+            {
+                "series": item["series"],
+                "modality": item["modality"],
+                "source_series": item["source_series"],
+                "instances": [],
+            },
         )
         entry["instances"].append(item["sop_uid"])
     return list(grouped.values())

@@ -89,13 +89,13 @@ class Volume:
         """Patient coordinates (mm) of voxel indices given as rows of (i, j, k)."""
         points = np.atleast_2d(np.asarray(ijk, dtype=np.float64))
         homogeneous = np.c_[points, np.ones(len(points))]
-        return (homogeneous @ self.affine.T)[:, :3]
+        return np.asarray((homogeneous @ self.affine.T)[:, :3], dtype=np.float64)
 
     def patient_to_voxel(self, xyz: npt.ArrayLike) -> FloatArray:
         """Continuous voxel indices (i, j, k) of patient points given as rows of (x, y, z)."""
         points = np.atleast_2d(np.asarray(xyz, dtype=np.float64))
         homogeneous = np.c_[points, np.ones(len(points))]
-        return (homogeneous @ np.linalg.inv(self.affine).T)[:, :3]
+        return np.asarray((homogeneous @ np.linalg.inv(self.affine).T)[:, :3], dtype=np.float64)
 
     def slice_affine(self, k: int) -> FloatArray:
         """The affine of slice k alone: uses its own ImagePositionPatient (exact if irregular)."""

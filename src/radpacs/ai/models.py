@@ -204,6 +204,10 @@ def _import(name: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+def _importer(name: str) -> Callable[[], Any]:
+    return lambda: _import(name)
+
+
 def discover_models(settings: Settings) -> ModelRegistry:
     """Entry points of ``radpacs.models``, the ``ai_plugins`` setting, ONNX manifests."""
     from radpacs.ai.builtin.onnx_runner import load_manifests
@@ -212,7 +216,7 @@ def discover_models(settings: Settings) -> ModelRegistry:
     sources: list[tuple[str, Callable[[], Any]]] = [
         (f"entry point {ep.name}", ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)
     ]
-    sources += [(f"plugin {name}", lambda name=name: _import(name)) for name in settings.ai_plugins]
+    sources += [(f"plugin {name}", _importer(name)) for name in settings.ai_plugins]
     for source, load in sources:
         try:
             for model in _expand(load(), settings):

@@ -56,9 +56,7 @@ class Provenance:
         family_codes = {
             "Artificial Intelligence": hd.sr.CodedConcept("AI", "DCM", "Artificial Intelligence"),
         }
-        family = family_codes.get(
-            self.family, hd.sr.CodedConcept("ALGO", "99RADPACS", self.family)
-        )
+        family = family_codes.get(self.family, hd.sr.CodedConcept("ALGO", "99RADPACS", self.family))
         return hd.AlgorithmIdentificationSequence(
             name=self.name,
             family=family,
@@ -79,9 +77,9 @@ class Provenance:
         item.ManufacturerModelName = self.name[:64]
         item.SoftwareVersions = [self.version[:64], f"radpacs {__version__}"]
         item.ContributionDateTime = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        item.ContributionDescription = (
-            f"{self.name} {self.version} weights {self.checksum_text}"
-        )[:1024]
+        item.ContributionDescription = (f"{self.name} {self.version} weights {self.checksum_text}")[
+            :1024
+        ]
         return item
 
     def stamp(self, dataset: Dataset) -> Dataset:

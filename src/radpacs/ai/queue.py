@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from radpacs.settings import AiQueue, Settings
 
-__all__ = ["HueyQueue", "JobQueue", "TASK_NAME", "open_queue"]
+__all__ = ["TASK_NAME", "HueyQueue", "JobQueue", "open_queue"]
 
 TASK_NAME = "radpacs.ai.run_job"
 
@@ -24,7 +24,7 @@ class JobQueue(Protocol):
 
     def enqueue(self, job_id: str, delay: float = 0.0) -> None: ...
 
-    def run_consumer(self, handler: Callable[[str], None], workers: int) -> None: ...
+    def run_consumer(self, handler: Callable[[str], object], workers: int) -> None: ...
 
     def pending_count(self) -> int: ...
 
@@ -34,7 +34,7 @@ class HueyQueue:
 
     def __init__(self, huey: Any) -> None:
         self.huey = huey
-        self._handler: Callable[[str], None] | None = None
+        self._handler: Callable[[str], object] | None = None
 
         def run_job(job_id: str) -> None:
             if self._handler is None:  # pragma: no cover - only a consumer runs tasks
@@ -52,7 +52,7 @@ class HueyQueue:
     def pending_count(self) -> int:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
 
-    def run_consumer(self, handler: Callable[[str], None], workers: int) -> None:
+    def run_consumer(self, handler: Callable[[str], object], workers: int) -> None:
         """Block running tasks in ``workers`` threads (each job runs in its own process)."""
         self._handler = handler
         consumer = self.huey.create_consumer(

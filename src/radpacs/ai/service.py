@@ -33,7 +33,7 @@ class AiService:
         self.queue: HueyQueue = open_queue(settings)
         self._worker: Any = None
         self._lock = threading.Lock()
-        if self.jobs.queued_ids() or self.jobs.list(state="running", limit=1):
+        if self.jobs.queued_ids() or self.jobs.find(state="running", limit=1):
             self.ensure_worker()
 
     def ensure_worker(self) -> None:
@@ -86,8 +86,11 @@ class AiService:
             series_uid = match["0020000E"]["Value"][0]
             modality = (match.get("00080060", {}).get("Value") or [""])[0]
             count = int((match.get("00201209", {}).get("Value") or [0])[0])
-            reason = model.accepts.refusal(modality, "", count) if model.accepts.body_parts == () \
+            reason = (
+                model.accepts.refusal(modality, "", count)
+                if model.accepts.body_parts == ()
                 else None
+            )
             if reason:
                 skipped.append(f"series {series_uid}: {reason}")
                 continue

@@ -53,7 +53,12 @@ def list_models(ai: AiDep) -> dict[str, Any]:
 async def submit_job(body: JobRequest, ai: AiDep, response: Response) -> dict[str, Any]:
     """Queue a job; the same request while one is pending answers that job (200)."""
     job, created = await run_in_threadpool(
-        ai.submit, body.model, body.study, body.series, body.parameters, "demand",
+        ai.submit,
+        body.model,
+        body.study,
+        body.series,
+        body.parameters,
+        "demand",
         body.max_attempts,
     )
     if not created:
@@ -72,7 +77,7 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(
-        ai.jobs.list, state.value if state else None, study, model, limit, offset
+        ai.jobs.find, state.value if state else None, study, model, limit, offset
     )
     return {"jobs": [job.to_json() for job in jobs]}
 

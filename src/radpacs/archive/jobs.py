@@ -76,12 +76,8 @@ class AiJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
-    next_attempt_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -240,7 +236,7 @@ class JobStore:
                 raise NotFound(f"no AI job {job_id}")
             return row.result_json
 
-    def list(
+    def find(
         self,
         state: str | None = None,
         study_uid: str | None = None,
@@ -274,9 +270,7 @@ class JobStore:
         limit = _now() - older_than
         with self._read() as session:
             rows = session.execute(
-                select(AiJob.id, AiJob.heartbeat_at).where(
-                    AiJob.state == JobState.RUNNING.value
-                )
+                select(AiJob.id, AiJob.heartbeat_at).where(AiJob.state == JobState.RUNNING.value)
             ).all()
         return [job_id for job_id, beat in rows if (_aware(beat) or limit) <= limit]
 
@@ -284,7 +278,7 @@ class JobStore:
         """Mark a queued job running (one more attempt); None if it is not queued any more."""
         now = _now()
         with self._transaction() as session:
-            claimed = session.execute(
+            claimed: Any = session.execute(
                 update(AiJob)
                 .where(
                     AiJob.id == job_id,
@@ -299,8 +293,8 @@ class JobStore:
                     next_attempt_at=None,
                     progress=0.0,
                 )
-            ).rowcount
-            if not claimed:
+            )
+            if not claimed.rowcount:
                 return None
             row = session.get(AiJob, job_id)
             assert row is not None

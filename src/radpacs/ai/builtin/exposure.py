@@ -90,6 +90,4 @@ class ExposureClassifier:
             )
             results.append(ImageClassification(str(ds.SOPInstanceUID), scores))
             progress((index + 1) / len(series.datasets))
-        return ModelResult(
-            classifications=results, parameters={k: str(v) for k, v in p.items()}
-        )
+        return ModelResult(classifications=results, parameters={k: str(v) for k, v in p.items()})

@@ -127,7 +127,7 @@ class OnnxModel:
         spec = self.normalisation
         if isinstance(spec, dict) and "window" in spec:
             low, high = (float(v) for v in spec["window"])
-            return np.clip((x - low) / (high - low), 0.0, 1.0).astype(np.float32)
+            return np.asarray(np.clip((x - low) / (high - low), 0.0, 1.0), dtype=np.float32)
         if isinstance(spec, dict) and "mean" in spec:
             return ((x - float(spec["mean"])) / float(spec.get("std", 1.0))).astype(np.float32)
         std = float(x.std()) or 1.0
@@ -153,10 +153,14 @@ class OnnxModel:
             (self.input_size[0] - target[0]) // 2,
             (self.input_size[1] - target[1]) // 2,
         )
-        src = tuple(slice(max(0, -o), max(0, -o) + min(t, s)) for o, t, s in
-                    zip(offset, target, self.input_size, strict=True))
-        dst = tuple(slice(max(0, o), max(0, o) + min(t, s)) for o, t, s in
-                    zip(offset, target, self.input_size, strict=True))
+        src = tuple(
+            slice(max(0, -o), max(0, -o) + min(t, s))
+            for o, t, s in zip(offset, target, self.input_size, strict=True)
+        )
+        dst = tuple(
+            slice(max(0, o), max(0, o) + min(t, s))
+            for o, t, s in zip(offset, target, self.input_size, strict=True)
+        )
         canvas[dst] = resampled[src]
         return canvas, target, offset
 
@@ -170,10 +174,14 @@ class OnnxModel:
         from skimage.transform import resize
 
         resampled = np.zeros(target, dtype=np.uint8)
-        src = tuple(slice(max(0, o), max(0, o) + min(t, s)) for o, t, s in
-                    zip(offset, target, self.input_size, strict=True))
-        dst = tuple(slice(max(0, -o), max(0, -o) + min(t, s)) for o, t, s in
-                    zip(offset, target, self.input_size, strict=True))
+        src = tuple(
+            slice(max(0, o), max(0, o) + min(t, s))
+            for o, t, s in zip(offset, target, self.input_size, strict=True)
+        )
+        dst = tuple(
+            slice(max(0, -o), max(0, -o) + min(t, s))
+            for o, t, s in zip(offset, target, self.input_size, strict=True)
+        )
         resampled[dst] = labels[src]
         back = resize(resampled, shape, order=0, preserve_range=True, anti_aliasing=False)
         return np.asarray(back, dtype=np.uint8)

@@ -52,7 +52,8 @@ def _ball(radius_mm: float, spacing: tuple[float, float, float]) -> npt.NDArray[
         -extent[0] : extent[0] + 1, -extent[1] : extent[1] + 1, -extent[2] : extent[2] + 1
     ]
     return np.asarray(
-        (k / max(radii[0], 1e-6)) ** 2 + (j / max(radii[1], 1e-6)) ** 2
+        (k / max(radii[0], 1e-6)) ** 2
+        + (j / max(radii[1], 1e-6)) ** 2
         + (i / max(radii[2], 1e-6)) ** 2
         <= 1.0
     )
@@ -70,7 +71,9 @@ def segment(
 
     p = {**DEFAULTS, **{k: v for k, v in parameters.items() if v is not None}}
     sigma = [float(p["smoothing_mm"]) / s for s in (spacing[2], spacing[1], spacing[0])]
-    smooth = ndimage.gaussian_filter(array.astype(np.float32), sigma) if p["smoothing_mm"] else array
+    smooth = (
+        ndimage.gaussian_filter(array.astype(np.float32), sigma) if p["smoothing_mm"] else array
+    )
     progress(0.2)
     lower = float(p["lower"]) if p["lower"] is not None else float(threshold_otsu(smooth))
     upper = float(p["upper"]) if p["upper"] is not None else float("inf")
@@ -101,7 +104,9 @@ def segment(
         return np.zeros(array.shape, dtype=np.uint8), []
     sizes = np.bincount(components.ravel())[1:]
     voxel_mm3 = spacing[0] * spacing[1] * spacing[2]
-    order = [int(c) + 1 for c in np.argsort(-sizes) if sizes[c] * voxel_mm3 >= float(p["min_size_mm3"])]
+    order = [
+        int(c) + 1 for c in np.argsort(-sizes) if sizes[c] * voxel_mm3 >= float(p["min_size_mm3"])
+    ]
     order = order[: int(p["max_regions"])]
     lookup = np.zeros(count + 1, dtype=np.uint8)
     for value, component in enumerate(order, start=1):

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from radpacs.ai.geometry import Volume
 from radpacs.ai.provenance import MANUFACTURER, Provenance
@@ -52,7 +52,7 @@ _COPIED = [
 
 
 def mask_contours(mask2d: npt.NDArray[np.bool_]) -> list[npt.NDArray[np.float64]]:
-    """Closed boundaries of a 2-D mask as (N, 2) arrays of (row, column), last point not repeated."""
+    """Closed boundaries of a 2-D mask: (N, 2) arrays of (row, column), first point not repeated."""
     from skimage.measure import find_contours
 
     if not mask2d.any():
@@ -91,16 +91,17 @@ def build_rtstruct(
     now = datetime.now(UTC)
     ds = Dataset()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RT_STRUCTURE_SET_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
+    sop_uid = generate_uid()
+    meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SOPInstanceUID = sop_uid
     ds.SpecificCharacterSet = "ISO_IR 192"
     for keyword in _COPIED:
         if keyword in source:
-            setattr(ds, keyword, source.data_element(keyword).value)
+            setattr(ds, keyword, source[keyword].value)
     for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
         ds.setdefault(keyword, "")
     for keyword in ("StudyDate", "StudyTime", "StudyID", "AccessionNumber"):
@@ -153,9 +154,7 @@ def build_rtstruct(
         roi_contour = Dataset()
         roi_contour.ReferencedROINumber = number
         roi_contour.ROIDisplayColor = list(label.color)
-        roi_contour.ContourSequence = DicomSequence(
-            _slice_contours(volume, label_map == value)
-        )
+        roi_contour.ContourSequence = DicomSequence(_slice_contours(volume, label_map == value))
         roi_contours.append(roi_contour)
         observation = Dataset()
         observation.ObservationNumber = number
@@ -190,9 +189,7 @@ def _slice_contours(volume: Volume, mask: npt.NDArray[np.bool_]) -> list[Dataset
     return items
 
 
-def rtstruct_to_mask(
-    rtstruct: Dataset, volume: Volume, roi: str | int
-) -> npt.NDArray[np.bool_]:
+def rtstruct_to_mask(rtstruct: Dataset, volume: Volume, roi: str | int) -> npt.NDArray[np.bool_]:
     """Rasterise one ROI (by name or ROINumber) onto ``volume`` with the even-odd rule.
 
     A contour goes to the slice whose SOP Instance UID it references, else to the nearest

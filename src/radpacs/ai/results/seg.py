@@ -9,6 +9,7 @@ the SEG shares the series' frame of reference and geometry; empty frames are omi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,7 @@ from radpacs.errors import InvalidInput
 __all__ = ["build_seg", "seg_to_label_map"]
 
 
-def _code(code: tuple[str, str, str]) -> object:
+def _code(code: tuple[str, str, str]) -> Any:
     import highdicom as hd
 
     return hd.sr.CodedConcept(*code)

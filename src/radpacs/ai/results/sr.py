@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.uid import generate_uid
@@ -41,13 +42,13 @@ class ClassScore:
             raise ValueError(f"probability {self.probability!r} is not in [0, 1]")
 
 
-def _concept(code: tuple[str, str, str]) -> object:
+def _concept(code: tuple[str, str, str]) -> Any:
     import highdicom as hd
 
     return hd.sr.CodedConcept(*code)
 
 
-def _observation_context(provenance: Provenance) -> object:
+def _observation_context(provenance: Provenance) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -64,7 +65,7 @@ def _observation_context(provenance: Provenance) -> object:
     )
 
 
-def _algorithm(provenance: Provenance) -> object:
+def _algorithm(provenance: Provenance) -> Any:
     import highdicom as hd
 
     return hd.sr.AlgorithmIdentification(
@@ -76,7 +77,7 @@ def _algorithm(provenance: Provenance) -> object:
 
 def _document(
     evidence: Sequence[Dataset],
-    report: object,
+    report: Any,
     provenance: Provenance,
     description: str,
     series_number: int,

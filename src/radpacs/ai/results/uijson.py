@@ -73,7 +73,9 @@ def build_ui_json(
             contours = mask_contours(label_map[k] == value)
             for index, contour in enumerate(contours):
                 others = contours[:index] + contours[index + 1 :]
-                ijk = np.c_[contour[:, 1], contour[:, 0], np.zeros(len(contour)), np.ones(len(contour))]
+                ijk = np.c_[
+                    contour[:, 1], contour[:, 0], np.zeros(len(contour)), np.ones(len(contour))
+                ]
                 xyz = (ijk @ affine.T)[:, :3]
                 polygons.append(
                     {
@@ -83,9 +85,7 @@ def build_ui_json(
                         "hole": _is_hole(contour, others),
                     }
                 )
-        slices.append(
-            {"index": int(k), "sop_uid": volume.sop_uids[int(k)], "polygons": polygons}
-        )
+        slices.append({"index": int(k), "sop_uid": volume.sop_uids[int(k)], "polygons": polygons})
     return {
         "model": provenance.to_json(),
         "series": {
