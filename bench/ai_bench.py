@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _ai_support import make_series  # noqa: E402
-from conftest import LiveServer, multipart, to_bytes  # noqa: E402
+from _ai_support import make_series
+from conftest import LiveServer, multipart, to_bytes
 
 
 def phantom(slices: int, size: int) -> np.ndarray:
