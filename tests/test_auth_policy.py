@@ -74,6 +74,7 @@ def _concrete(template: str, sop: str) -> str:
         "name": "nothing",
         "username": "nobody",
         "token_id": "0" * 32,
+        "job_id": "0" * 32,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
 

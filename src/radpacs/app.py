@@ -15,7 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import accounts, counts, deid, health, upload, workshop
+from radpacs.ai.startup import start_ai
+from radpacs.api import accounts, ai, counts, deid, health, upload, workshop
 from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
@@ -64,9 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
         open_access(app, settings, archive)
+        app.state.ai, watcher = start_ai(settings, archive)
         try:
             yield
         finally:
+            watcher.stop()
+            app.state.ai.close()
             close_access(app)
             archive.close()
 
@@ -101,4 +105,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(viewer.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
+    app.include_router(ai.router)
     return app

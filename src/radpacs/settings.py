@@ -26,7 +26,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["DuplicatePolicy", "Settings", "load_settings"]
+__all__ = ["AiQueue", "DuplicatePolicy", "Settings", "load_settings"]
 
 
 class DuplicatePolicy(StrEnum):
@@ -34,6 +34,13 @@ class DuplicatePolicy(StrEnum):
 
     REJECT = "reject"
     REPLACE = "replace"
+
+
+class AiQueue(StrEnum):
+    """Where AI jobs wait: a SQLite file in the data folder, or a Redis server."""
+
+    SQLITE = "sqlite"
+    REDIS = "redis"
 
 
 class Settings(BaseSettings):
@@ -75,6 +82,19 @@ class Settings(BaseSettings):
     jwt_role_map: dict[str, str] = Field(default_factory=dict)
     log_max_bytes: int = Field(default=10 * 1024**2, gt=0)
     log_backups: int = Field(default=5, ge=0)
+    # AI jobs (docs/ai.md)
+    ai_queue: AiQueue = AiQueue.SQLITE
+    ai_redis_url: str = "redis://127.0.0.1:6379/0"
+    ai_queue_name: str = "radpacs-ai"
+    ai_embedded_worker: bool = True
+    ai_worker_processes: int = Field(default=1, ge=1)
+    ai_job_timeout: float = Field(default=900.0, gt=0)
+    ai_max_attempts: int = Field(default=3, ge=1)
+    ai_retry_delay: float = Field(default=5.0, ge=0)
+    ai_heartbeat_seconds: float = Field(default=1.0, gt=0)
+    ai_models_dir: Path | None = None
+    ai_plugins: list[str] = Field(default_factory=list)
+    ai_rules: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -95,6 +95,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
+    # AI models and jobs: results are written into the archive, so running a job needs STORE
+    ("GET", "/api/ai/models"): Rule(P.READ),
+    ("POST", "/api/ai/jobs"): Rule(P.STORE, "ai-job-submit"),
+    ("GET", "/api/ai/jobs"): Rule(P.READ, "ai-job-list"),
+    ("GET", "/api/ai/jobs/{job_id}"): Rule(P.READ, "ai-job-read"),
+    ("GET", "/api/ai/jobs/{job_id}/result"): Rule(P.READ, "ai-job-result"),
+    ("POST", "/api/ai/jobs/{job_id}/cancel"): Rule(P.STORE, "ai-job-cancel"),
+    ("POST", "/api/ai/batch"): Rule(P.STORE, "ai-job-batch"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),

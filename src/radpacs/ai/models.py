@@ -1,0 +1,233 @@
+"""The model plugin interface and the registry of models found at start.
+
+A model is any object with the attributes of :class:`Model`. Plugins publish models
+through the entry-point group ``radpacs.models``; an entry point names either a model
+class (instantiated without arguments), a model instance, or a factory function that is
+called with the :class:`~radpacs.settings.Settings` and returns models. The ``ai_plugins``
+setting adds ``module:attribute`` names the same way, and ``ai_models_dir`` adds one ONNX
+model per ``*.json`` manifest (see :mod:`radpacs.ai.builtin.onnx_runner`).
+
+Example plugin (in a package's pyproject.toml)::
+
+    [project.entry-points."radpacs.models"]
+    my-model = "my_package.model:MyModel"
+
+with ``MyModel.run(series, progress)`` returning a :class:`ModelResult`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from pydicom import Dataset
+
+from radpacs.ai.geometry import Volume, volume_from_datasets
+from radpacs.ai.provenance import Provenance
+from radpacs.ai.results.labels import Label
+from radpacs.ai.results.sr import ClassScore
+from radpacs.errors import ConfigurationError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from radpacs.settings import Settings
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Accepts",
+    "ImageClassification",
+    "Model",
+    "ModelRegistry",
+    "ModelResult",
+    "Progress",
+    "SeriesInput",
+    "Task",
+    "discover_models",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "radpacs.models"
+
+Progress = Callable[[float], None]
+
+
+class Task(StrEnum):
+    """What a model produces."""
+
+    CLASSIFICATION = "classification"
+    SEGMENTATION = "segmentation"
+    DETECTION = "detection"
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """Which series a model takes: modalities (empty = any), body parts, minimum slices."""
+
+    modalities: tuple[str, ...] = ()
+    body_parts: tuple[str, ...] = ()
+    min_slices: int = 1
+
+    def refusal(self, modality: str, body_part: str, slices: int) -> str | None:
+        """Why a series with these values is not accepted, or None when it is."""
+        if self.modalities and modality.upper() not in {m.upper() for m in self.modalities}:
+            return f"modality {modality or '(none)'} is not one of {', '.join(self.modalities)}"
+        if self.body_parts and body_part.upper() not in {b.upper() for b in self.body_parts}:
+            return f"body part {body_part or '(none)'} is not one of {', '.join(self.body_parts)}"
+        if slices < self.min_slices:
+            return f"{slices} images, the model needs at least {self.min_slices}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "modalities": list(self.modalities),
+            "body_parts": list(self.body_parts),
+            "min_slices": self.min_slices,
+        }
+
+
+class SeriesInput:
+    """One series handed to a model: its datasets, and its volume built on first use."""
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        if not datasets:
+            raise InvalidInput("a model input needs at least one image")
+        self.datasets = list(datasets)
+
+    @cached_property
+    def volume(self) -> Volume:
+        return volume_from_datasets(self.datasets)
+
+
+@dataclass(frozen=True)
+class ImageClassification:
+    """The class scores of one image."""
+
+    sop_uid: str
+    scores: tuple[ClassScore, ...]
+
+
+@dataclass
+class ModelResult:
+    """What ``Model.run`` returns: a label map with its labels, or per-image class scores."""
+
+    label_map: npt.NDArray[np.integer] | None = None
+    labels: dict[int, Label] = field(default_factory=dict)
+    classifications: list[ImageClassification] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A model plugin. ``parameters`` are the defaults, overridable per job."""
+
+    name: str
+    version: str
+    task: Task
+    accepts: Accepts
+    weights_sha256: str
+    description: str
+
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+
+    def run(
+        self, series: SeriesInput, progress: Progress, parameters: Mapping[str, Any]
+    ) -> ModelResult: ...
+
+
+def provenance_of(model: Model, parameters: Mapping[str, Any]) -> Provenance:
+    """The provenance written into results: model identity and the parameters used."""
+    return Provenance(
+        model.name,
+        model.version,
+        model.weights_sha256,
+        parameters={key: str(value) for key, value in parameters.items()},
+    )
+
+
+def model_json(model: Model) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "version": model.version,
+        "task": str(model.task),
+        "description": model.description,
+        "accepts": model.accepts.to_json(),
+        "weights_sha256": model.weights_sha256,
+        "parameters": dict(model.parameters),
+    }
+
+
+@dataclass
+class ModelRegistry:
+    """The models found at start, by name, and the plugins that failed to load."""
+
+    models: dict[str, Model] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFound(f"no model named {name!r}") from None
+
+    def add(self, model: Model, source: str) -> None:
+        if not isinstance(model, Model):
+            self.errors[source] = f"{model!r} does not have the attributes of a radpacs model"
+        elif model.name in self.models:
+            self.errors[source] = f"a model named {model.name!r} is already registered"
+        else:
+            self.models[model.name] = model
+
+
+def _expand(loaded: Any, settings: Settings) -> Iterable[Any]:
+    if isinstance(loaded, type):
+        return [loaded()]
+    if isinstance(loaded, Model):
+        return [loaded]
+    if callable(loaded):
+        return list(loaded(settings))
+    return [loaded]
+
+
+def _import(name: str) -> Any:
+    module_name, _, attribute = name.partition(":")
+    if not attribute:
+        raise ConfigurationError(f"plugin {name!r} is not of the form module:attribute")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _importer(name: str) -> Callable[[], Any]:
+    return lambda: _import(name)
+
+
+def discover_models(settings: Settings) -> ModelRegistry:
+    """Entry points of ``radpacs.models``, the ``ai_plugins`` setting, ONNX manifests."""
+    from radpacs.ai.builtin.onnx_runner import load_manifests
+
+    registry = ModelRegistry()
+    sources: list[tuple[str, Callable[[], Any]]] = [
+        (f"entry point {ep.name}", ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    sources += [(f"plugin {name}", _importer(name)) for name in settings.ai_plugins]
+    for source, load in sources:
+        try:
+            for model in _expand(load(), settings):
+                registry.add(model, source)
+        except Exception as exc:  # a broken plugin must not stop the server
+            log.warning("model %s failed to load: %s", source, exc)
+            registry.errors[source] = f"{type(exc).__name__}: {exc}"
+    if settings.ai_models_dir is not None:
+        for path, model_or_error in load_manifests(settings.ai_models_dir):
+            if isinstance(model_or_error, str):
+                registry.errors[f"manifest {path.name}"] = model_or_error
+            else:
+                registry.add(model_or_error, f"manifest {path.name}")
+    return registry

@@ -1,0 +1,36 @@
+"""deepbet (optional extra): brain extraction on a synthetic head MR, through the plugin.
+
+Needs `pip install torch==2.13.0` and `pip install --no-deps deepbet==1.0.2` plus
+`radpacs[deepbet]`; skipped when deepbet is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _ai_support import ball, make_series
+from radpacs.ai.models import SeriesInput
+from radpacs.ai.plugins.deepbet import models
+from radpacs.settings import load_settings
+
+pytest.importorskip("deepbet")
+pytest.importorskip("torch")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_deepbet_masks_the_bright_brain_inside_the_skull(tmp_path: object) -> None:
+    [model] = models(load_settings())
+    assert len(model.weights_sha256) == 64
+    shape = (40, 64, 64)
+    spacing = (3.0, 3.0, 4.0)
+    head = ball(shape, (20, 32, 32), 90.0, spacing)
+    brain = ball(shape, (20, 32, 32), 72.0, spacing)
+    rng = np.random.default_rng(0)
+    array = np.where(brain, 600, np.where(head, 200, 0)) + rng.normal(0, 10, shape)
+    series = SeriesInput(make_series(array.astype(np.int16), "axial", spacing, modality="MR"))
+    result = model.run(series, lambda f: None, {})
+    assert result.label_map is not None and result.label_map.shape == shape
+    mask = result.label_map == 1
+    assert mask.any()
+    assert not mask[~head].any()  # never outside the head
