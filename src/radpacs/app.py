@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from radpacs import __version__
-from radpacs.api import health
+from radpacs.api import health, rt
 from radpacs.api.errors import install_error_handlers
 from radpacs.settings import Settings, load_settings
 
@@ -19,4 +19,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(rt.router)
     return app

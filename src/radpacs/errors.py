@@ -20,8 +20,8 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "DuplicateInstance",
-    "InvalidInstance",
     "InvalidInput",
+    "InvalidInstance",
     "InvalidQuery",
     "NotAcceptable",
     "NotFound",

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
                 try:
                     ipaddress.ip_network(entry, strict=False)
                 except ValueError as exc:
-                    raise ValueError(f"allowed_hosts entry {entry!r} is not an address or CIDR") from exc
+                    raise ValueError(
+                        f"allowed_hosts entry {entry!r} is not an address or CIDR"
+                    ) from exc
         return value
 
     @field_validator("public_base_url")

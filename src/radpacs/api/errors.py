@@ -33,7 +33,7 @@ def status_for(error: RadpacsError) -> int:
     """The HTTP status for a domain error: the entry of its nearest class, else 500."""
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+            return STATUS_BY_ERROR[cls]
     return 500
 
 

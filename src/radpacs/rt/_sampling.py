@@ -1,0 +1,302 @@
+"""Sub-voxel sampling of one ROI in a dose grid: the geometric core of the DVH.
+
+The ROI is the union of *slabs*: each contour plane's even-odd polygon region extruded
+along the dose-plane normal from midway to the previous plane to midway to the next one.
+The first and last planes get half-slice end caps (half the typical plane spacing), and a
+gap wider than 1.5 typical spacings splits the ROI there, each side getting its own cap.
+This is the convention of the analytical benchmark of Nelms et al. (Med. Phys. 42(8),
+2015), used for both the volume and the histogram.
+
+In each plane the region is rasterised on a regular lattice finer than the dose grid
+(``k`` samples per dose voxel along rows and columns, phase-locked to the voxels) by a
+vectorised scanline even-odd fill; each plane's sample weights are rescaled so that they
+add up to the area measured exactly along the scanlines. Along the normal each slab is cut
+at the dose planes, where trilinear dose is linear, so the dose over a sample's segment
+is exactly the straight line between the dose on its two faces. In-plane, the dose change
+across one sample (from the gradient of the bilinear dose) widens that interval. Each
+sample therefore carries a volume spread uniformly over a dose interval whose mean and
+variance match the dose over its cell: the cumulative histogram built from them is
+exact for gradients along the normal and second-order accurate in-plane.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from radpacs.errors import InvalidInput
+from radpacs.rt.dose import DoseGrid
+from radpacs.rt.rtstruct import ROI
+
+__all__ = ["RoiSamples", "sample_roi"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+#: Contour points may spread this far (mm) along the dose normal and still be one plane.
+PLANE_TOLERANCE_MM = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class RoiSamples:
+    """Volume elements of one ROI: each one's mean dose, dose spread and volume (mm3).
+
+    ``dose_min``/``dose_max`` are the extreme doses met at sample faces and contour
+    vertices; ``outside_volume`` is the volume (mm3) of the ROI beyond the dose grid.
+    """
+
+    mean: FloatArray
+    width: FloatArray
+    weight: FloatArray
+    dose_min: float
+    dose_max: float
+    outside_volume: float
+    samples_per_voxel: int
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def volume(self) -> float:
+        """Volume inside the dose grid, mm3."""
+        return float(self.weight.sum())
+
+
+@dataclass
+class _Plane:
+    w: float
+    polygons: list[FloatArray]
+    low: float = 0.0
+    high: float = 0.0
+
+
+def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -> RoiSamples:
+    """Sample ``roi`` in ``grid`` as described in the module docstring.
+
+    ``samples_per_voxel`` fixes ``k``; by default it is chosen so that at least about 100
+    samples cross the ROI's smallest in-plane extent, between 4 and 16.
+    """
+    if not roi.has_contours:
+        raise InvalidInput(f"ROI {roi.label} has no closed planar contours to compute a DVH")
+    warnings: list[str] = list(roi.warnings)
+    planes = _planes(roi, grid)
+    _set_slabs(planes, grid, roi, warnings)
+
+    all_uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
+    u_min, v_min = all_uv.min(axis=0)
+    u_max, v_max = all_uv.max(axis=0)
+    dx, dy = grid.column_spacing, grid.row_spacing
+    if samples_per_voxel is None:
+        smallest = max(min((u_max - u_min) * dx, (v_max - v_min) * dy), 1e-6)
+        k = int(np.clip(np.ceil(100.0 * max(dx, dy) / smallest), 4, 16))
+    else:
+        k = int(samples_per_voxel)
+        if k < 1:
+            raise ValueError(f"samples_per_voxel must be >= 1, not {samples_per_voxel}")
+    us = _lattice(u_min, u_max, k)
+    vs = _lattice(v_min, v_max, k)
+    _, n_rows, n_cols = grid.shape
+    valid = ((vs >= -0.5) & (vs <= n_rows - 0.5))[:, None] & ((us >= -0.5) & (us <= n_cols - 0.5))[
+        None, :
+    ]
+    pixel_area = (dx / k) * (dy / k)
+
+    upsampled = _Upsampler(grid, us, vs)
+    w_low, w_high = grid.plane_extent()
+    means: list[FloatArray] = []
+    widths: list[FloatArray] = []
+    weights: list[FloatArray] = []
+    extremes: list[float] = []
+    outside = 0.0
+    for plane in planes:
+        mask, exact_area = _fill(plane.polygons, us, vs)
+        count = int(mask.sum())
+        if count == 0:
+            continue
+        scale = exact_area / (count * (1.0 / k) ** 2)
+        inside = mask & valid
+        n_out_plane = count - int(inside.sum())
+        flat = np.flatnonzero(inside)
+        cuts = [plane.low, plane.high]
+        cuts += [w for w in grid.plane_offsets if plane.low < w < plane.high]
+        cuts += [w for w in (w_low, w_high) if plane.low < w < plane.high]
+        cuts_arr = np.unique(np.asarray(cuts, dtype=np.float64))
+        for a, b in itertools.pairwise(cuts_arr):
+            thickness = float(b - a)
+            if b <= w_low + 1e-9 or a >= w_high - 1e-9:
+                outside += count * pixel_area * scale * thickness
+                continue
+            outside += n_out_plane * pixel_area * scale * thickness
+            if flat.size == 0:
+                continue
+            d_a = upsampled.values(a, flat)
+            d_b = upsampled.values(b, flat)
+            gu, gv = upsampled.gradients(0.5 * (a + b), flat)
+            means.append(0.5 * (d_a + d_b))
+            widths.append(np.sqrt((d_b - d_a) ** 2 + gu**2 + gv**2))
+            weights.append(np.full(flat.size, pixel_area * scale * thickness))
+            extremes += [float(d_a.min()), float(d_a.max()), float(d_b.min()), float(d_b.max())]
+        extremes += _vertex_extremes(plane, grid)
+
+    if not means:
+        mean = width = weight = np.zeros(0)
+    else:
+        mean, width, weight = np.concatenate(means), np.concatenate(widths), np.concatenate(weights)
+    return RoiSamples(
+        mean=mean,
+        width=width,
+        weight=weight,
+        dose_min=min(extremes) if extremes else float("nan"),
+        dose_max=max(extremes) if extremes else float("nan"),
+        outside_volume=outside,
+        samples_per_voxel=k,
+        warnings=tuple(warnings),
+    )
+
+
+def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
+    """Contours in grid coordinates, grouped by plane, sorted along the normal."""
+    by_w: dict[float, _Plane] = {}
+    for contour in roi.contours:
+        u, v, w = grid.to_grid(contour)
+        spread = float(w.max() - w.min())
+        if spread > PLANE_TOLERANCE_MM:
+            raise InvalidInput(
+                f"ROI {roi.label}: a contour spans {spread:.2f} mm along the dose grid "
+                "normal; contours must lie in planes parallel to the dose planes "
+                "(oblique dose grids are not supported)"
+            )
+        key = round(float(w.mean()), 3)
+        plane = by_w.setdefault(key, _Plane(w=key, polygons=[]))
+        plane.polygons.append(np.column_stack([u, v]))
+    return [by_w[key] for key in sorted(by_w)]
+
+
+def _set_slabs(planes: list[_Plane], grid: DoseGrid, roi: ROI, warnings: list[str]) -> None:
+    """Give each plane its slab ``[low, high]`` with half-slice end caps."""
+    ws = np.array([plane.w for plane in planes])
+    if ws.size == 1:
+        offsets = grid.plane_offsets
+        typical = float(np.median(np.diff(offsets))) if offsets.size > 1 else 1.0
+        warnings.append(
+            f"ROI {roi.label} has a single contour plane; its thickness is taken as the "
+            f"dose plane spacing, {typical:g} mm"
+        )
+    else:
+        typical = float(np.median(np.diff(ws)))
+    for index, plane in enumerate(planes):
+        below = ws[index] - ws[index - 1] if index > 0 else np.inf
+        above = ws[index + 1] - ws[index] if index + 1 < ws.size else np.inf
+        plane.low = plane.w - (below / 2 if below <= 1.5 * typical else typical / 2)
+        plane.high = plane.w + (above / 2 if above <= 1.5 * typical else typical / 2)
+
+
+def _lattice(low: float, high: float, k: int) -> FloatArray:
+    """Sample positions ``-0.5 + (j + 0.5) / k`` (voxel units) covering ``[low, high]``."""
+    first = int(np.floor((low + 0.5) * k - 0.5))
+    last = int(np.ceil((high + 0.5) * k - 0.5))
+    return -0.5 + (np.arange(first, last + 1, dtype=np.float64) + 0.5) / k
+
+
+def _fill(
+    polygons: list[FloatArray], us: FloatArray, vs: FloatArray
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Even-odd fill of ``polygons`` at the lattice ``vs x us``.
+
+    Returns the mask ``(len(vs), len(us))`` and the region's area in voxel units measured
+    exactly along each lattice row (midpoint rule across rows).
+    """
+    points = np.concatenate(polygons)
+    ends = np.concatenate([np.roll(poly, -1, axis=0) for poly in polygons])
+    x0, y0 = points[:, 0], points[:, 1]
+    x1, y1 = ends[:, 0], ends[:, 1]
+    n_rows, n_cols = vs.size, us.size
+    v0 = vs[0]
+    hv = vs[1] - vs[0] if n_rows > 1 else 1.0
+    hu = us[1] - us[0] if n_cols > 1 else 1.0
+    y_low, y_high = np.minimum(y0, y1), np.maximum(y0, y1)
+    first = np.maximum(np.ceil((y_low - v0) / hv), 0).astype(np.intp)
+    last = np.minimum(np.ceil((y_high - v0) / hv) - 1, n_rows - 1).astype(np.intp)
+    counts = np.where(y_high > y_low, np.maximum(last - first + 1, 0), 0)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros((n_rows, n_cols), dtype=bool), 0.0
+    edge = np.repeat(np.arange(counts.size), counts)
+    starts = np.cumsum(counts) - counts
+    row = first[edge] + np.arange(total) - starts[edge]
+    v = v0 + row * hv
+    x = x0[edge] + (v - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    column = np.clip(np.floor((x - us[0]) / hu).astype(np.intp) + 1, 0, n_cols)
+    toggles = np.bincount(row * (n_cols + 1) + column, minlength=n_rows * (n_cols + 1))
+    mask = (np.cumsum(toggles.reshape(n_rows, n_cols + 1), axis=1) & 1)[:, :n_cols].astype(bool)
+    order = np.lexsort((x, row))
+    xs = x[order]
+    if xs.size % 2:  # cannot happen for closed polygons; fall back to counting samples
+        return mask, float(mask.sum()) * hu * hv
+    return mask, float(np.sum(xs[1::2] - xs[0::2])) * hv
+
+
+class _Upsampler:
+    """Dose planes interpolated onto the sample lattice, cached per dose plane."""
+
+    def __init__(self, grid: DoseGrid, us: FloatArray, vs: FloatArray) -> None:
+        self.grid = grid
+        wu = grid.interpolation_matrix("u", us)
+        wv = grid.interpolation_matrix("v", vs)
+        cols = np.flatnonzero(wu.any(axis=0))
+        rows = np.flatnonzero(wv.any(axis=0))
+        self._cols = slice(int(cols[0]), int(cols[-1]) + 1)
+        self._rows = slice(int(rows[0]), int(rows[-1]) + 1)
+        self._wu = wu[:, self._cols]
+        self._wv = wv[:, self._rows]
+        self._planes: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = {}
+
+    def _plane(self, index: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        cached = self._planes.get(index)
+        if cached is None:
+            block = self.grid.dose[index, self._rows, self._cols]
+            values = self._wv @ block @ self._wu.T
+            gu = np.gradient(values, axis=1) if values.shape[1] > 1 else np.zeros_like(values)
+            gv = np.gradient(values, axis=0) if values.shape[0] > 1 else np.zeros_like(values)
+            cached = (values.ravel(), gu.ravel(), gv.ravel())
+            self._planes[index] = cached
+        return cached
+
+    def _bracket(self, w: float) -> tuple[int, int, float]:
+        position = float(self.grid.plane_coordinate(np.asarray([w]))[0])
+        last = self.grid.shape[0] - 1
+        low = min(int(np.floor(position)), max(last - 1, 0))
+        return low, min(low + 1, last), position - low
+
+    def values(self, w: float, flat: IntArray) -> FloatArray:
+        """Dose at lattice points ``flat`` (raveled indices) on the plane at ``w``."""
+        low, high, t = self._bracket(w)
+        result = self._plane(low)[0][flat] * (1.0 - t)
+        if t > 0.0:
+            result += self._plane(high)[0][flat] * t
+        return result
+
+    def gradients(self, w: float, flat: IntArray) -> tuple[FloatArray, FloatArray]:
+        """Dose change across one lattice step along u and v at ``w``."""
+        low, high, t = self._bracket(w)
+        _, gu, gv = self._plane(low)
+        result_u, result_v = gu[flat] * (1.0 - t), gv[flat] * (1.0 - t)
+        if t > 0.0:
+            _, gu, gv = self._plane(high)
+            result_u += gu[flat] * t
+            result_v += gv[flat] * t
+        return result_u, result_v
+
+
+def _vertex_extremes(plane: _Plane, grid: DoseGrid) -> list[float]:
+    """Min and max dose at the contour vertices on both faces of a plane's slab."""
+    uv = np.concatenate(plane.polygons)
+    found: list[float] = []
+    for w in (plane.low, plane.high):
+        ws = np.full(uv.shape[0], w)
+        inside = grid.inside(uv[:, 0], uv[:, 1], ws)
+        if inside.any():
+            dose = grid.sample(uv[inside, 0], uv[inside, 1], ws[inside])
+            found += [float(dose.min()), float(dose.max())]
+    return found
