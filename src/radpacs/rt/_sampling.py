@@ -23,6 +23,7 @@ exact for gradients along the normal and second-order accurate in-plane.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,9 +116,10 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
     weights: list[FloatArray] = []
     extremes: list[float] = []
     outside = 0.0
-    for plane in planes:
-        extremes += _vertex_extremes(plane, grid)
-        coverage, shift_u, shift_v = _fill(plane.polygons, us, vs)
+    extremes += _vertex_extremes(planes, grid)
+    for plane, (coverage, shift_u, shift_v) in zip(
+        planes, _fill_planes(planes, us, vs), strict=True
+    ):
         covered = float(coverage.sum())
         if covered <= 0.0:
             continue
@@ -206,42 +208,64 @@ def _lattice(low: float, high: float, k: int) -> FloatArray:
     return -0.5 + (np.arange(first, last + 1, dtype=np.float64) + 0.5) / k
 
 
+def _fill_planes(
+    planes: list[_Plane], us: FloatArray, vs: FloatArray
+) -> Iterator[tuple[FloatArray, FloatArray, FloatArray]]:
+    """:func:`_fill` for each plane, computed in batches of bounded memory."""
+    per_plane = max(vs.size * _SUB_ROWS * (us.size + 1), 1)
+    batch = max(1, _BATCH_CELLS // per_plane)
+    for start in range(0, len(planes), batch):
+        chunk = planes[start : start + batch]
+        coverage, shift_u, shift_v = _fill([plane.polygons for plane in chunk], us, vs)
+        for index in range(len(chunk)):
+            yield coverage[index], shift_u[index], shift_v[index]
+
+
+_SUB_ROWS = 4
+_BATCH_CELLS = 4_000_000
+
+
 def _fill(
-    polygons: list[FloatArray], us: FloatArray, vs: FloatArray, sub_rows: int = 4
+    planes: list[list[FloatArray]], us: FloatArray, vs: FloatArray, sub_rows: int = _SUB_ROWS
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Even-odd coverage of the lattice cells ``vs x us`` by ``polygons``.
+    """Even-odd coverage of the lattice cells ``vs x us`` by each plane's polygons.
 
     Each cell is cut by ``sub_rows`` scanlines; along each, the covered length of the cell
     is exact (from the sorted edge crossings, entering and leaving in turn by the even-odd
-    rule). Returns the covered fraction of each cell ``(len(vs), len(us))`` and the
-    centroid of its covered part relative to its centre, in lattice steps along u and v.
+    rule). Returns, per plane, the covered fraction of each cell ``(planes, len(vs),
+    len(us))`` and the centroid of its covered part relative to the cell centre, in
+    lattice steps along u and v.
     """
-    points = np.concatenate(polygons)
-    ends = np.concatenate([np.roll(poly, -1, axis=0) for poly in polygons])
+    n_planes, n_rows, n_cols = len(planes), vs.size, us.size
+    shape = (n_planes, n_rows, n_cols)
+    points = np.concatenate([poly for polys in planes for poly in polys])
+    ends = np.concatenate([np.roll(poly, -1, axis=0) for polys in planes for poly in polys])
+    plane_of = np.repeat(
+        np.arange(n_planes), [sum(len(poly) for poly in polys) for polys in planes]
+    )
     x0, y0 = points[:, 0], points[:, 1]
     x1, y1 = ends[:, 0], ends[:, 1]
-    n_rows, n_cols = vs.size, us.size
     hv = vs[1] - vs[0] if n_rows > 1 else 1.0
     hu = us[1] - us[0] if n_cols > 1 else 1.0
     n_lines = n_rows * sub_rows
     step = hv / sub_rows
     first_line = vs[0] - hv / 2 + step / 2
-    zeros = np.zeros((n_rows, n_cols))
     y_low, y_high = np.minimum(y0, y1), np.maximum(y0, y1)
     first = np.maximum(np.ceil((y_low - first_line) / step), 0).astype(np.intp)
     last = np.minimum(np.ceil((y_high - first_line) / step) - 1, n_lines - 1).astype(np.intp)
     counts = np.where(y_high > y_low, np.maximum(last - first + 1, 0), 0)
     total = int(counts.sum())
     if total == 0:
-        return zeros, zeros, zeros
+        return np.zeros(shape), np.zeros(shape), np.zeros(shape)
     edge = np.repeat(np.arange(counts.size), counts)
     starts = np.cumsum(counts) - counts
     line = first[edge] + np.arange(total) - starts[edge]
     v = first_line + line * step
     x = x0[edge] + (v - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    line += plane_of[edge] * n_lines  # one scanline index across all planes
     order = np.lexsort((x, line))
     line, x = line[order], x[order]
-    # Every scanline crosses a closed polygon an even number of times: enter, leave, ...
+    # Every scanline crosses closed polygons an even number of times: enter, leave, ...
     sign = np.where(np.arange(total) % 2 == 0, 1.0, -1.0)
     left = us[0] - hu / 2
     x = np.clip(x, left, left + n_cols * hu)
@@ -249,25 +273,22 @@ def _fill(
     right = left + (cell + 1) * hu  # right edge of the crossing's cell
     centre = left + (cell + 0.5) * hu
     flat = line * n_cols + cell
-    size = n_lines * n_cols
-    entered = np.bincount(flat, sign, minlength=size).reshape(n_lines, n_cols)
-    partial = np.bincount(flat, sign * (right - x), minlength=size).reshape(n_lines, n_cols)
+    size = n_planes * n_lines * n_cols
+    lines_shape = (n_planes * n_lines, n_cols)
+    entered = np.bincount(flat, sign, minlength=size).reshape(lines_shape)
+    partial = np.bincount(flat, sign * (right - x), minlength=size).reshape(lines_shape)
     moment = np.bincount(
         flat, sign * ((right - centre) ** 2 - (x - centre) ** 2) / 2, minlength=size
-    ).reshape(n_lines, n_cols)
+    ).reshape(lines_shape)
     state = np.cumsum(entered, axis=1) - entered  # inside at each cell's left edge
-    line_cover = np.clip(state + partial / hu, 0.0, 1.0).reshape(n_rows, sub_rows, n_cols)
-    line_moment = (moment / hu**2).reshape(n_rows, sub_rows, n_cols)
-    total_cover = line_cover.sum(axis=1)
+    sub_shape = (n_planes, n_rows, sub_rows, n_cols)
+    line_cover = np.clip(state + partial / hu, 0.0, 1.0).reshape(sub_shape)
+    total_cover = line_cover.sum(axis=2)
     coverage = total_cover / sub_rows
     offsets = (np.arange(sub_rows) + 0.5) / sub_rows - 0.5
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift_u = np.where(total_cover > 0, line_moment.sum(axis=1) / total_cover, 0.0)
-        shift_v = np.where(
-            total_cover > 0,
-            np.einsum("rsc,s->rc", line_cover, offsets) / total_cover,
-            0.0,
-        )
+    safe = np.where(total_cover > 0, total_cover, 1.0)
+    shift_u = (moment / hu**2).reshape(sub_shape).sum(axis=2) / safe
+    shift_v = np.einsum("prsc,s->prc", line_cover, offsets) / safe
     return coverage, shift_u, shift_v
 
 
@@ -323,14 +344,17 @@ class _Upsampler:
         return result_u, result_v
 
 
-def _vertex_extremes(plane: _Plane, grid: DoseGrid) -> list[float]:
-    """Min and max dose at the contour vertices on both faces of a plane's slab."""
-    uv = np.concatenate(plane.polygons)
-    found: list[float] = []
-    for w in (plane.low, plane.high):
-        ws = np.full(uv.shape[0], w)
-        inside = grid.inside(uv[:, 0], uv[:, 1], ws)
-        if inside.any():
-            dose = grid.sample(uv[inside, 0], uv[inside, 1], ws[inside])
-            found += [float(dose.min()), float(dose.max())]
-    return found
+def _vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:
+    """Min and max dose at the contour vertices on both faces of every plane's slab."""
+    uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
+    counts = [sum(len(poly) for poly in plane.polygons) for plane in planes]
+    low = np.repeat([plane.low for plane in planes], counts)
+    high = np.repeat([plane.high for plane in planes], counts)
+    u = np.concatenate([uv[:, 0], uv[:, 0]])
+    v = np.concatenate([uv[:, 1], uv[:, 1]])
+    w = np.concatenate([low, high])
+    inside = grid.inside(u, v, w)
+    if not inside.any():
+        return []
+    dose = grid.sample(u[inside], v[inside], w[inside])
+    return [float(dose.min()), float(dose.max())]

@@ -192,8 +192,14 @@ def _contour_data(item: pydicom.Dataset, number: int) -> FloatArray | None:
     value = element.value if element is not None else None
     try:
         if isinstance(value, bytes):
-            text = value.decode("ascii").replace("\\", " ")
-            return np.array(text.split(), dtype=np.float64)
+            text = value.decode("ascii")
+            try:
+                parsed = np.fromstring(text, sep="\\")
+                if parsed.size == text.count("\\") + 1:
+                    return parsed
+            except (ValueError, DeprecationWarning):
+                pass  # malformed: numpy warns (an error under -W error); parse strictly
+            return np.array(text.replace("\\", " ").split(), dtype=np.float64)
         if value is None:
             return None
         return np.asarray(value, dtype=np.float64).ravel()
