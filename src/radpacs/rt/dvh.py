@@ -208,7 +208,8 @@ class DVH:
     # -- statistics -------------------------------------------------------------------
 
     def dose_at_volume(self, volume: float, unit: str = "%") -> float | None:
-        """Dx: the dose received by at least ``volume`` (``%`` of the ROI, or ``cc``).
+        """Dx: the highest dose received by at least ``volume`` (``%`` of the ROI, or
+        ``cc``), interpolated linearly between the points of the fine curve.
 
         None when the asked volume exceeds the ROI's.
         """
@@ -219,8 +220,16 @@ class DVH:
             return None
         if target <= 0:
             return self.dose_max
-        # cumulative is non-increasing; interpolate on the reversed (ascending) curve.
-        dose = float(np.interp(target, self.cumulative[::-1], self.dose_axis[::-1]))
+        # The highest dose still received by ``target``: the last point at or above it,
+        # then linear interpolation towards the next one (the top of any plateau).
+        cumulative, axis = self.cumulative, self.dose_axis
+        slack = 1e-9 * self.volume
+        index = int(np.searchsorted(-cumulative, -(target - slack), side="right")) - 1
+        index = min(max(index, 0), axis.size - 2)
+        upper, lower = cumulative[index], cumulative[index + 1]
+        fraction = 0.0 if upper - lower <= slack else float((upper - target) / (upper - lower))
+        fraction = min(max(fraction, 0.0), 1.0)
+        dose = float(axis[index] + fraction * (axis[index + 1] - axis[index]))
         return float(np.clip(dose, self.dose_min, self.dose_max))
 
     def volume_at_dose(self, dose: float) -> float:
@@ -403,7 +412,7 @@ def compute_dvh(
         dose_max=samples.dose_max,
         dose_mean=float(np.dot(samples.mean, samples.weight) / samples.weight.sum()),
         dose_axis=axis,
-        cumulative=cumulative / 1000.0,
+        cumulative=np.minimum(cumulative / 1000.0, volume),
         dose_units=grid.dose_units,
         outside_volume=samples.outside_volume,
         samples_per_voxel=samples.samples_per_voxel,
