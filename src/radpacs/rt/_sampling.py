@@ -22,8 +22,7 @@ exact for gradients along the normal and second-order accurate in-plane.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,47 +110,62 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
 
     upsampled = _Upsampler(grid, us, vs)
     w_low, w_high = grid.plane_extent()
-    means: list[FloatArray] = []
-    widths: list[FloatArray] = []
-    weights: list[FloatArray] = []
-    extremes: list[float] = []
+    extremes = _vertex_extremes(planes, grid)
+    parts: list[tuple[FloatArray, FloatArray, FloatArray]] = []
     outside = 0.0
-    extremes += _vertex_extremes(planes, grid)
-    for plane, (coverage, shift_u, shift_v) in zip(
-        planes, _fill_planes(planes, us, vs), strict=True
-    ):
-        covered = float(coverage.sum())
-        if covered <= 0.0:
+    cells = vs.size * us.size
+    valid_flat = valid.ravel()
+    batch = max(1, _BATCH_CELLS // (cells * _SUB_ROWS))
+    for start in range(0, len(planes), batch):
+        chunk = planes[start : start + batch]
+        coverage, shift_u, shift_v = (
+            array.reshape(len(chunk), cells)
+            for array in _fill([plane.polygons for plane in chunk], us, vs)
+        )
+        covered = coverage.sum(axis=1)
+        covered_outside = covered - coverage[:, valid_flat].sum(axis=1)
+        seg_plane, seg_a, seg_b = _segments(chunk, grid.plane_offsets, (w_low, w_high))
+        beyond = (seg_b <= w_low + 1e-9) | (seg_a >= w_high - 1e-9)
+        lost = np.where(beyond, covered[seg_plane], covered_outside[seg_plane])
+        outside += pixel_area * float(np.sum(lost * (seg_b - seg_a)))
+        seg_plane, seg_a, seg_b = seg_plane[~beyond], seg_a[~beyond], seg_b[~beyond]
+        plane_of_cell, cell_of = np.nonzero((coverage > 1e-12) & valid_flat)
+        if plane_of_cell.size == 0 or seg_plane.size == 0:
             continue
-        covered_outside = covered - float(coverage[valid].sum())
-        flat = np.flatnonzero((coverage > 1e-12) & valid)
-        fraction = coverage.ravel()[flat]
-        cuts = [plane.low, plane.high]
-        cuts += [w for w in grid.plane_offsets if plane.low < w < plane.high]
-        cuts += [w for w in (w_low, w_high) if plane.low < w < plane.high]
-        cuts_arr = np.unique(np.asarray(cuts, dtype=np.float64))
-        for a, b in itertools.pairwise(cuts_arr):
-            thickness = float(b - a)
-            if b <= w_low + 1e-9 or a >= w_high - 1e-9:
-                outside += covered * pixel_area * thickness
-                continue
-            outside += covered_outside * pixel_area * thickness
-            if flat.size == 0:
-                continue
-            gu, gv = upsampled.gradients(0.5 * (a + b), flat)
-            # Partly covered cells: dose at the centroid of their covered part.
-            shift = gu * shift_u.ravel()[flat] + gv * shift_v.ravel()[flat]
-            d_a = upsampled.values(a, flat) + shift
-            d_b = upsampled.values(b, flat) + shift
-            means.append(0.5 * (d_a + d_b))
-            widths.append(np.sqrt((d_b - d_a) ** 2 + (gu**2 + gv**2) * fraction**2))
-            weights.append(fraction * (pixel_area * thickness))
-            extremes += [float(d_a.min()), float(d_a.max()), float(d_b.min()), float(d_b.max())]
+        # Every covered cell of a plane, once per segment of that plane's slab.
+        per_plane = np.bincount(plane_of_cell, minlength=len(chunk))
+        first_of_plane = np.cumsum(per_plane) - per_plane
+        counts = per_plane[seg_plane]
+        segment = np.repeat(np.arange(seg_plane.size), counts)
+        offsets = np.arange(int(counts.sum())) - (np.cumsum(counts) - counts)[segment]
+        position = first_of_plane[seg_plane][segment] + offsets
+        plane, cell = plane_of_cell[position], cell_of[position]
+        fraction = coverage[plane, cell]
+        dose_at = upsampled.sampler(
+            np.concatenate([seg_a, seg_b, 0.5 * (seg_a + seg_b)]), segment, cell
+        )
+        gu = dose_at(2, "u")
+        gv = dose_at(2, "v")
+        # Partly covered cells: dose at the centroid of their covered part.
+        shift = gu * shift_u[plane, cell] + gv * shift_v[plane, cell]
+        d_a = dose_at(0, "dose") + shift
+        d_b = dose_at(1, "dose") + shift
+        parts.append(
+            (
+                0.5 * (d_a + d_b),
+                np.sqrt((d_b - d_a) ** 2 + (gu**2 + gv**2) * fraction**2),
+                fraction * pixel_area * (seg_b - seg_a)[segment],
+            )
+        )
+        extremes += [
+            float(min(d_a.min(), d_b.min())),
+            float(max(d_a.max(), d_b.max())),
+        ]
 
-    if not means:
-        mean = width = weight = np.zeros(0)
+    if parts:
+        mean, width, weight = (np.concatenate(column) for column in zip(*parts, strict=True))
     else:
-        mean, width, weight = np.concatenate(means), np.concatenate(widths), np.concatenate(weights)
+        mean = width = weight = np.zeros(0)
     return RoiSamples(
         mean=mean,
         width=width,
@@ -201,24 +215,31 @@ def _set_slabs(planes: list[_Plane], grid: DoseGrid, roi: ROI, warnings: list[st
         plane.high = plane.w + (above / 2 if above <= 1.5 * typical else typical / 2)
 
 
+def _segments(
+    planes: list[_Plane], dose_offsets: FloatArray, extent: tuple[float, float]
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Each slab cut at the dose planes and grid ends inside it: (plane, start, end)."""
+    plane_index: list[int] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    for index, plane in enumerate(planes):
+        inner = dose_offsets[(dose_offsets > plane.low) & (dose_offsets < plane.high)]
+        cuts = np.unique(
+            np.concatenate(
+                [[plane.low, plane.high], inner, [w for w in extent if plane.low < w < plane.high]]
+            )
+        )
+        plane_index += [index] * (cuts.size - 1)
+        starts += cuts[:-1].tolist()
+        ends += cuts[1:].tolist()
+    return np.asarray(plane_index, dtype=np.intp), np.asarray(starts), np.asarray(ends)
+
+
 def _lattice(low: float, high: float, k: int) -> FloatArray:
     """Sample positions ``-0.5 + (j + 0.5) / k`` (voxel units) covering ``[low, high]``."""
     first = int(np.floor((low + 0.5) * k - 0.5))
     last = int(np.ceil((high + 0.5) * k - 0.5))
     return -0.5 + (np.arange(first, last + 1, dtype=np.float64) + 0.5) / k
-
-
-def _fill_planes(
-    planes: list[_Plane], us: FloatArray, vs: FloatArray
-) -> Iterator[tuple[FloatArray, FloatArray, FloatArray]]:
-    """:func:`_fill` for each plane, computed in batches of bounded memory."""
-    per_plane = max(vs.size * _SUB_ROWS * (us.size + 1), 1)
-    batch = max(1, _BATCH_CELLS // per_plane)
-    for start in range(0, len(planes), batch):
-        chunk = planes[start : start + batch]
-        coverage, shift_u, shift_v = _fill([plane.polygons for plane in chunk], us, vs)
-        for index in range(len(chunk)):
-            yield coverage[index], shift_u[index], shift_v[index]
 
 
 _SUB_ROWS = 4
@@ -279,7 +300,8 @@ def _fill(
     size = n_planes * n_rows * n_cols
 
     def accumulate(weights: FloatArray) -> FloatArray:
-        return np.bincount(flat, weights, minlength=size).reshape(shape)
+        counted: FloatArray = np.bincount(flat, weights, minlength=size).astype(np.float64)
+        return counted.reshape(shape)
 
     def state(entries: FloatArray) -> FloatArray:
         return np.cumsum(entries, axis=2) - entries
@@ -321,30 +343,39 @@ class _Upsampler:
             self._planes[index] = cached
         return cached
 
-    def _bracket(self, w: float) -> tuple[int, int, float]:
-        position = float(self.grid.plane_coordinate(np.asarray([w]))[0])
+    def sampler(
+        self, ws: FloatArray, segment: IntArray, cell: IntArray
+    ) -> Callable[[int, str], FloatArray]:
+        """Interpolate along the normal, for each sample, at one of the positions ``ws``
+        (``n_groups * n_segments``, grouped): ``sample(group, "dose" | "u" | "v")``."""
+        position = self.grid.plane_coordinate(ws)
         last = self.grid.shape[0] - 1
-        low = min(int(np.floor(position)), max(last - 1, 0))
-        return low, min(low + 1, last), position - low
+        low = np.minimum(np.floor(position).astype(np.intp), max(last - 1, 0))
+        t = position - low
+        first, top = int(low.min()), min(int(low.max()) + 1, last)
+        for index in [key for key in self._planes if key < first]:
+            del self._planes[index]  # planes are visited in order along the normal
+        stacks = [self._plane(index) for index in range(first, top + 1)]
+        layers = {
+            name: np.stack([stack[column] for stack in stacks]).ravel()
+            for column, name in enumerate(("dose", "u", "v"))
+        }
+        n_segments = ws.size // 3
+        deepest = top - first
+        n_cells = stacks[0][0].size
+        indices: dict[int, tuple[IntArray, IntArray, FloatArray]] = {}
 
-    def values(self, w: float, flat: IntArray) -> FloatArray:
-        """Dose at lattice points ``flat`` (raveled indices) on the plane at ``w``."""
-        low, high, t = self._bracket(w)
-        result = self._plane(low)[0][flat] * (1.0 - t)
-        if t > 0.0:
-            result += self._plane(high)[0][flat] * t
-        return result
+        def sample(group: int, name: str) -> FloatArray:
+            if group not in indices:
+                part = slice(group * n_segments, (group + 1) * n_segments)
+                lower = (low[part] - first)[segment]
+                upper = np.minimum(lower + 1, deepest)
+                indices[group] = (lower * n_cells + cell, upper * n_cells + cell, t[part][segment])
+            below, above, weight = indices[group]
+            layer = layers[name]
+            return np.take(layer, below) * (1.0 - weight) + np.take(layer, above) * weight
 
-    def gradients(self, w: float, flat: IntArray) -> tuple[FloatArray, FloatArray]:
-        """Dose change across one lattice step along u and v at ``w``."""
-        low, high, t = self._bracket(w)
-        _, gu, gv = self._plane(low)
-        result_u, result_v = gu[flat] * (1.0 - t), gv[flat] * (1.0 - t)
-        if t > 0.0:
-            _, gu, gv = self._plane(high)
-            result_u += gu[flat] * t
-            result_v += gv[flat] * t
-        return result_u, result_v
+        return sample
 
 
 def _vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:
