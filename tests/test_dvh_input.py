@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pydicom
 import pytest
+
 from dvh_phantoms import (
     LinearDose,
     box,
@@ -15,7 +16,6 @@ from dvh_phantoms import (
     rtstruct_dataset,
     sphere,
 )
-
 from radpacs.errors import InvalidInput
 from radpacs.rt import DoseGrid, StructureSet, dvhs_from_datasets
 
@@ -52,9 +52,7 @@ def test_a_hole_drawn_in_the_same_orientation_is_still_a_hole() -> None:
     outer = _square(10.0, 0.0)
     inner = _square(5.0, 0.0)[::-1]  # reversed winding: even-odd does not care
     for contours in ([outer, _square(5.0, 0.0)], [outer, inner]):
-        [dvh] = dvhs_from_datasets(
-            roundtrip(rtstruct_dataset([("ring", contours)])), _dose()
-        )
+        [dvh] = dvhs_from_datasets(roundtrip(rtstruct_dataset([("ring", contours)])), _dose())
         # A single plane takes the dose plane spacing (2 mm) as its thickness.
         assert dvh.volume == pytest.approx(300 * 2 / 1000.0, rel=1e-3)
         assert any("single contour plane" in warning for warning in dvh.warnings)
@@ -157,7 +155,7 @@ def test_oblique_contours_are_refused() -> None:
     tilted = _square(5.0, 0.0)
     tilted[:, 2] = [0.0, 3.0, 3.0, 0.0]
     rtstruct = roundtrip(rtstruct_dataset([("tilted", [tilted])]))
-    with pytest.raises(InvalidInput, match="spans 3.00 mm along the dose grid normal"):
+    with pytest.raises(InvalidInput, match=r"spans 3\.00 mm along the dose grid normal"):
         dvhs_from_datasets(rtstruct, _dose())
 
 
