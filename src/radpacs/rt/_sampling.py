@@ -22,7 +22,6 @@ exact for gradients along the normal and second-order accurate in-plane.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,15 +140,11 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         position = first_of_plane[seg_plane][segment] + offsets
         plane, cell = plane_of_cell[position], cell_of[position]
         fraction = coverage[plane, cell]
-        dose_at = upsampled.sampler(
-            np.concatenate([seg_a, seg_b, 0.5 * (seg_a + seg_b)]), segment, cell
-        )
-        gu = dose_at(2, "u")
-        gv = dose_at(2, "v")
+        d_a, d_b, gu, gv = upsampled.segment_doses(seg_a, seg_b, segment, cell)
         # Partly covered cells: dose at the centroid of their covered part.
         shift = gu * shift_u[plane, cell] + gv * shift_v[plane, cell]
-        d_a = dose_at(0, "dose") + shift
-        d_b = dose_at(1, "dose") + shift
+        d_a += shift
+        d_b += shift
         parts.append(
             (
                 0.5 * (d_a + d_b),
@@ -181,18 +176,24 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
 def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
     """Contours in grid coordinates, grouped by plane, sorted along the normal."""
     by_w: dict[float, _Plane] = {}
-    for contour in roi.contours:
-        u, v, w = grid.to_grid(contour)
-        spread = float(w.max() - w.min())
-        if spread > PLANE_TOLERANCE_MM:
-            raise InvalidInput(
-                f"ROI {roi.label}: a contour spans {spread:.2f} mm along the dose grid "
-                "normal; contours must lie in planes parallel to the dose planes "
-                "(oblique dose grids are not supported)"
-            )
-        key = round(float(w.mean()), 3)
+    sizes = [len(contour) for contour in roi.contours]
+    u, v, w = grid.to_grid(np.concatenate(roi.contours))
+    bounds = np.cumsum([0, *sizes])
+    lowest = np.minimum.reduceat(w, bounds[:-1])
+    highest = np.maximum.reduceat(w, bounds[:-1])
+    centres = np.add.reduceat(w, bounds[:-1]) / np.asarray(sizes)
+    spread = float((highest - lowest).max())
+    if spread > PLANE_TOLERANCE_MM:
+        raise InvalidInput(
+            f"ROI {roi.label}: a contour spans {spread:.2f} mm along the dose grid "
+            "normal; contours must lie in planes parallel to the dose planes "
+            "(oblique dose grids are not supported)"
+        )
+    uv = np.column_stack([u, v])
+    for index, centre in enumerate(centres):
+        key = round(float(centre), 3)
         plane = by_w.setdefault(key, _Plane(w=key, polygons=[]))
-        plane.polygons.append(np.column_stack([u, v]))
+        plane.polygons.append(uv[bounds[index] : bounds[index + 1]])
     return [by_w[key] for key in sorted(by_w)]
 
 
@@ -300,7 +301,7 @@ def _fill(
     size = n_planes * n_rows * n_cols
 
     def accumulate(weights: FloatArray) -> FloatArray:
-        counted: FloatArray = np.bincount(flat, weights, minlength=size).astype(np.float64)
+        counted: FloatArray = np.asarray(np.bincount(flat, weights, minlength=size), np.float64)
         return counted.reshape(shape)
 
     def state(entries: FloatArray) -> FloatArray:
@@ -343,39 +344,45 @@ class _Upsampler:
             self._planes[index] = cached
         return cached
 
-    def sampler(
-        self, ws: FloatArray, segment: IntArray, cell: IntArray
-    ) -> Callable[[int, str], FloatArray]:
-        """Interpolate along the normal, for each sample, at one of the positions ``ws``
-        (``n_groups * n_segments``, grouped): ``sample(group, "dose" | "u" | "v")``."""
-        position = self.grid.plane_coordinate(ws)
+    def segment_doses(
+        self, starts: FloatArray, ends: FloatArray, segment: IntArray, cell: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Dose at both ends of each sample's segment, and the dose change across one
+        lattice step along u and v at its middle.
+
+        A segment never crosses a dose plane, so one pair of dose planes brackets all of it
+        and each quantity costs two gathers.
+        """
         last = self.grid.shape[0] - 1
-        low = np.minimum(np.floor(position).astype(np.intp), max(last - 1, 0))
-        t = position - low
+        middle = self.grid.plane_coordinate(0.5 * (starts + ends))
+        low = np.minimum(np.floor(middle).astype(np.intp), max(last - 1, 0))
         first, top = int(low.min()), min(int(low.max()) + 1, last)
         for index in [key for key in self._planes if key < first]:
             del self._planes[index]  # planes are visited in order along the normal
         stacks = [self._plane(index) for index in range(first, top + 1)]
-        layers = {
-            name: np.stack([stack[column] for stack in stacks]).ravel()
-            for column, name in enumerate(("dose", "u", "v"))
-        }
-        n_segments = ws.size // 3
-        deepest = top - first
         n_cells = stacks[0][0].size
-        indices: dict[int, tuple[IntArray, IntArray, FloatArray]] = {}
+        lower = (low - first)[segment]
+        below = lower * n_cells + cell
+        above = np.minimum(lower + 1, top - first) * n_cells + cell
 
-        def sample(group: int, name: str) -> FloatArray:
-            if group not in indices:
-                part = slice(group * n_segments, (group + 1) * n_segments)
-                lower = (low[part] - first)[segment]
-                upper = np.minimum(lower + 1, deepest)
-                indices[group] = (lower * n_cells + cell, upper * n_cells + cell, t[part][segment])
-            below, above, weight = indices[group]
-            layer = layers[name]
-            return np.take(layer, below) * (1.0 - weight) + np.take(layer, above) * weight
+        def weights(positions: FloatArray) -> FloatArray:
+            return np.clip(self.grid.plane_coordinate(positions) - low, 0.0, 1.0)[segment]
 
-        return sample
+        values = [
+            (np.take(layer, below), np.take(layer, above))
+            for layer in (
+                np.concatenate([stack[column] for stack in stacks]) for column in range(3)
+            )
+        ]
+        (dose_low, dose_high), (u_low, u_high), (v_low, v_high) = values
+        rise = dose_high - dose_low
+        t_mid = weights(0.5 * (starts + ends))
+        return (
+            dose_low + weights(starts) * rise,
+            dose_low + weights(ends) * rise,
+            u_low + t_mid * (u_high - u_low),
+            v_low + t_mid * (v_high - v_low),
+        )
 
 
 def _vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -136,7 +137,7 @@ class DoseGrid:
         except ValueError as exc:
             raise InvalidInput(f"the RTDOSE geometry is invalid: {exc}") from exc
 
-    @property
+    @cached_property
     def normal(self) -> FloatArray:
         """The unit normal of the dose planes: row direction x column direction."""
         return np.cross(self.row_direction, self.column_direction)
@@ -208,11 +209,13 @@ class DoseGrid:
         i1 = np.minimum(i0 + 1, columns - 1)
         j1 = np.minimum(j0 + 1, rows - 1)
         k1 = np.minimum(k0 + 1, planes - 1)
-        d = self.dose
+        flat = self.dose.ravel()
         for kk, wk in ((k0, 1.0 - tk), (k1, tk)):
             for jj, wj in ((j0, 1.0 - tv), (j1, tv)):
-                for ii, wi in ((i0, 1.0 - tu), (i1, tu)):
-                    result += d[kk, jj, ii] * wk * wj * wi
+                row = (kk * rows + jj) * columns
+                weight = wk * wj
+                result += np.take(flat, row + i0) * (weight * (1.0 - tu))
+                result += np.take(flat, row + i1) * (weight * tu)
         return result
 
     def interpolation_matrix(self, axis: str, coordinates: FloatArray) -> FloatArray:
