@@ -109,7 +109,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
 
     upsampled = _Upsampler(grid, us, vs)
     w_low, w_high = grid.plane_extent()
-    extremes = _vertex_extremes(planes, grid)
+    extremes: list[float] = []
     parts: list[tuple[FloatArray, FloatArray, FloatArray]] = []
     outside = 0.0
     cells = vs.size * us.size
@@ -157,6 +157,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
             float(max(d_a.max(), d_b.max())),
         ]
 
+    extremes += _vertex_extremes(planes, grid, extremes)
     if parts:
         mean, width, weight = (np.concatenate(column) for column in zip(*parts, strict=True))
     else:
@@ -385,15 +386,39 @@ class _Upsampler:
         )
 
 
-def _vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:
-    """Min and max dose at the contour vertices on both faces of every plane's slab."""
-    uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
-    counts = [sum(len(poly) for poly in plane.polygons) for plane in planes]
-    low = np.repeat([plane.low for plane in planes], counts)
-    high = np.repeat([plane.high for plane in planes], counts)
+def _vertex_extremes(planes: list[_Plane], grid: DoseGrid, found: list[float]) -> list[float]:
+    """Min and max dose at the contour vertices on both faces of the planes' slabs.
+
+    Only planes that can beat the extremes ``found`` so far are evaluated: trilinear dose
+    never leaves the range of the grid values around a plane's bounding box.
+    """
+    low = min(found) if found else np.inf
+    high = max(found) if found else -np.inf
+    planes_, rows, columns = grid.shape
+    chosen = []
+    for plane in planes:
+        uv = plane.polygons[0] if len(plane.polygons) == 1 else np.concatenate(plane.polygons)
+        (u_min, v_min), (u_max, v_max) = uv.min(axis=0), uv.max(axis=0)
+        k_low, k_high = grid.plane_coordinate(np.array([plane.low, plane.high]))
+        block = grid.dose[
+            max(int(np.floor(k_low)), 0) : min(int(np.ceil(k_high)), planes_ - 1) + 1,
+            max(int(np.floor(v_min)), 0) : min(int(np.ceil(v_max)), rows - 1) + 1,
+            max(int(np.floor(u_min)), 0) : min(int(np.ceil(u_max)), columns - 1) + 1,
+        ]
+        if block.size == 0 or block.min() < low or block.max() > high:
+            chosen.append(plane)
+    if not chosen:
+        return []
+    uv = np.concatenate([poly for plane in chosen for poly in plane.polygons])
+    counts = [sum(len(poly) for poly in plane.polygons) for plane in chosen]
     u = np.concatenate([uv[:, 0], uv[:, 0]])
     v = np.concatenate([uv[:, 1], uv[:, 1]])
-    w = np.concatenate([low, high])
+    w = np.concatenate(
+        [
+            np.repeat([plane.low for plane in chosen], counts),
+            np.repeat([plane.high for plane in chosen], counts),
+        ]
+    )
     inside = grid.inside(u, v, w)
     if not inside.any():
         return []
