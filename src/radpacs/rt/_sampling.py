@@ -13,11 +13,11 @@ lattice cell gets the fraction of it that the even-odd region covers, exact alon
 scanlines per cell row, and its dose is taken at the centroid of the covered part.
 Along the normal each slab is cut at the dose planes, where trilinear dose is linear, so
 the dose over a sample's segment is exactly the straight line between the dose on its
-two faces. In-plane, the dose change
-across one sample (from the gradient of the bilinear dose) widens that interval. Each
-sample therefore carries a volume spread uniformly over a dose interval whose mean and
-variance match the dose over its cell: the cumulative histogram built from them is
-exact for gradients along the normal and second-order accurate in-plane.
+two faces. In-plane, the dose change across one cell (from the gradient of the bilinear
+dose) widens that interval. Each sample therefore carries a volume spread uniformly over
+a dose interval whose mean and variance match the dose over its cell: the cumulative
+histogram built from them is exact for gradients along the normal and second-order
+accurate in-plane.
 """
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
     us = _lattice(u_min, u_max, k)
     vs = _lattice(v_min, v_max, k)
     _, n_rows, n_cols = grid.shape
-    valid = ((vs >= -0.5) & (vs <= n_rows - 0.5))[:, None] & ((us >= -0.5) & (us <= n_cols - 0.5))[
-        None, :
-    ]
+    rows_inside = (vs >= -0.5) & (vs <= n_rows - 0.5)
+    columns_inside = (us >= -0.5) & (us <= n_cols - 0.5)
+    valid = rows_inside[:, None] & columns_inside[None, :]  # lattice cells within the grid
     pixel_area = (dx / k) * (dy / k)
 
     upsampled = _Upsampler(grid, us, vs)
