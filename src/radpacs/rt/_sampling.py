@@ -133,16 +133,20 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
             continue
         # Every covered cell of a plane, once per segment of that plane's slab.
         per_plane = np.bincount(plane_of_cell, minlength=len(chunk))
-        first_of_plane = np.cumsum(per_plane) - per_plane
         counts = per_plane[seg_plane]
         segment = np.repeat(np.arange(seg_plane.size), counts)
-        offsets = np.arange(int(counts.sum())) - (np.cumsum(counts) - counts)[segment]
-        position = first_of_plane[seg_plane][segment] + offsets
-        plane, cell = plane_of_cell[position], cell_of[position]
-        fraction = coverage[plane, cell]
+        if np.array_equal(seg_plane, np.arange(len(chunk))):  # one segment per plane
+            plane, cell = plane_of_cell, cell_of
+        else:
+            first_of_plane = np.cumsum(per_plane) - per_plane
+            offsets = np.arange(int(counts.sum())) - (np.cumsum(counts) - counts)[segment]
+            position = first_of_plane[seg_plane][segment] + offsets
+            plane, cell = plane_of_cell[position], cell_of[position]
+        flat = plane * cells + cell
+        fraction = np.take(coverage, flat)
         d_a, d_b, gu, gv = upsampled.segment_doses(seg_a, seg_b, segment, cell)
         # Partly covered cells: dose at the centroid of their covered part.
-        shift = gu * shift_u[plane, cell] + gv * shift_v[plane, cell]
+        shift = gu * np.take(shift_u, flat) + gv * np.take(shift_v, flat)
         d_a += shift
         d_b += shift
         parts.append(
