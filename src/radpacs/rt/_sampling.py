@@ -128,23 +128,34 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         lost = np.where(beyond, covered[seg_plane], covered_outside[seg_plane])
         outside += pixel_area * float(np.sum(lost * (seg_b - seg_a)))
         seg_plane, seg_a, seg_b = seg_plane[~beyond], seg_a[~beyond], seg_b[~beyond]
-        plane_of_cell, cell_of = np.nonzero((coverage > 1e-12) & valid_flat)
-        if plane_of_cell.size == 0 or seg_plane.size == 0:
+        inside = (coverage > 1e-12) & valid_flat
+        if seg_plane.size == 0 or not inside.any():
             continue
-        # Every covered cell of a plane, once per segment of that plane's slab.
-        per_plane = np.bincount(plane_of_cell, minlength=len(chunk))
-        counts = per_plane[seg_plane]
-        segment = np.repeat(np.arange(seg_plane.size), counts)
-        if np.array_equal(seg_plane, np.arange(len(chunk))):  # one segment per plane
-            plane, cell = plane_of_cell, cell_of
-        else:
-            first_of_plane = np.cumsum(per_plane) - per_plane
-            offsets = np.arange(int(counts.sum())) - (np.cumsum(counts) - counts)[segment]
-            position = first_of_plane[seg_plane][segment] + offsets
-            plane, cell = plane_of_cell[position], cell_of[position]
+        # Runs of segments of consecutive planes between the same two dose planes: there
+        # the dose is linear along the normal, so a cell fully covered in every plane of a
+        # run is one exact sample spanning the run instead of one sample per plane.
+        interval = np.floor(grid.plane_coordinate(0.5 * (seg_a + seg_b))).astype(np.intp)
+        joins = (
+            (interval[1:] == interval[:-1])
+            & (np.abs(seg_a[1:] - seg_b[:-1]) < 1e-9)
+            & (seg_plane[1:] == seg_plane[:-1] + 1)
+        )
+        run_start = np.flatnonzero(np.concatenate([[True], ~joins]))
+        run_end = np.append(run_start[1:], seg_plane.size) - 1
+        run = np.cumsum(np.concatenate([[True], ~joins])) - 1
+        full = (coverage >= 1.0) & valid_flat
+        full_run = np.logical_and.reduceat(full[seg_plane], run_start, axis=0)
+        full_run &= (run_end > run_start)[:, None]
+        seg_index, cell_single = np.nonzero(inside[seg_plane] & ~full_run[run])
+        run_index, cell_run = np.nonzero(full_run)
+        starts = np.concatenate([seg_a, seg_a[run_start]])
+        ends = np.concatenate([seg_b, seg_b[run_end]])
+        segment = np.concatenate([seg_index, seg_plane.size + run_index])
+        cell = np.concatenate([cell_single, cell_run])
+        plane = np.concatenate([seg_plane[seg_index], seg_plane[run_start][run_index]])
         flat = plane * cells + cell
         fraction = np.take(coverage, flat)
-        d_a, d_b, gu, gv = upsampled.segment_doses(seg_a, seg_b, segment, cell)
+        d_a, d_b, gu, gv = upsampled.segment_doses(starts, ends, segment, cell)
         # Partly covered cells: dose at the centroid of their covered part.
         shift = gu * np.take(shift_u, flat) + gv * np.take(shift_v, flat)
         d_a += shift
@@ -153,7 +164,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
             (
                 0.5 * (d_a + d_b),
                 np.sqrt((d_b - d_a) ** 2 + (gu**2 + gv**2) * fraction**2),
-                fraction * pixel_area * (seg_b - seg_a)[segment],
+                fraction * pixel_area * (ends - starts)[segment],
             )
         )
         extremes += [
