@@ -117,7 +117,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
     batch = max(1, _BATCH_CELLS // (cells * _SUB_ROWS))
     for start in range(0, len(planes), batch):
         chunk = planes[start : start + batch]
-        coverage, shift_u, shift_v = (
+        coverage, moment_u, moment_v = (
             array.reshape(len(chunk), cells)
             for array in _fill([plane.polygons for plane in chunk], us, vs)
         )
@@ -157,7 +157,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         fraction = np.take(coverage, flat)
         d_a, d_b, gu, gv = upsampled.segment_doses(starts, ends, segment, cell)
         # Partly covered cells: dose at the centroid of their covered part.
-        shift = gu * np.take(shift_u, flat) + gv * np.take(shift_v, flat)
+        shift = (gu * np.take(moment_u, flat) + gv * np.take(moment_v, flat)) / fraction
         d_a += shift
         d_b += shift
         parts.append(
@@ -271,8 +271,9 @@ def _fill(
     Each cell is cut by ``sub_rows`` scanlines; along each, the covered length of the cell
     is exact (from the sorted edge crossings, entering and leaving in turn by the even-odd
     rule). Returns, per plane, the covered fraction of each cell ``(planes, len(vs),
-    len(us))`` and the centroid of its covered part relative to the cell centre, in
-    lattice steps along u and v.
+    len(us))`` and the first moments of its covered part about the cell centre along u and
+    v (in lattice steps, times the cell area): divided by the covered fraction they give
+    the centroid of the covered part.
     """
     n_planes, n_rows, n_cols = len(planes), vs.size, us.size
     shape = (n_planes, n_rows, n_cols)
@@ -301,7 +302,8 @@ def _fill(
     v = first_line + line * step
     x = x0[edge] + (v - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
     line += plane_of[edge] * n_lines  # one scanline index across all planes
-    order = np.lexsort((x, line))
+    x_low = float(x.min())
+    order = np.argsort(line * (float(x.max()) - x_low + 1.0) + (x - x_low))  # by line, then x
     line, x = line[order], x[order]
     # Every scanline crosses closed polygons an even number of times: enter, leave, ...
     sign = np.where(np.arange(total) % 2 == 0, 1.0, -1.0)
@@ -323,15 +325,11 @@ def _fill(
     def state(entries: FloatArray) -> FloatArray:
         return np.cumsum(entries, axis=2) - entries
 
-    inside_part = sign * (right - x)
-    cover = np.clip(state(accumulate(sign)) + accumulate(inside_part) / hu, 0.0, sub_rows)
-    moment_u = accumulate(sign * ((right - centre) ** 2 - (x - centre) ** 2) / 2) / hu**2
-    moment_v = state(accumulate(sign * offset)) + accumulate(inside_part * offset) / hu
-    safe = np.where(cover > 0, cover, 1.0)
-    coverage = cover / sub_rows
-    shift_u = moment_u / safe
-    shift_v = moment_v / safe
-    return coverage, shift_u, shift_v
+    inside_part = sign * (right - x) / hu
+    cover = np.clip(state(accumulate(sign)) + accumulate(inside_part), 0.0, sub_rows)
+    moment_u = accumulate(sign * ((right - centre) ** 2 - (x - centre) ** 2) / (2 * hu**2))
+    moment_v = state(accumulate(sign * offset)) + accumulate(inside_part * offset)
+    return cover / sub_rows, moment_u / sub_rows, moment_v / sub_rows
 
 
 class _Upsampler:
