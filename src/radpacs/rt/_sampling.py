@@ -114,6 +114,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
     outside = 0.0
     cells = vs.size * us.size
     valid_flat = valid.ravel()
+    all_valid = bool(valid_flat.all())
     batch = max(1, _BATCH_CELLS // (cells * _SUB_ROWS))
     for start in range(0, len(planes), batch):
         chunk = planes[start : start + batch]
@@ -122,13 +123,17 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
             for array in _fill([plane.polygons for plane in chunk], us, vs)
         )
         covered = coverage.sum(axis=1)
-        covered_outside = covered - coverage[:, valid_flat].sum(axis=1)
+        covered_outside = (
+            np.zeros(len(chunk)) if all_valid else coverage @ (~valid_flat).astype(np.float64)
+        )
         seg_plane, seg_a, seg_b = _segments(chunk, grid.plane_offsets, (w_low, w_high))
         beyond = (seg_b <= w_low + 1e-9) | (seg_a >= w_high - 1e-9)
         lost = np.where(beyond, covered[seg_plane], covered_outside[seg_plane])
         outside += pixel_area * float(np.sum(lost * (seg_b - seg_a)))
         seg_plane, seg_a, seg_b = seg_plane[~beyond], seg_a[~beyond], seg_b[~beyond]
-        inside = (coverage > 1e-12) & valid_flat
+        inside = coverage > 1e-12
+        if not all_valid:
+            inside &= valid_flat
         if seg_plane.size == 0 or not inside.any():
             continue
         # Runs of segments of consecutive planes between the same two dose planes: there
@@ -143,7 +148,9 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         run_start = np.flatnonzero(np.concatenate([[True], ~joins]))
         run_end = np.append(run_start[1:], seg_plane.size) - 1
         run = np.cumsum(np.concatenate([[True], ~joins])) - 1
-        full = (coverage >= 1.0) & valid_flat
+        full = coverage >= 1.0
+        if not all_valid:
+            full &= valid_flat
         full_run = np.logical_and.reduceat(full[seg_plane], run_start, axis=0)
         full_run &= (run_end > run_start)[:, None]
         seg_index, cell_single = np.nonzero(inside[seg_plane] & ~full_run[run])
@@ -325,11 +332,12 @@ def _fill(
     def state(entries: FloatArray) -> FloatArray:
         return np.cumsum(entries, axis=2) - entries
 
+    sign /= sub_rows  # each scanline carries 1/sub_rows of its cell row
     inside_part = sign * (right - x) / hu
-    cover = np.clip(state(accumulate(sign)) + accumulate(inside_part), 0.0, sub_rows)
+    coverage = np.clip(state(accumulate(sign)) + accumulate(inside_part), 0.0, 1.0)
     moment_u = accumulate(sign * ((right - centre) ** 2 - (x - centre) ** 2) / (2 * hu**2))
     moment_v = state(accumulate(sign * offset)) + accumulate(inside_part * offset)
-    return cover / sub_rows, moment_u / sub_rows, moment_v / sub_rows
+    return coverage, moment_u, moment_v
 
 
 class _Upsampler:
