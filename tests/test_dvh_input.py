@@ -170,3 +170,28 @@ def test_statistic_names_are_checked() -> None:
     assert v.unit == "cm3" and v.relative is not None
     assert v.relative == pytest.approx(100 * dvh.volume_at_dose(28.5) / dvh.volume)
     assert dvh.statistic("V2850cGy").value == pytest.approx(dvh.volume_at_dose(28.5))
+
+
+def test_the_half_voxel_beyond_the_outer_plane_takes_the_edge_dose() -> None:
+    # Dose 40 + z Gy on planes z = -20 .. 20; the box spans z = -20.5 .. -10.5 in 0.5 mm
+    # slabs, so its first slab lies in the half voxel below the first plane, where the
+    # dose stays 20 Gy, and the next one starts at that plane.
+    dose = roundtrip(
+        rtdose_dataset(
+            LinearDose(axis="z", offset=40.0, gradient=1.0, origin=0.0),
+            (-20.0, -20.0, -20.0),
+            (2.0, 2.0, 2.0),
+            (21, 21, 21),
+        )
+    )
+    rtstruct = roundtrip(
+        rtstruct_dataset([("low", box((0.0, 0.0, -15.5), (10.0, 10.0, 10.0), 0.5).polygons())])
+    )
+    [dvh] = dvhs_from_datasets(rtstruct, dose)
+    assert dvh.volume == pytest.approx(1.0, rel=1e-6)
+    assert dvh.dose_min == pytest.approx(20.0, abs=1e-6)
+    assert dvh.dose_max == pytest.approx(29.5, abs=1e-6)
+    expected_mean = (0.5 * 20.0 + 9.5 * (20.0 + 29.5) / 2) / 10.0
+    assert dvh.dose_mean == pytest.approx(expected_mean, abs=1e-6)
+    # 5 % of the volume sits at exactly 20 Gy: V(20.001 Gy) is part of the other 95 %.
+    assert dvh.volume_at_dose(20.001) == pytest.approx(0.95 * (29.5 - 20.001) / 9.5, rel=1e-3)

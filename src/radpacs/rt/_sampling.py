@@ -139,7 +139,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         # Runs of segments of consecutive planes between the same two dose planes: there
         # the dose is linear along the normal, so a cell fully covered in every plane of a
         # run is one exact sample spanning the run instead of one sample per plane.
-        interval = np.floor(grid.plane_coordinate(0.5 * (seg_a + seg_b))).astype(np.intp)
+        interval = np.searchsorted(grid.plane_offsets, 0.5 * (seg_a + seg_b))  # 0: below all
         joins = (
             (interval[1:] == interval[:-1])
             & (np.abs(seg_a[1:] - seg_b[:-1]) < 1e-9)
