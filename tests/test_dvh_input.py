@@ -195,3 +195,26 @@ def test_the_half_voxel_beyond_the_outer_plane_takes_the_edge_dose() -> None:
     assert dvh.dose_mean == pytest.approx(expected_mean, abs=1e-6)
     # 5 % of the volume sits at exactly 20 Gy: V(20.001 Gy) is part of the other 95 %.
     assert dvh.volume_at_dose(20.001) == pytest.approx(0.95 * (29.5 - 20.001) / 9.5, rel=1e-3)
+
+
+def test_a_grid_stored_flipped_gives_the_same_dvh() -> None:
+    # The same dose stored with rows, columns and frames reversed: orientation
+    # -1\0\0\0\-1\0, origin at the far corner, decreasing relative frame offsets.
+    dose = LinearDose(axis="x", offset=30.0, gradient=0.5, origin=0.0)
+    origin, spacing, shape = (-40.0, -40.0, -40.0), (2.0, 2.0, 2.0), (41, 41, 41)
+    plain = rtdose_dataset(dose, origin, spacing, shape)
+    flipped = rtdose_dataset(dose, origin, spacing, shape)
+    values = np.frombuffer(plain.PixelData, dtype="<u4").reshape(shape)
+    flipped.PixelData = np.ascontiguousarray(values[::-1, ::-1, ::-1]).tobytes()
+    flipped.ImagePositionPatient = [40.0, 40.0, 40.0]
+    flipped.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+    flipped.GridFrameOffsetVector = [-2.0 * k for k in range(shape[0])]
+    ball = sphere((3.0, -2.0, 1.0), 9.0, 2.0)
+    rtstruct = roundtrip(rtstruct_dataset([("ball", ball.polygons())]))
+    [a] = dvhs_from_datasets(rtstruct, roundtrip(plain))
+    [b] = dvhs_from_datasets(rtstruct, roundtrip(flipped))
+    assert b.volume == pytest.approx(a.volume, rel=1e-9)
+    assert b.dose_mean == pytest.approx(a.dose_mean, rel=1e-9)
+    assert b.dose_min == pytest.approx(a.dose_min, rel=1e-9)
+    for name in ("D95", "D50", "D2"):
+        assert b.statistic(name).value == pytest.approx(a.statistic(name).value, rel=1e-6)
