@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from _client_support import STANDIN_USER, radpacs_with_standins
+from _client_support import USER, radpacs_with_account
 from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.cli_client import register
@@ -121,8 +121,8 @@ def test_unreachable_server_is_a_clear_error(cli: typer.Typer, tmp_path: Path) -
 
 def test_login_writes_a_private_config(cli: typer.Typer, user_config: Path, tmp_path: Path):
     """Against the real POST /api/auth with an account the test creates."""
-    with radpacs_with_standins(tmp_path / "data") as url:
-        user, password = STANDIN_USER
+    with radpacs_with_account(tmp_path / "data") as url:
+        user, password = USER
         code, _, err = _invoke(cli, "login", "--url", url, "-u", user, "--password", "nope")
         assert code == 2 and "HTTP 401" in err
         assert not (user_config / "config.toml").exists()
@@ -141,9 +141,9 @@ def test_login_writes_a_private_config(cli: typer.Typer, user_config: Path, tmp_
 
 
 def test_dvh_command(cli: typer.Typer, tmp_path: Path) -> None:
-    """Against the STAND-IN /api/dvh routes (see _client_support)."""
+    """Against the real POST /api/dvh and /api/dvh/plot."""
     plot = tmp_path / "sphere.png"
-    with radpacs_with_standins(tmp_path / "data") as url:
+    with radpacs_with_account(tmp_path / "data") as url:
         code, out, err = _invoke(
             cli,
             "dvh",

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from _client_support import STANDIN_USER, radpacs_with_standins
+from _client_support import USER, radpacs_with_account
 from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.client import (
@@ -157,26 +157,27 @@ async def _async_anonymize(url: str, data: bytes) -> bytes:
         return await client.anonymize(data)
 
 
-def test_login_and_dvh_against_standins(tmp_path: Path) -> None:
-    """STAND-IN routes for /api/auth and /api/dvh: the client side of the agreed contracts."""
-    with radpacs_with_standins(tmp_path / "data") as url:
+def test_login_and_dvh(tmp_path: Path) -> None:
+    """The real POST /api/auth, /api/dvh and /api/dvh/plot on the workshop's structures."""
+    with radpacs_with_account(tmp_path / "data") as url:
         with RadpacsClient(url, retry=FAST) as client:
             with pytest.raises(RadpacsRequestError) as caught:
                 client.login("alice", "wrong")
             assert caught.value.status_code == 401
-            token = client.login(*STANDIN_USER)
+            token = client.login(*USER)
             assert client._http.headers["Authorization"] == f"Bearer {token}"
             result = client.dvh(RT_WORKSHOP / "rtstruct-sphere.dcm", RT_WORKSHOP / "rtdose.dcm")
             names = [curve.name for curve in result.dvhs]
             assert "Sphere_02_0" in names
             sphere = result.dvhs[names.index("Sphere_02_0")]
-            assert sphere.statistics()["max_gy"] > 0
+            assert sphere.statistics()["max"] == pytest.approx(28.1, rel=0.01)  # Gy, analytical
+            assert sphere.statistics()["volume"] == pytest.approx(7.23824, rel=0.01)  # cm3
             png = client.dvh_plot(result)
             assert png.startswith(b"\x89PNG")
 
         async def flow() -> None:
             async with AsyncRadpacsClient(url, retry=FAST) as client:
-                await client.login(*STANDIN_USER)
+                await client.login(*USER)
                 result = await client.dvh(
                     (RT_WORKSHOP / "rtstruct-cone.dcm").read_bytes(),
                     (RT_WORKSHOP / "rtdose.dcm").read_bytes(),

@@ -93,7 +93,6 @@ def test_workshop_steps_0_to_4(url: str) -> None:
     _steps_0_to_4(url, "abcde12")
 
 
-@pytest.mark.xfail(strict=True, reason="DVH routes land with the dvh branch")
 def test_workshop_whole_flow_with_dvh(url: str) -> None:
     """Steps 0 to 6 as the notebook does them, DVH computation and plot included."""
     anonymized = _steps_0_to_4(url, "fghij34")

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.ai.startup import start_ai
-from radpacs.api import accounts, ai, counts, deid, health, upload, workshop
+from radpacs.api import accounts, ai, counts, deid, health, rt, upload, workshop
 from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
@@ -106,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(ai.router)
+    app.include_router(rt.router)
     return app

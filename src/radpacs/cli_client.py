@@ -335,13 +335,22 @@ def dvh(
         "dvh.png"
     ),
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not fetch a plot.")] = False,
+    roi: Annotated[str | None, typer.Option(help="ROI number or name (default: all).")] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Compute here with radpacs.rt, without a server.")
+    ] = False,
     url: UrlOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Dose-volume histograms computed by the server: a statistics table and a saved plot."""
+    """Dose-volume histograms: a statistics table and a saved plot, by the server or --local."""
+    if local:
+        from radpacs.cli_dvh import dvh_command
+
+        dvh_command(structures, dose, roi=roi, plot=None if no_plot else plot, json_output=as_json)
+        return
     with _request_errors(), _client(url, token) as client:
-        result = client.dvh(structures, dose)
+        result = client.dvh(structures, dose, **({"roi": roi} if roi else {}))
         saved = None
         if not no_plot and plot is not None:
             plot.write_bytes(client.dvh_plot(result))

@@ -296,7 +296,7 @@ class AsyncRadpacsClient:
     async def dvh(self, structures: Path | bytes, dose: Path | bytes, **params: str) -> DVHResult:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
-        return DVHResult.model_validate((await self.request(call)).json())
+        return DVHResult.from_answer((await self.request(call)).json())
 
     async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

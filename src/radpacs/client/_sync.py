@@ -301,7 +301,7 @@ class RadpacsClient:
     def dvh(self, structures: Path | bytes, dose: Path | bytes, **params: str) -> DVHResult:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         response = self.request(_core.dvh_call(structures, dose, params))
-        return DVHResult.model_validate(response.json())
+        return DVHResult.from_answer(response.json())
 
     def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

@@ -142,15 +142,13 @@ class DVHCurve(BaseModel):
     name: str = ""
     roi_number: int | None = None
 
-    def statistics(self) -> dict[str, Any]:
-        """The scalar fields (volume, Dmin, Dmean, D95, ...) named as the server names them."""
-        scalars: dict[str, Any] = {}
-        for key, value in self.model_dump().items():
-            if isinstance(value, dict):
-                scalars.update({k: v for k, v in value.items() if isinstance(v, int | float | str)})
-            elif isinstance(value, int | float | str) and key not in ("name", "roi_number"):
-                scalars[key] = value
-        return scalars
+    def statistics(self) -> dict[str, float | None]:
+        """The statistics the server computed, by name (volume, min, mean, D95, V20Gy, ...).
+
+        Each is its value in its unit (``statistics[name]["unit"]`` on the raw answer).
+        """
+        raw = (self.model_extra or {}).get("statistics") or {}
+        return {name: entry.get("value") for name, entry in raw.items() if isinstance(entry, dict)}
 
 
 class DVHResult(BaseModel):
@@ -159,6 +157,13 @@ class DVHResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     dvhs: list[DVHCurve]
+
+    @classmethod
+    def from_answer(cls, answer: Any) -> DVHResult:
+        """Read POST /api/dvh's answer: one DVH object, or ``{"dvhs": [...]}`` for several."""
+        if isinstance(answer, dict) and "dvhs" not in answer:
+            answer = {"dvhs": [answer]}
+        return cls.model_validate(answer)
 
 
 class ServerStatus(BaseModel):
