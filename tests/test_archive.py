@@ -122,10 +122,10 @@ def test_a_failing_index_leaves_no_row_and_no_file(
 def test_a_failing_file_write_leaves_no_row(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(key: str, data: bytes) -> None:
+    def full_disk(items: object) -> None:
         raise StorageError("No space left on device")
 
-    monkeypatch.setattr(archive.blobs, "put", full_disk)
+    monkeypatch.setattr(archive.blobs, "put_many", full_disk)
     with pytest.raises(StorageError):
         archive.store_many([to_bytes(make_ct())])
     assert archive.counts()["instances"] == 0
@@ -151,8 +151,9 @@ def test_blob_writes_leave_no_temporary_files(tmp_path) -> None:  # type: ignore
     store = FolderBlobStore(tmp_path)
     store.put("ab/cd/x.dcm", b"DICM")
     assert [p.name for p in (tmp_path / "ab" / "cd").iterdir()] == ["x.dcm"]
-    with pytest.raises(StorageError):
-        store.put("../escape.dcm", b"x")
+    for bad in ("../escape.dcm", "/etc/passwd", "ab/../../x", "ab//x", ""):
+        with pytest.raises(StorageError):
+            store.put(bad, b"x")
 
 
 def test_store_events_reach_listeners_after_commit(archive: Archive) -> None:
@@ -162,3 +163,18 @@ def test_store_events_reach_listeners_after_commit(archive: Archive) -> None:
     archive.store_many([to_bytes(dataset), b"junk"])
     archive.store_many([to_bytes(dataset)])  # already stored: nothing new to announce
     assert heard == [[dataset.SOPInstanceUID]]
+
+
+def test_concurrent_stores_of_the_same_new_instances(archive: Archive) -> None:
+    """Four requests race to store one new series: each instance ends stored exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    study, series = "1.2.826.0.1.3680043.8.498.501", "1.2.826.0.1.3680043.8.498.502"
+    batch = [to_bytes(make_ct(study, series, InstanceNumber=n)) for n in range(10)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(archive.store_many, [batch] * 4))
+    outcomes = [result.outcome for answer in answers for result in answer]
+    assert Outcome.FAILED not in outcomes
+    assert outcomes.count(Outcome.STORED) == 10
+    assert archive.counts() == {"patients": 1, "studies": 1, "series": 1, "instances": 10}
+    assert len(list(archive.blobs.keys())) == 10

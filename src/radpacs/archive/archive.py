@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pydicom
 from pydicom import Dataset
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -211,11 +211,9 @@ class Archive:
             else:
                 seen[parsed.sop_uid] = parsed.digest
                 to_write[index] = parsed
-        written: list[str] = []
+        written = [parsed.storage_key for parsed in to_write.values()]
         try:
-            for parsed in to_write.values():
-                self.blobs.put(parsed.storage_key, parsed.data)
-                written.append(parsed.storage_key)
+            self.blobs.put_many([(parsed.storage_key, parsed.data) for parsed in to_write.values()])
             replaced_keys = self._index(to_write, results, set(existing))
         except Exception:
             for key in written:
@@ -230,41 +228,74 @@ class Archive:
         results: list[StoreResult | None],
         known_sops: set[str],
     ) -> list[str]:
-        """Record written files in one transaction; the keys that replacements orphaned."""
+        """Record written files in one transaction; the keys that replacements orphaned.
+
+        New instances go in with one multi-row insert; instances whose UID was already known,
+        and every instance of a batch that met a concurrent insert, go one by one in savepoints.
+        """
         replaced_keys: list[str] = []
         touched_series: set[int] = set()
         series_cache: dict[str, tuple[int, str]] = {}
         try:
             with self._write() as session, session.begin():
-                for index, parsed in to_write.items():
+                fresh = {i: p for i, p in to_write.items() if p.sop_uid not in known_sops}
+                one_by_one = {i: p for i, p in to_write.items() if p.sop_uid in known_sops}
+                one_by_one |= self._insert_new(session, fresh, results, series_cache)
+                for index, parsed in fresh.items():
+                    if index not in one_by_one and results[index] is not None:
+                        touched_series.add(series_cache[parsed.series_uid][0])
+                for index, parsed in sorted(one_by_one.items()):
                     try:
                         with session.begin_nested():
                             outcome, old_key, series_pk = self._index_one(
-                                session, parsed, parsed.sop_uid in known_sops, series_cache
+                                session, parsed, True, series_cache
                             )
-                    except IntegrityError:  # stored meanwhile by a concurrent request
-                        series_cache.clear()
-                        outcome, old_key, series_pk = Outcome.ALREADY_STORED, None, None
-                        current = session.scalar(
-                            select(Instance.digest).where(Instance.sop_uid == parsed.sop_uid)
-                        )
-                        if current != parsed.digest:
-                            results[index] = StoreResult.failed(
-                                DuplicateInstance(parsed.sop_class_uid, parsed.sop_uid)
-                            )
-                            continue
-                    except InvalidInstance as exc:
+                    except InvalidInstance as exc:  # DuplicateInstance included
                         results[index] = StoreResult.failed(exc)
                         continue
                     results[index] = StoreResult.of(outcome, parsed)
                     if old_key and old_key != parsed.storage_key:
                         replaced_keys.append(old_key)
-                    if series_pk is not None:
-                        touched_series.add(series_pk)
+                    touched_series.add(series_pk)
                 self._bump_versions(session, touched_series)
         except SQLAlchemyError as exc:
             raise StorageError(f"the index refused the store: {exc}") from exc
         return replaced_keys
+
+    def _insert_new(
+        self,
+        session: Session,
+        fresh: dict[int, ParsedInstance],
+        results: list[StoreResult | None],
+        series_cache: dict[str, tuple[int, str]],
+    ) -> dict[int, ParsedInstance]:
+        """Insert instances not seen before in one statement; those to retry one by one."""
+        rows: dict[int, dict[str, Any]] = {}
+        for index, parsed in fresh.items():
+            try:
+                series_pk = self._series_in_savepoint(session, parsed, series_cache)
+            except InvalidInstance as exc:
+                results[index] = StoreResult.failed(exc)
+                continue
+            rows[index] = dict(
+                parsed.instance,
+                sop_uid=parsed.sop_uid,
+                series_pk=series_pk,
+                storage_key=parsed.storage_key,
+                digest=parsed.digest,
+                size=len(parsed.data),
+                metadata_json=parsed.metadata_json,
+            )
+        if not rows:
+            return {}
+        try:
+            with session.begin_nested():
+                session.execute(insert(Instance), list(rows.values()))
+        except IntegrityError:  # a concurrent request stored some of them first
+            return {index: fresh[index] for index in rows}
+        for index in rows:
+            results[index] = StoreResult.of(Outcome.STORED, fresh[index])
+        return {}
 
     def _index_one(
         self,
@@ -299,6 +330,21 @@ class Archive:
         row.series_pk = series_pk
         session.flush()
         return Outcome.REPLACED, old_key, series_pk
+
+    def _series_in_savepoint(
+        self, session: Session, parsed: ParsedInstance, cache: dict[str, tuple[int, str]]
+    ) -> int:
+        """:meth:`_series_for`, creating rows in a savepoint; once more if a concurrent
+        transaction created the same patient, study or series first."""
+        if parsed.series_uid in cache:
+            return self._series_for(session, parsed, cache)
+        try:
+            with session.begin_nested():
+                return self._series_for(session, parsed, cache)
+        except IntegrityError:
+            cache.pop(parsed.series_uid, None)
+            with session.begin_nested():
+                return self._series_for(session, parsed, cache)
 
     def _series_for(
         self, session: Session, parsed: ParsedInstance, cache: dict[str, tuple[int, str]]
