@@ -72,10 +72,21 @@ def _text(dataset: Dataset, keyword: str, limit: int = 400) -> str:
     return text.strip()[:limit]
 
 
-def _int(dataset: Dataset, keyword: str) -> int | None:
-    value = dataset.get(keyword)
+def _json_text(metadata: dict[str, Any], tag: str, limit: int = 400) -> str:
+    """An attribute of the DICOM JSON as DICOM text (values joined by backslashes)."""
+    values = metadata.get(tag, {}).get("Value") or []
+    texts = []
+    for value in values:
+        if isinstance(value, dict):  # a person name: its alphabetic group
+            value = value.get("Alphabetic", "")
+        texts.append("" if value is None else str(value))
+    return "\\".join(texts).strip()[:limit]
+
+
+def _json_int(metadata: dict[str, Any], tag: str) -> int | None:
+    values = metadata.get(tag, {}).get("Value") or [None]
     try:
-        return int(value) if value not in (None, "") else None
+        return int(values[0]) if values[0] not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
@@ -123,7 +134,9 @@ def _read(data: bytes) -> Dataset:
     return dataset
 
 
-def _check_complete(dataset: Dataset, sop_class: str, sop_uid: str) -> None:
+def _check_complete(
+    dataset: Dataset, metadata: dict[str, Any], sop_class: str, sop_uid: str
+) -> None:
     """Check declared lengths against the values read, so a file cut short fails here.
 
     pydicom reads a file cut inside its last element without complaint; comparing each
@@ -149,9 +162,10 @@ def _check_complete(dataset: Dataset, sop_class: str, sop_uid: str) -> None:
     pixel_data = getattr(dataset.get_item("PixelData"), "value", None)
     if not isinstance(pixel_data, bytes) or UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
         return
-    rows, columns = _int(dataset, "Rows"), _int(dataset, "Columns")
-    bits, samples = _int(dataset, "BitsAllocated"), _int(dataset, "SamplesPerPixel") or 1
-    frames = _int(dataset, "NumberOfFrames") or 1
+    rows, columns = _json_int(metadata, "00280010"), _json_int(metadata, "00280011")
+    bits = _json_int(metadata, "00280100")
+    samples = _json_int(metadata, "00280002") or 1
+    frames = _json_int(metadata, "00280008") or 1
     if rows and columns and bits:
         expected = (rows * columns * samples * frames * bits + 7) // 8
         if len(pixel_data) < expected:
@@ -186,7 +200,6 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
             sop_class,
             sop_uid,
         )
-    _check_complete(dataset, sop_class, sop_uid)
     transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
     instance_path = f"/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
     try:
@@ -198,9 +211,14 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
             sop_class,
             sop_uid,
         ) from exc
+    _check_complete(dataset, metadata, sop_class, sop_uid)
     metadata["00083002"] = attribute("UI", transfer_syntax)  # AvailableTransferSyntaxUID
-    patient_name = _text(dataset, "PatientName")
-    referring = _text(dataset, "ReferringPhysicianName")
+
+    def text(tag: str, limit: int = 400) -> str:
+        return _json_text(metadata, tag, limit)
+
+    patient_name = text("00100010")
+    referring = text("00080090")
     return ParsedInstance(
         data=data,
         digest=hashlib.sha256(data).hexdigest(),
@@ -210,42 +228,42 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
         series_uid=series_uid,
         transfer_syntax_uid=transfer_syntax,
         patient={
-            "patient_id": _text(dataset, "PatientID", 64),
-            "issuer": _text(dataset, "IssuerOfPatientID", 64),
+            "patient_id": text("00100020", 64),
+            "issuer": text("00100021", 64),
             "patient_name": patient_name,
             "patient_name_lower": patient_name.lower(),
-            "birth_date": _text(dataset, "PatientBirthDate", 8),
-            "sex": _text(dataset, "PatientSex", 16),
+            "birth_date": text("00100030", 8),
+            "sex": text("00100040", 16),
         },
         study={
-            "study_date": _text(dataset, "StudyDate", 8),
-            "study_time": normalize_time(_text(dataset, "StudyTime")),
-            "accession_number": _text(dataset, "AccessionNumber", 64),
-            "study_id": _text(dataset, "StudyID", 64),
-            "study_description": _text(dataset, "StudyDescription"),
+            "study_date": text("00080020", 8),
+            "study_time": normalize_time(text("00080030")),
+            "accession_number": text("00080050", 64),
+            "study_id": text("00200010", 64),
+            "study_description": text("00081030"),
             "referring_physician": referring,
             "referring_physician_lower": referring.lower(),
         },
         series={
-            "modality": _text(dataset, "Modality", 16),
-            "series_number": _int(dataset, "SeriesNumber"),
-            "series_description": _text(dataset, "SeriesDescription"),
-            "body_part": _text(dataset, "BodyPartExamined", 64),
-            "pps_start_date": _text(dataset, "PerformedProcedureStepStartDate", 8),
-            "pps_start_time": normalize_time(_text(dataset, "PerformedProcedureStepStartTime")),
+            "modality": text("00080060", 16),
+            "series_number": _json_int(metadata, "00200011"),
+            "series_description": text("0008103E"),
+            "body_part": text("00180015", 64),
+            "pps_start_date": text("00400244", 8),
+            "pps_start_time": normalize_time(text("00400245")),
         },
         instance={
             "sop_class_uid": sop_class,
-            "instance_number": _int(dataset, "InstanceNumber"),
+            "instance_number": _json_int(metadata, "00200013"),
             "transfer_syntax_uid": transfer_syntax,
-            "rows": _int(dataset, "Rows"),
-            "columns": _int(dataset, "Columns"),
-            "bits_allocated": _int(dataset, "BitsAllocated"),
-            "number_of_frames": _int(dataset, "NumberOfFrames")
-            or (1 if "PixelData" in dataset else None),
-            "content_date": _text(dataset, "ContentDate", 8),
-            "content_time": normalize_time(_text(dataset, "ContentTime")),
-            "acquisition_datetime": normalize_datetime(_text(dataset, "AcquisitionDateTime")),
+            "rows": _json_int(metadata, "00280010"),
+            "columns": _json_int(metadata, "00280011"),
+            "bits_allocated": _json_int(metadata, "00280100"),
+            "number_of_frames": _json_int(metadata, "00280008")
+            or (1 if "7FE00010" in metadata or "PixelData" in dataset else None),
+            "content_date": text("00080023", 8),
+            "content_time": normalize_time(text("00080033")),
+            "acquisition_datetime": normalize_datetime(text("0008002A")),
         },
         metadata_json=json_to_bytes(metadata).decode(),
     )
