@@ -1,5 +1,7 @@
-"""End to end in headless Chromium: upload a CT series through the UI, see it in the list,
-open it in OHIF, check that the viewport draws it, delete it through the dialog.
+"""End to end in headless Chromium with auth ON: log in through the page's form as an
+uploader, upload a CT series, see it in the list (delete disabled for that role), log out,
+log in as an administrator, open the study in OHIF (authenticated by the session cookie
+alone), check that the viewport draws it, delete it through the dialog.
 
 Needs Debian's chromium (``apt-get install -y chromium``), the playwright package (test extra;
 its own browsers are never downloaded) and OHIF (``radpacs viewer install``). Screenshots go to
@@ -10,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
+from typer.testing import CliRunner
 
 from conftest import LiveServer, make_ct, to_bytes
+from radpacs.cli import app as cli_app
 from radpacs.settings import load_settings
 from radpacs.web.ohif import installed_version
 from radpacs.web.viewer import viewer_dir
@@ -33,6 +38,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 SLICES = 6
+PASSWORDS = {"ada": "uploader password", "root": "administrator password"}
+ROLES = {"ada": "uploader", "root": "admin"}
 
 # Distinct grey levels in a sample of the viewport canvas (1 for a blank or uniform canvas).
 _CANVAS_LEVELS = """() => {
@@ -77,9 +84,28 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         )
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    live = LiveServer(tmp_path / "data").start()
+    data = tmp_path / "data"
+    for name, role in ROLES.items():  # as an administrator would: radpacs user add
+        result = CliRunner().invoke(
+            cli_app,
+            ["user", "add", name, "--role", role, "--password-stdin", "--data-dir", str(data)],
+            input=PASSWORDS[name] + "\n",
+        )
+        assert result.exit_code == 0, result.output
+    live = LiveServer(data, ["--auth"]).start()
     yield live
     live.stop()
+
+
+def _log_in(page: Any, sync_api: Any, name: str, password: str | None = None) -> None:
+    dialog = page.locator("dialog#login")
+    sync_api.expect(dialog).to_be_visible(timeout=15_000)
+    page.fill("#login-username", name)
+    page.fill("#login-password", PASSWORDS[name] if password is None else password)
+    page.click("#login-button")
+    if password is None:
+        sync_api.expect(dialog).to_be_hidden(timeout=15_000)
+        sync_api.expect(page.locator("#who")).to_have_text(f"{name} ({ROLES[name]})")
 
 
 def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]) -> None:
@@ -90,17 +116,37 @@ def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(server.url + "/")
+            sync_api.expect(page.locator("dialog#login")).to_be_visible(timeout=15_000)
+            page.screenshot(path=str(ARTIFACTS / "login.png"))
+            _log_in(page, sync_api, "ada", password="not the password")
+            sync_api.expect(page.locator("#login-error")).to_have_text(
+                "Wrong user name or password."
+            )
+            page.screenshot(path=str(ARTIFACTS / "login-refused.png"))
+            _log_in(page, sync_api, "ada")
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts never see it
+
             page.set_input_files("#file-input", [str(path) for path in ct_files])
             row = page.locator("#study-table tbody tr", has_text="E2E-1")
             row.wait_for(timeout=30_000)
             summary = page.locator(".upload-summary").first
             sync_api.expect(summary).to_have_text(f"{SLICES} instances stored.", timeout=30_000)
             assert row.locator("td").nth(7).inner_text() == str(SLICES)
-            page.screenshot(path=str(ARTIFACTS / "study-list.png"))
-
+            sync_api.expect(row.locator("button.delete")).to_be_disabled()  # uploader
+            page.screenshot(path=str(ARTIFACTS / "study-list-uploader.png"))
             page.locator("#dropzone").screenshot(path=str(ARTIFACTS / "upload.png"))
             page.locator("#upload").screenshot(path=str(ARTIFACTS / "upload-progress.png"))
 
+            page.click("#logout")
+            _log_in(page, sync_api, "root")
+            sync_api.expect(row.locator("button.delete")).to_be_enabled(timeout=15_000)
+            page.screenshot(path=str(ARTIFACTS / "study-list.png"))
+
+            refused: list[str] = []
+            page.context.on(
+                "response",
+                lambda r: refused.append(r.url) if r.status in (401, 403) else None,
+            )
             with page.context.expect_page() as opened:
                 row.locator("a.open").click()
             viewer = opened.value
@@ -113,6 +159,7 @@ def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]
             assert viewer.evaluate(_CANVAS_LEVELS) > 20
             viewer.screenshot(path=str(ARTIFACTS / "viewer.png"))
             viewer.close()
+            assert refused == []  # every OHIF request was authenticated by the cookie
 
             row.locator("button.delete").click()
             dialog = page.locator("dialog#confirm-delete")
@@ -121,6 +168,7 @@ def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]
             page.screenshot(path=str(ARTIFACTS / "delete-dialog.png"))
             page.locator("#confirm-delete-button").click()
             sync_api.expect(row).to_have_count(0, timeout=15_000)
-            sync_api.expect(page.locator("#list-status")).to_have_text("No study matches.")
+            sync_api.expect(page.locator("#list-status")).to_have_text("Study deleted.")
+            assert page.locator("#study-table tbody tr").count() == 0
         finally:
             browser.close()

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.ai.startup import start_ai
-from radpacs.api import accounts, ai, counts, deid, health, rt, upload, workshop
+from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
 from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
     app.include_router(accounts.router)
+    app.include_router(session.router)
     app.include_router(workshop.router)
     app.include_router(counts.router)
     app.include_router(upload.router)

@@ -6,7 +6,8 @@ template) in :data:`radpacs.auth.policy.POLICY` and
 
 - refuses with 403 a route that has no entry (default deny: mounted apps and plain
   Starlette routes included, which FastAPI dependencies would not see);
-- for a non-public route, reads the token (``Authorization: Bearer``, else ``?token=``),
+- for a non-public route, reads the token (``Authorization: Bearer``, else ``?token=``,
+  else the browser session cookie :data:`SESSION_COOKIE` set by POST /api/session),
   answers 401 with ``WWW-Authenticate`` when it is missing, wrong, expired, tampered,
   revoked or foreign, and 403 when the principal's roles lack the permission;
 - runs the route and, if the rule names an audit action, records who, from where, which
@@ -31,6 +32,7 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from starlette._utils import get_route_path
+from starlette.requests import cookie_parser
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,6 +54,7 @@ from radpacs.settings import Settings
 __all__ = [
     "ANONYMOUS",
     "LOCAL_USER",
+    "SESSION_COOKIE",
     "AccessControl",
     "AuthServices",
     "AuthServicesDep",
@@ -69,6 +72,7 @@ log = logging.getLogger(__name__)
 
 ANONYMOUS = Principal("", frozenset())
 LOCAL_USER = Principal("local", frozenset({Role.ADMIN}), source="no-auth")
+SESSION_COOKIE = "radpacs_session"
 
 _STUDY_KEYS = ("study", "study_uid")
 _SERIES_KEYS = ("series", "series_uid")
@@ -198,6 +202,11 @@ def _bearer(scope: Scope) -> str | None:
     for name, text in parse_qsl(query):
         if name == "token" and text:
             return str(text)
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            cookie = cookie_parser(bytes(value).decode("latin-1")).get(SESSION_COOKIE)
+            if cookie:
+                return cookie
     return None
 
 
@@ -346,7 +355,8 @@ class AccessControl:
         token = _bearer(scope)
         if token is None:
             raise AuthenticationError(
-                "this route needs a token: Authorization: Bearer <token>, or ?token=<token>"
+                "this route needs a token: Authorization: Bearer <token>, ?token=<token>, "
+                "or the session cookie of POST /api/session"
             )
         principal: Principal = await anyio.to_thread.run_sync(
             services.authenticator.authenticate, token

@@ -22,11 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from radpacs.api.access import AuthServices, AuthServicesDep, PrincipalDep, note_audit
 from radpacs.archive.audit import AuditQuery
 from radpacs.auth.passwords import check_password_strength, hash_password, verify_password
-from radpacs.auth.roles import Role
+from radpacs.auth.roles import Principal, Role
 from radpacs.auth.usernames import check_username
 from radpacs.errors import AuthenticationError, Conflict, InvalidInput, NotFound
 
-__all__ = ["read_fields", "router"]
+__all__ = ["log_in", "read_fields", "revoke_principal_token", "router"]
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -82,13 +82,29 @@ def _login(services: AuthServices, fields: dict[str, str], client: str) -> dict[
     }
 
 
-@router.post("/auth", summary="Log in: get a token")
-async def login(request: Request, services: AuthServicesDep) -> dict[str, Any]:
-    """``username`` and ``password`` (or enrolled ``idul``), as form fields or JSON."""
+async def log_in(request: Request, services: AuthServices) -> dict[str, Any]:
+    """Check the request's credentials (form or JSON), rate limited per (name, client); the
+    new token and who it stands for. Shared by POST /api/auth and POST /api/session."""
     fields = await read_fields(request)
     note_audit(request, username=(fields.get("username") or fields.get("idul") or "")[:64])
     client = request.client.host if request.client else ""
     return await run_in_threadpool(_login, services, fields, client)
+
+
+def revoke_principal_token(principal: Principal, services: AuthServices) -> bool:
+    """Revoke the radpacs token a request came with; False when there is none to revoke
+    (an OIDC token, or auth off)."""
+    if not principal.token_id or principal.source != "local":
+        return False
+    expires = datetime.fromtimestamp(principal.expires_at, UTC)
+    services.accounts.revoke(principal.token_id, principal.username, expires)
+    return True
+
+
+@router.post("/auth", summary="Log in: get a token")
+async def login(request: Request, services: AuthServicesDep) -> dict[str, Any]:
+    """``username`` and ``password`` (or enrolled ``idul``), as form fields or JSON."""
+    return await log_in(request, services)
 
 
 @router.get("/auth/me", summary="Who this token stands for")
@@ -109,10 +125,8 @@ def whoami(principal: PrincipalDep) -> dict[str, Any]:
 
 @router.post("/auth/revoke", status_code=204, summary="Revoke the token of this request")
 def revoke_own(principal: PrincipalDep, services: AuthServicesDep) -> Response:
-    if not principal.token_id or principal.source != "local":
+    if not revoke_principal_token(principal, services):
         raise InvalidInput("only radpacs tokens can be revoked here")
-    expires = datetime.fromtimestamp(principal.expires_at, UTC)
-    services.accounts.revoke(principal.token_id, principal.username, expires)
     return Response(status_code=204)
 
 

@@ -44,6 +44,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/redoc"): Rule(P.PUBLIC),
     ("GET", "/openapi.json"): Rule(P.PUBLIC),
     ("POST", "/api/auth"): Rule(P.PUBLIC, "login"),
+    ("POST", "/api/session"): Rule(P.PUBLIC, "login"),
     ("POST", "/api/account"): Rule(P.PUBLIC, "enrol"),
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
@@ -54,6 +55,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # any valid token
     ("GET", "/api/auth/me"): Rule(P.AUTHENTICATED),
     ("POST", "/api/auth/revoke"): Rule(P.AUTHENTICATED, "revoke-token"),
+    ("DELETE", "/api/session"): Rule(P.AUTHENTICATED, "logout"),
     # QIDO-RS (PS3.18 10.6)
     ("GET", f"{_DW}/studies"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/series"): Rule(P.READ, "search"),

@@ -2,6 +2,9 @@
 
 The page talks to the server as any client does: QIDO-RS for the list, STOW-RS for files,
 POST /api/upload-zip for .zip archives, DELETE for studies, and links into OHIF at /viewer/.
+When a call answers 401 the page shows its login form and posts it to /api/session, whose
+HttpOnly cookie then authenticates the page and OHIF alike (same origin); the header shows
+the account and role from GET /api/auth/me and a "Log out" button (DELETE /api/session).
 Paths are relative, so the UI works behind a proxy prefix. No build step: static/ holds the
 one script and the one stylesheet.
 """
@@ -44,7 +47,9 @@ _PAGE = """<!doctype html>
 <body>
 <header>
   <h1>radpacs</h1>
-  <nav><a href="viewer/" id="ohif-link">OHIF viewer</a> · <a href="docs">API</a></nav>
+  <nav><a href="viewer/" id="ohif-link">OHIF viewer</a> · <a href="docs">API</a>
+    <span id="account" hidden> · <span id="who"></span>
+      <button id="logout" type="button" hidden>Log out</button></span></nav>
 </header>
 {viewer_notice}
 <main>
@@ -97,6 +102,17 @@ _PAGE = """<!doctype html>
   </nav>
 </section>
 </main>
+<dialog id="login" aria-labelledby="login-title">
+  <form id="login-form">
+    <h2 id="login-title">Log in to radpacs</h2>
+    <label>User name <input name="username" id="login-username" autocomplete="username"
+      required></label>
+    <label>Password <input name="password" id="login-password" type="password"
+      autocomplete="current-password" required></label>
+    <p id="login-error" role="alert"></p>
+    <menu><button type="submit" id="login-button">Log in</button></menu>
+  </form>
+</dialog>
 <dialog id="confirm-delete">
   <form method="dialog">
     <p id="confirm-text"></p>

@@ -1,5 +1,7 @@
 // radpacs web UI: study list (QIDO-RS), upload (STOW-RS, /api/upload-zip), delete, open in OHIF.
 // Plain browser JavaScript, no build step. Every URL is relative to the page.
+// A 401 opens the login form; POST api/session sets an HttpOnly cookie that the browser then
+// sends with every same-origin call (this page's and OHIF's), so no token is handled here.
 "use strict";
 
 (function () {
@@ -11,6 +13,91 @@
 
   const $ = (selector) => document.querySelector(selector);
   const state = { offset: 0, filters: {}, rows: [], sortKey: "StudyDate", sortDir: -1, hasMore: false };
+  const session = { user: null, permissions: [], loggingIn: null };
+
+  // ---- session: login form, who am I, log out -----------------------------------------
+  const can = (permission) => session.permissions.includes(permission);
+
+  // Show the login form until a login succeeds; concurrent callers share one form.
+  function login() {
+    if (session.loggingIn) return session.loggingIn;
+    const dialog = $("#login");
+    const form = $("#login-form");
+    const error = $("#login-error");
+    session.loggingIn = new Promise((resolve) => {
+      form.onsubmit = async (event) => {
+        event.preventDefault();
+        error.textContent = "";
+        $("#login-button").disabled = true;
+        try {
+          const response = await fetch("api/session", {
+            method: "POST",
+            body: new URLSearchParams(new FormData(form)),
+          });
+          if (response.ok) {
+            $("#login-password").value = "";
+            dialog.close();
+            session.loggingIn = null;
+            resolve();
+            return;
+          }
+          const problem = await response.json().catch(() => ({}));
+          error.textContent =
+            response.status === 401
+              ? "Wrong user name or password."
+              : problem.detail || `Login failed: HTTP ${response.status}`;
+        } catch (failure) {
+          error.textContent = `The server could not be reached: ${failure.message}`;
+        } finally {
+          $("#login-button").disabled = false;
+        }
+      };
+    });
+    if (!dialog.open) dialog.showModal();
+    $("#login-username").focus();
+    return session.loggingIn;
+  }
+
+  // fetch() that logs in and tries again when the server answers 401.
+  async function api(url, options = {}) {
+    for (;;) {
+      const response = await fetch(url, { credentials: "same-origin", ...options });
+      if (response.status !== 401) return response;
+      await login();
+      await refreshUser();
+    }
+  }
+
+  async function refreshUser() {
+    const response = await fetch("api/auth/me", { credentials: "same-origin" });
+    if (response.status === 401) {
+      await login();
+      return refreshUser();
+    }
+    const me = response.ok ? await response.json() : { username: "?", roles: [], permissions: [] };
+    session.user = me;
+    session.permissions = me.permissions || [];
+    const roles = (me.roles || []).join(", ") || "no role";
+    $("#who").textContent = me.source === "no-auth" ? `${me.username} (${roles}, auth off)` : `${me.username} (${roles})`;
+    $("#logout").hidden = me.source === "no-auth";
+    $("#account").hidden = false;
+    const zone = $("#dropzone");
+    const mayStore = can("store");
+    zone.classList.toggle("disabled", !mayStore);
+    zone.title = mayStore ? "" : `Your role (${roles}) may not upload`;
+    for (const input of [$("#file-input"), $("#folder-input")]) input.disabled = !mayStore;
+    render();
+  }
+
+  async function logout() {
+    await fetch("api/session", { method: "DELETE", credentials: "same-origin" });
+    session.user = null;
+    session.permissions = [];
+    state.rows = [];
+    render();
+    $("#account").hidden = true;
+    await start();
+  }
 
   // ---- DICOM JSON helpers ------------------------------------------------------------
   const TAGS = {
@@ -54,7 +141,7 @@
     const status = $("#list-status");
     status.textContent = "Loading…";
     try {
-      const response = await fetch(`${DICOMWEB}/studies?${queryString()}`, {
+      const response = await api(`${DICOMWEB}/studies?${queryString()}`, {
         headers: { Accept: "application/dicom+json" },
       });
       if (!response.ok) {
@@ -118,7 +205,12 @@
       remove.type = "button";
       remove.textContent = "Delete";
       remove.className = "danger delete";
-      remove.addEventListener("click", () => confirmDelete(match));
+      if (can("delete")) {
+        remove.addEventListener("click", () => confirmDelete(match));
+      } else {
+        remove.disabled = true;
+        remove.title = `Your role (${(session.user?.roles || []).join(", ") || "none"}) may not delete`;
+      }
       actions.append(open, " ", remove);
       body.appendChild(row);
     }
@@ -144,13 +236,16 @@
     dialog.onclose = async () => {
       if (dialog.returnValue !== "delete") return;
       const uid = value(match, "StudyInstanceUID");
-      const response = await fetch(`${DICOMWEB}/studies/${encodeURIComponent(uid)}`, {
+      const response = await api(`${DICOMWEB}/studies/${encodeURIComponent(uid)}`, {
         method: "DELETE",
       });
+      const problem = response.ok ? {} : await response.json().catch(() => ({}));
+      await loadStudies();
       $("#list-status").textContent = response.ok
         ? "Study deleted."
-        : `Delete failed: HTTP ${response.status}`;
-      await loadStudies();
+        : response.status === 403
+          ? `Delete refused (HTTP 403): ${problem.detail || "your role may not delete"}`
+          : `Delete failed: HTTP ${response.status} ${problem.detail || ""}`;
     };
     dialog.showModal();
   }
@@ -178,7 +273,17 @@
     return { item, bar, summary, failures };
   }
 
-  function send(url, body, contentType, onProgress) {
+  // POST with upload progress (XMLHttpRequest); logs in and sends again on 401.
+  async function send(url, body, contentType, onProgress) {
+    for (;;) {
+      const xhr = await sendOnce(url, body, contentType, onProgress);
+      if (xhr.status !== 401) return xhr;
+      await login();
+      await refreshUser();
+    }
+  }
+
+  function sendOnce(url, body, contentType, onProgress) {
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
@@ -394,7 +499,14 @@
     }
   }
 
+  async function start() {
+    await refreshUser();
+    await loadStudies();
+  }
+
+  $("#login").addEventListener("cancel", (event) => event.preventDefault());
+  $("#logout").addEventListener("click", logout);
   setUpUpload();
   setUpList();
-  loadStudies();
+  start();
 })();
