@@ -561,11 +561,14 @@ class Archive:
 
     # ---------------------------------------------------------------- reading
 
+    @staticmethod
     def _instance_rows(
-        self, session: Session, study_uid: str, series_uid: str | None, sop_uid: str | None
+        study_uid: str, series_uid: str | None, sop_uid: str | None, *columns: Any
     ) -> Any:
+        """SELECT ``columns`` (default: the Instance row with its series and study UIDs) of
+        the instances of a study, series or instance, in series and instance order."""
         statement = (
-            select(Instance, Series.series_uid, Study.study_uid)
+            select(*(columns or (Instance, Series.series_uid, Study.study_uid)))
             .join(Series, Instance.series_pk == Series.pk)
             .join(Study, Series.study_pk == Study.pk)
             .where(Study.study_uid == study_uid)
@@ -591,7 +594,7 @@ class Archive:
     ) -> list[InstanceFile]:
         """The stored files of a study, series or instance, in series and instance order."""
         with self._read() as session:
-            statement = self._instance_rows(session, study_uid, series_uid, sop_uid).options(
+            statement = self._instance_rows(study_uid, series_uid, sop_uid).options(
                 defer(Instance.metadata_json)
             )
             files = [
@@ -645,19 +648,7 @@ class Archive:
     ) -> bytes:
         """The DICOM JSON metadata array (BulkDataURIs relative to the DICOMweb root)."""
         with self._read() as session:
-            statement = (
-                select(Instance.metadata_json)
-                .join(Series, Instance.series_pk == Series.pk)
-                .join(Study, Series.study_pk == Study.pk)
-                .where(Study.study_uid == study_uid)
-            )
-            if series_uid is not None:
-                statement = statement.where(Series.series_uid == series_uid)
-            if sop_uid is not None:
-                statement = statement.where(Instance.sop_uid == sop_uid)
-            statement = statement.order_by(
-                Series.series_number, Series.pk, Instance.instance_number, Instance.pk
-            )
+            statement = self._instance_rows(study_uid, series_uid, sop_uid, Instance.metadata_json)
             texts = session.scalars(statement).all()
         if not texts:
             raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
@@ -687,7 +678,7 @@ class Archive:
         try:
             with self._write() as session, session.begin():
                 targets = session.execute(
-                    self._instance_rows(session, study_uid, series_uid, sop_uid).options(
+                    self._instance_rows(study_uid, series_uid, sop_uid).options(
                         defer(Instance.metadata_json)
                     )
                 ).all()

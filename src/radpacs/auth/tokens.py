@@ -18,8 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 import uuid
 from collections.abc import Iterable
@@ -31,7 +29,8 @@ from typing import Any
 import jwt
 
 from radpacs.auth.roles import Role
-from radpacs.errors import AuthenticationError, ConfigurationError
+from radpacs.errors import AuthenticationError
+from radpacs.keyfile import stored_secret
 
 __all__ = ["ISSUER", "SECRET_FILE_NAME", "IssuedToken", "TokenIssuer", "signing_secret"]
 
@@ -42,24 +41,7 @@ _ALGORITHM = "HS256"
 
 def signing_secret(configured: str | None, data_dir: Path) -> bytes:
     """The configured secret, else the one in ``data_dir/auth-secret``, created if missing."""
-    if configured:
-        return configured.encode("utf-8")
-    path = data_dir / SECRET_FILE_NAME
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            value = path.read_bytes().strip()
-        else:
-            value = secrets.token_hex(32).encode("ascii")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(value + b"\n")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read or create the token secret {path}: {exc}") from exc
-    if len(value) < 32:
-        raise ConfigurationError(f"the token secret in {path} is shorter than 32 bytes")
-    return value
+    return stored_secret(configured, data_dir / SECRET_FILE_NAME, 32, "token secret")
 
 
 @dataclass(frozen=True)
