@@ -11,9 +11,11 @@ from typing import Any
 import pydicom
 from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from _auth_support import auth_client, bearer, token
 from _deid_support import RT_WORKSHOP, walk
+from conftest import make_ct, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Archive
 from radpacs.archive.pseudonyms import DatabasePseudonymStore
@@ -137,17 +139,26 @@ def test_errors(sqlite_client: TestClient) -> None:
     _store_workshop(archive)
     unknown = sqlite_client.post("/api/deid/studies/1.2.3.4", json={})
     assert unknown.status_code == 404
-    for body in (
-        {"options": ["no_such_option"]},
-        {"output": "tape"},
-        {"options": ["retain_uids"]},
-        {"options": ["retain_longitudinal_full_dates", "retain_longitudinal_modified_dates"]},
+    for body, status in (
+        ({"options": ["no_such_option"]}, 422),
+        ({"output": "tape"}, 422),
+        ({"options": ["retain_uids"]}, 400),
+        ({"options": [f"retain_longitudinal_{kind}_dates" for kind in ("full", "modified")]}, 400),
     ):
         response = sqlite_client.post(f"/api/deid/studies/{STUDY}", json=body)
-        assert response.status_code in (400, 422), (body, response.text)
+        assert response.status_code == status, (body, response.text)
     assert sqlite_client.get("/api/deid/jobs/nope").status_code == 404
     assert sqlite_client.get("/api/deid/pseudonyms/RP0000000000000000").status_code == 404
     assert archive.counts()["instances"] == 4
+    # Burned In Annotation YES: refused unless the pixels were checked, nothing stored
+    study, series = generate_uid(), generate_uid()
+    burned = [to_bytes(make_ct(study, series, BurnedInAnnotation=yes)) for yes in ("NO", "YES")]
+    archive.store_many(burned)
+    refused = sqlite_client.post(f"/api/deid/studies/{study}", json={})
+    assert refused.status_code == 400 and "pixels_checked" in refused.text
+    assert archive.counts()["instances"] == 6
+    checked = sqlite_client.post(f"/api/deid/studies/{study}", json={"pixels_checked": True})
+    assert checked.status_code == 200 and checked.json()["instances"] == 2
 
 
 def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
