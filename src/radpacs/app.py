@@ -18,8 +18,10 @@ from radpacs import __version__
 from radpacs.ai.startup import start_ai
 from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
 from radpacs.api.access import AccessControl, close_access, open_access
+from radpacs.api.deid_study import router as deid_study_router
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
+from radpacs.archive.pseudonyms import DatabasePseudonymStore
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.settings import Settings, load_settings
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
+        app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
         open_access(app, settings, archive)
         app.state.ai, watcher = start_ai(settings, archive)
         try:
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dicomweb_router)
     app.include_router(deid.router)
+    app.include_router(deid_study_router)
     app.include_router(accounts.router)
     app.include_router(session.router)
     app.include_router(workshop.router)

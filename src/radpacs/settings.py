@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
     deid_secret: str | None = Field(default=None, min_length=16, repr=False)
+    deid_job_threshold: int = Field(default=200, ge=0)
     viewer_dir: Path | None = None  # the OHIF files; None: src/radpacs/web/ohif
     # accounts, tokens, audit (docs/auth.md)
     auth_enabled: bool = True

@@ -6,7 +6,7 @@ comma-separated list of them. ``pixels_checked=true`` states that the pixels of 
 instance with Burned In Annotation YES were checked; without it such an instance gets
 400. The per-installation secret comes from :func:`radpacs.deid.secret.installation_secret`.
 
-The stored-study route (POST /api/deid/studies/{uid}) needs the archive and is not here yet.
+The stored-study routes (/api/deid/...) are in :mod:`radpacs.api.deid_study`.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from radpacs.deid.secret import installation_secret
 from radpacs.errors import InvalidInput
 from radpacs.settings import Settings
 
-__all__ = ["router"]
+__all__ = ["pseudonym_store", "router"]
 
 router = APIRouter(prefix="/api", tags=["deid"])
 
 
-def _store(request: Request) -> PseudonymStore:
-    """The app's pseudonym store; an in-memory one until the database store is mounted."""
+def pseudonym_store(request: Request) -> PseudonymStore:
+    """The app's pseudonym store (the database one); in-memory when the app was not started."""
     store: PseudonymStore | None = getattr(request.app.state, "pseudonym_store", None)
     if store is None:
         store = MemoryPseudonymStore()
@@ -88,7 +88,7 @@ def anonymize(
     chosen = _parse_options(flags, options)
     secret = installation_secret(settings.deid_secret, settings.data_dir)
     try:
-        anonymizer = Anonymizer(secret, chosen, store=_store(request))
+        anonymizer = Anonymizer(secret, chosen, store=pseudonym_store(request))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     data = file.file.read()

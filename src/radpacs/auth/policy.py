@@ -94,6 +94,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/data"): Rule(P.READ, "list-data"),
     ("GET", "/api/data/{name}"): Rule(P.READ, "retrieve"),
     ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
+    # de-identified copies of stored studies are written into the archive: STORE
+    ("POST", "/api/deid/studies/{study}"): Rule(P.STORE, "deid-study"),
+    ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
@@ -111,6 +114,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/users/{username}"): Rule(P.MANAGE, "remove-user"),
     ("DELETE", "/api/tokens/{token_id}"): Rule(P.MANAGE, "revoke-token"),
     ("GET", "/api/audit"): Rule(P.MANAGE, "read-audit"),
+    ("GET", "/api/deid/pseudonyms/{pseudonym}"): Rule(P.MANAGE, "deid-lookup"),
 }
 
 

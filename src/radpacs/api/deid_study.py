@@ -1,0 +1,141 @@
+"""De-identifying stored studies and looking up pseudonyms (PS3.15 Annex E), under /api/deid.
+
+- ``POST /api/deid/studies/{study}``: the study de-identified by the Basic Profile and
+  the Options in the JSON body; ``output`` "store" (default) stores the copy as a new
+  study and answers its Study Instance UID, "zip" answers the files as application/zip.
+  A study of more than ``deid_job_threshold`` instances is stored by a background job:
+  202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives.
+  Jobs live in memory in the process that started them (see :mod:`radpacs.deid.jobs`).
+- ``GET /api/deid/pseudonyms/{pseudonym}``: the original patient behind a pseudonym
+  (administrators only; the policy table enforces it and audits the look-up).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Annotated, Literal
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from radpacs.api.deid import pseudonym_store
+from radpacs.api.deps import ArchiveDep, SettingsDep
+from radpacs.deid import Anonymizer, Option
+from radpacs.deid.jobs import DeidJobs
+from radpacs.deid.secret import installation_secret
+from radpacs.deid.study import store_copy, write_zip
+from radpacs.errors import InvalidInput, NotFound
+from radpacs.settings import Settings
+
+__all__ = ["DeidStudyRequest", "router"]
+
+router = APIRouter(prefix="/api/deid", tags=["deid"])
+
+_ZIP_IN_MEMORY = 64 * 1024 * 1024  # larger zips spill to a temporary file
+_CHUNK = 1024 * 1024
+
+
+class DeidStudyRequest(BaseModel):
+    """The JSON body of POST /api/deid/studies/{study}; every field is optional."""
+
+    options: list[Option] = Field(default_factory=list, description="Option values")
+    output: Literal["store", "zip"] = "store"
+    pixels_checked: bool = False
+
+
+def _jobs(request: Request) -> DeidJobs:
+    jobs: DeidJobs | None = getattr(request.app.state, "deid_jobs", None)
+    if jobs is None:
+        jobs = DeidJobs()
+        request.app.state.deid_jobs = jobs
+    return jobs
+
+
+def _anonymizer(request: Request, settings: Settings, options: list[Option]) -> Anonymizer:
+    secret = installation_secret(settings.deid_secret, settings.data_dir)
+    try:
+        return Anonymizer(secret, options, store=pseudonym_store(request))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+    finally:
+        handle.close()
+
+
+@router.post(
+    "/studies/{study}",
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "the new study, or the zip"},
+        202: {"description": "a job stores the new study; poll GET /api/deid/jobs/{job_id}"},
+    },
+)
+def deidentify_study(
+    study: str,
+    request: Request,
+    archive: ArchiveDep,
+    settings: SettingsDep,
+    body: Annotated[DeidStudyRequest | None, Body()] = None,
+) -> Response:
+    """De-identify a stored study into a new study (``output`` store) or a zip."""
+    body = body or DeidStudyRequest()
+    anonymizer = _anonymizer(request, settings, body.options)
+    if body.output == "zip":
+        spool = tempfile.SpooledTemporaryFile(max_size=_ZIP_IN_MEMORY)  # noqa: SIM115
+        try:
+            write_zip(archive, anonymizer, study, spool, pixels_checked=body.pixels_checked)
+        except BaseException:
+            spool.close()
+            raise
+        return StreamingResponse(
+            _chunks(spool),
+            media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="deidentified.zip"'},
+        )
+    if Option.RETAIN_UIDS in anonymizer.profile.options:
+        raise InvalidInput("retain_uids cannot be used to store a copy: the UIDs would collide")
+    total = len(archive.instance_files(study))
+    if total > settings.deid_job_threshold:
+        job = _jobs(request).start(
+            study,
+            total,
+            lambda progress: store_copy(
+                archive, anonymizer, study, pixels_checked=body.pixels_checked, progress=progress
+            ),
+        )
+        return JSONResponse(
+            {**job.public(), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
+        )
+    copy = store_copy(archive, anonymizer, study, pixels_checked=body.pixels_checked)
+    return JSONResponse(
+        {"study_uid": study, "new_study_uid": copy.study_uid, "instances": copy.instances}
+    )
+
+
+@router.get("/jobs/{job_id}")
+def deid_job(job_id: str, request: Request) -> dict[str, object]:
+    """State (running, done, failed), progress (done/total) and result of a job."""
+    job = _jobs(request).get(job_id)
+    if job is None:
+        raise NotFound(f"no de-identification job {job_id} in this server process")
+    return job.public()
+
+
+@router.get("/pseudonyms/{pseudonym}")
+def lookup_pseudonym(pseudonym: str, request: Request) -> dict[str, str]:
+    """The original Patient ID, Patient's Name and issuer behind a patient pseudonym."""
+    record = pseudonym_store(request).lookup(pseudonym)
+    if record is None:
+        raise NotFound(f"no patient pseudonym {pseudonym}")
+    return {
+        "pseudonym": record.pseudonym,
+        "patient_id": record.original_patient_id,
+        "patient_name": record.original_patient_name,
+        "issuer_of_patient_id": record.issuer_of_patient_id,
+    }
