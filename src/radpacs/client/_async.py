@@ -281,8 +281,26 @@ class AsyncRadpacsClient:
         media_type: str = "image/png",
         params: Mapping[str, str] | None = None,
     ) -> bytes:
-        """A rendered image (PS3.18 10.4.1.1.5) of a study, series, instance or frame."""
+        """A rendered image (PS3.18 10.4.1.1.5) of an instance (its first frame) or a frame;
+        for a study or series the server answers multipart/related, returned as is."""
         call = _core.rendered_call(study, series, sop, frame, media_type, params or {})
+        return (await self.request(call)).content
+
+    async def thumbnail(
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        frame: int | None = None,
+        media_type: str = "image/jpeg",
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """A thumbnail (PS3.18 10.4.1.1.4): one small image (128x128 unless ``params`` gives
+        a viewport) of a representative frame of a study, series, instance or frame."""
+        call = _core.rendered_call(
+            study, series, sop, frame, media_type, params or {}, resource="thumbnail"
+        )
         return (await self.request(call)).content
 
     async def delete(self, study: str, series: str | None = None, sop: str | None = None) -> None:

@@ -453,15 +453,19 @@ def rendered_call(
     frame: int | None,
     media_type: str,
     params: Mapping[str, str],
+    resource: str = "rendered",
 ) -> Call:
-    """WADO-RS rendered (PS3.18 10.4.1.1.5): a consumer image (PNG, JPEG) of a resource."""
+    """WADO-RS rendered (PS3.18 10.4.1.1.5) or thumbnail (10.4.1.1.4): a consumer image
+    (PNG, JPEG) of a resource; ``params``: window, viewport, quality."""
+    if resource not in ("rendered", "thumbnail"):
+        raise ValueError(f"resource is rendered or thumbnail, not {resource!r}")
     path = dicomweb_path(study, series, sop)
     if frame is not None:
         if not sop:
             raise ValueError("a frame needs its instance")
         path += f"/frames/{frame}"
     return Call(
-        "GET", f"{path}/rendered", params=list(params.items()), headers={"Accept": media_type}
+        "GET", f"{path}/{resource}", params=list(params.items()), headers={"Accept": media_type}
     )
 
 
