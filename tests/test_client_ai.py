@@ -213,3 +213,63 @@ def test_cli_ai_run_wait_models_jobs_cancel(server: LiveServer, tmp_path: Path) 
 
     unknown = _radpacs("ai", "cancel", "no-such-job", *url, config=config)
     assert unknown.returncode == 2 and "404" in unknown.stderr
+
+
+def test_cli_tables_on_a_terminal(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table views (stdout a terminal), through typer's CliRunner."""
+    import typer
+    from typer.testing import CliRunner
+
+    from radpacs import cli_client
+
+    monkeypatch.setattr(cli_client, "_interactive", lambda: True)
+    monkeypatch.setenv("RADPACS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("COLUMNS", "400")  # rich's width: wide enough for UIDs on one line
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """radpacs (test)"""
+
+    cli_client.register(app)
+    study, series = _ct_series(tmp_path / "ct")
+    with RadpacsClient(server.url, retry=FAST) as client:
+        client.store([tmp_path / "ct"])
+        job = client.ai_wait(
+            client.ai_submit(SEGMENTER, study, series, parameters=PARAMETERS), timeout=120
+        )
+    runner = CliRunner()
+    url = ["--url", server.url]
+    models = runner.invoke(app, ["ai", "models", *url])
+    assert models.exit_code == 0 and SEGMENTER in models.stdout and "AI models" in models.stdout
+    shown = runner.invoke(app, ["ai", "show", job.id, *url])
+    assert shown.exit_code == 0 and "succeeded" in shown.stdout and "result series" in shown.stdout
+    assert all(uid in shown.stdout for uid in job.result_series_uids())
+    listed = runner.invoke(app, ["ai", "jobs", "--study", study, *url])
+    assert listed.exit_code == 0 and "1 AI jobs" in listed.stdout and job.id in listed.stdout
+
+
+def test_wait_polls_faster_first_and_stops_at_the_deadline() -> None:
+    """JobWait, the polling both clients share, on jobs made up here (no server needed)."""
+    from radpacs.client._core import JobWait
+
+    def job(state: str) -> AiJob:
+        return AiJob(id="j1", model=SEGMENTER, study="1.2", state=AiJobState(state))
+
+    waiting = JobWait("j1", timeout=10, interval=1.0, raise_on_failure=True, now=0.0)
+    assert waiting.call.path == "/api/ai/jobs/j1"
+    pauses = [waiting.settle(job("running"), now) for now in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)]
+    assert pauses[0] == 0.1 and pauses == sorted(pauses) and pauses[-1] == 1.0
+    assert waiting.settle(job("queued"), 9.5) == 0.5  # never sleeps past the deadline
+    with pytest.raises(AiJobTimeout):
+        waiting.settle(job("running"), 10.0)
+    assert waiting.settle(job("succeeded"), 11.0) is None  # a final job is the answer
+    with pytest.raises(AiJobError) as cancelled:
+        waiting.settle(job("cancelled"), 1.0)
+    assert cancelled.value.state == "cancelled"
+    lenient = JobWait("j1", timeout=0, interval=1.0, raise_on_failure=False, now=0.0)
+    assert lenient.settle(job("failed"), 5.0) is None
+    with pytest.raises(ValueError):
+        JobWait("a/b", timeout=1, interval=1.0, raise_on_failure=True, now=0.0)
