@@ -1,5 +1,5 @@
-"""RadpacsClient and AsyncRadpacsClient against a live `radpacs serve`, and the REST calls
-whose server routes are not merged yet against stand-ins (see _client_support)."""
+"""RadpacsClient and AsyncRadpacsClient against a live `radpacs serve` (or, for login and
+DVH, radpacs with an account served in a thread: see _client_support)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.uid import generate_uid
 
 from _client_support import USER, radpacs_with_account
@@ -188,19 +189,42 @@ def test_login_and_dvh(tmp_path: Path) -> None:
         asyncio.run(flow())
 
 
-def test_rendered_call_shape() -> None:
-    """GET .../rendered is being added on another branch: the request is checked here, the
-    round trip is to be tested once that route is merged."""
-    seen: list[httpx.Request] = []
+def test_rendered_and_thumbnail(live_server: LiveServer, tmp_path: Path) -> None:
+    """Real GET .../rendered and .../thumbnail of a stored CT (128x128) through both clients."""
+    study = _study(tmp_path / "in", 2)
+    with RadpacsClient(live_server.url, retry=FAST) as client:
+        client.store([tmp_path / "in"])
+        [first, _] = client.search("instances", study=study)
+        uids = (first.study_uid, first.series_uid, first.sop_uid)
+        png = client.rendered(*uids)
+        assert png.startswith(b"\x89PNG") and _size(png) == (128, 128)
+        jpeg = client.rendered(
+            *uids, frame=1, media_type="image/jpeg", params={"viewport": "64,64", "quality": "80"}
+        )
+        assert jpeg.startswith(b"\xff\xd8") and _size(jpeg) == (64, 64)
+        windowed = client.rendered(*uids, params={"window": "40,80"})
+        assert windowed != png  # the stored window differs from a soft-tissue one
+        thumbnail = client.thumbnail(first.study_uid, first.series_uid)
+        assert thumbnail.startswith(b"\xff\xd8") and max(_size(thumbnail)) <= 128
+        small = client.thumbnail(*uids, media_type="image/png", params={"viewport": "32,32"})
+        assert small.startswith(b"\x89PNG") and _size(small) == (32, 32)
+        with pytest.raises(RadpacsRequestError) as caught:
+            client.rendered(first.study_uid, first.series_uid, "1.2.3.4")
+        assert caught.value.status_code == 404
+        with pytest.raises(ValueError):
+            client.rendered(first.study_uid, first.series_uid, frame=1)  # a frame needs its sop
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, content=b"\x89PNG...", headers={"Content-Type": "image/png"})
+    async def flow() -> bytes:
+        async with AsyncRadpacsClient(live_server.url, retry=FAST) as client:
+            assert (await client.rendered(*uids)) == png
+            return await client.thumbnail(study)
 
-    with RadpacsClient("http://radpacs.test", transport=httpx.MockTransport(handler)) as client:
-        assert client.rendered("1.2", "3.4", "5.6", frame=2, params={"quality": "80"})
-    assert seen[0].url.path == "/dicom-web/studies/1.2/series/3.4/instances/5.6/frames/2/rendered"
-    assert seen[0].url.params["quality"] == "80" and seen[0].headers["accept"] == "image/png"
+    assert _size(asyncio.run(flow())) == _size(thumbnail)
+
+
+def _size(image: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(image)) as opened:
+        return opened.size
 
 
 def test_part_writer_writes_each_part_before_the_body_ends(tmp_path: Path) -> None:

@@ -22,7 +22,11 @@ Domain code raises these; only the HTTP layer turns them into responses.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AiJobError",
+    "AiJobTimeout",
     "AuthenticationError",
     "ConfigurationError",
     "Conflict",
@@ -116,6 +120,29 @@ class RadpacsRequestError(RadpacsError):
         self.text = text[:2000]
         status = f"HTTP {status_code}" if status_code is not None else "no response"
         super().__init__(f"{method} {path}: {status}: {self.text.strip() or '(empty body)'}")
+
+
+class AiJobError(RadpacsError):
+    """An AI job waited for by :mod:`radpacs.client` ended failed or cancelled.
+
+    ``job`` is the final job (a ``radpacs.client.AiJob``); ``job_id``, ``state`` and
+    ``reason`` (the server's error text) are copied from it.
+    """
+
+    def __init__(self, job: Any, message: str | None = None) -> None:
+        self.job = job
+        self.job_id = str(job.id)
+        self.state = str(job.state)
+        self.reason = str(job.error or "")
+        super().__init__(
+            message
+            or f"AI job {self.job_id} {self.state}" + (f": {self.reason}" if self.reason else "")
+        )
+
+
+class AiJobTimeout(AiJobError, TimeoutError):
+    """An AI job was still queued or running when the client stopped waiting; ``job`` is its
+    last state (the job goes on: cancel it or wait again)."""
 
 
 class AuthenticationError(RadpacsError):

@@ -19,6 +19,11 @@ from radpacs.client._core import Call
 from radpacs.client._retry import RetryPolicy
 from radpacs.client._sync import RadpacsClient
 from radpacs.client.models import (
+    AiBatch,
+    AiCatalog,
+    AiJob,
+    AiJobState,
+    AiModel,
     DicomJSON,
     DVHCurve,
     DVHResult,
@@ -28,9 +33,16 @@ from radpacs.client.models import (
     ServerStatus,
     StoreSummary,
 )
-from radpacs.errors import RadpacsRequestError
+from radpacs.errors import AiJobError, AiJobTimeout, RadpacsRequestError
 
 __all__ = [
+    "AiBatch",
+    "AiCatalog",
+    "AiJob",
+    "AiJobError",
+    "AiJobState",
+    "AiJobTimeout",
+    "AiModel",
     "AsyncRadpacsClient",
     "Call",
     "DVHCurve",

@@ -22,15 +22,16 @@ import httpx
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from radpacs.client.models import InstanceOutcome, Outcome, SearchMatch
+from radpacs.client.models import AiJob, InstanceOutcome, Outcome, SearchMatch
 from radpacs.client.sources import Source, looks_like_dicom
 from radpacs.dicom.mediatypes import parse_media_type
 from radpacs.dicom.multipart import MultipartError, MultipartParser, Part
-from radpacs.errors import RadpacsRequestError
+from radpacs.errors import AiJobError, AiJobTimeout, RadpacsRequestError
 
 __all__ = [
     "DICOMWEB",
     "Call",
+    "JobWait",
     "PartWriter",
     "PreparedBatch",
     "SearchPager",
@@ -452,15 +453,19 @@ def rendered_call(
     frame: int | None,
     media_type: str,
     params: Mapping[str, str],
+    resource: str = "rendered",
 ) -> Call:
-    """WADO-RS rendered (PS3.18 10.4.1.1.5): a consumer image (PNG, JPEG) of a resource."""
+    """WADO-RS rendered (PS3.18 10.4.1.1.5) or thumbnail (10.4.1.1.4): a consumer image
+    (PNG, JPEG) of a resource; ``params``: window, viewport, quality."""
+    if resource not in ("rendered", "thumbnail"):
+        raise ValueError(f"resource is rendered or thumbnail, not {resource!r}")
     path = dicomweb_path(study, series, sop)
     if frame is not None:
         if not sop:
             raise ValueError("a frame needs its instance")
         path += f"/frames/{frame}"
     return Call(
-        "GET", f"{path}/rendered", params=list(params.items()), headers={"Accept": media_type}
+        "GET", f"{path}/{resource}", params=list(params.items()), headers={"Accept": media_type}
     )
 
 
@@ -517,6 +522,104 @@ def anonymize_call(file: Path | bytes, options: Sequence[str], pixels_checked: b
         files={"file": file_part(file, "file")},
         data={"options": ",".join(options)} if options else None,
     )
+
+
+# ---------------------------------------------------------------------------- AI jobs
+
+AI = "/api/ai"
+AI_MODELS = Call("GET", f"{AI}/models")
+
+
+def _job_path(job_id: str) -> str:
+    if not job_id or "/" in job_id:
+        raise ValueError(f"not a job id: {job_id!r}")
+    return f"{AI}/jobs/{job_id}"
+
+
+def ai_submit_call(
+    model: str,
+    study: str,
+    series: str | None,
+    parameters: Mapping[str, Any],
+    max_attempts: int | None,
+) -> Call:
+    """POST /api/ai/jobs. Safe to retry: while a job for the same model, study, series and
+    parameters is pending the server answers that job instead of queueing another."""
+    body: dict[str, Any] = {"model": model, "study": study, "parameters": dict(parameters)}
+    if series:
+        body["series"] = series
+    if max_attempts is not None:
+        body["max_attempts"] = max_attempts
+    return Call("POST", f"{AI}/jobs", json=body)
+
+
+def ai_jobs_call(
+    state: str | None, study: str | None, model: str | None, limit: int, offset: int
+) -> Call:
+    """GET /api/ai/jobs, newest first, filtered by state, study and model."""
+    params = [("limit", str(limit)), ("offset", str(offset))]
+    params += [
+        (name, value)
+        for name, value in (("state", state), ("study", study), ("model", model))
+        if value
+    ]
+    return Call("GET", f"{AI}/jobs", params=params)
+
+
+def ai_job_call(job_id: str) -> Call:
+    return Call("GET", _job_path(job_id))
+
+
+def ai_result_call(job_id: str) -> Call:
+    """GET /api/ai/jobs/{id}/result: the viewer JSON of a finished job (404 before)."""
+    return Call("GET", f"{_job_path(job_id)}/result")
+
+
+def ai_cancel_call(job_id: str) -> Call:
+    """POST /api/ai/jobs/{id}/cancel; cancelling twice does no more than once."""
+    return Call("POST", f"{_job_path(job_id)}/cancel")
+
+
+def ai_batch_call(model: str, query: Mapping[str, str], limit: int) -> Call:
+    """POST /api/ai/batch: a job per series matching a QIDO-RS series query. Safe to retry
+    for the same reason as :func:`ai_submit_call`."""
+    return Call("POST", f"{AI}/batch", json={"model": model, "query": dict(query), "limit": limit})
+
+
+def read_jobs(response: httpx.Response) -> list[AiJob]:
+    return [AiJob.model_validate(item) for item in response.json().get("jobs", [])]
+
+
+class JobWait:
+    """Polling a job until it ends: the pause before each poll grows from ``first`` by half
+    each time up to ``interval``; :meth:`settle` decides what to do with each answer."""
+
+    def __init__(
+        self, job_id: str, timeout: float, interval: float, raise_on_failure: bool, now: float
+    ) -> None:
+        if timeout < 0 or interval <= 0:
+            raise ValueError("timeout must be >= 0 and interval > 0")
+        self.call = ai_job_call(job_id)
+        self.deadline = now + timeout
+        self.interval = interval
+        self.raise_on_failure = raise_on_failure
+        self._pause = min(0.1, interval)
+
+    def settle(self, job: AiJob, now: float) -> float | None:
+        """None when ``job`` is the answer (raising AiJobError for a failed or cancelled one
+        when asked to); else the seconds to sleep before the next poll (AiJobTimeout when
+        the deadline has passed)."""
+        if job.done:
+            if self.raise_on_failure and job.state != "succeeded":
+                raise AiJobError(job)
+            return None
+        if now >= self.deadline:
+            raise AiJobTimeout(
+                job, f"AI job {job.id} is still {job.state} after the time waited for it"
+            )
+        pause = min(self._pause, self.deadline - now)
+        self._pause = min(self._pause * 1.5, self.interval)
+        return max(pause, 0.0)
 
 
 HEALTH = Call("GET", "/api/health")

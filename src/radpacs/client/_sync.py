@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -15,6 +16,9 @@ from radpacs.client._core import Call, PartWriter, PreparedBatch, SearchPager
 from radpacs.client._retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
 from radpacs.client.config import resolve
 from radpacs.client.models import (
+    AiBatch,
+    AiCatalog,
+    AiJob,
     DicomJSON,
     DVHResult,
     InstanceOutcome,
@@ -282,13 +286,111 @@ class RadpacsClient:
         media_type: str = "image/png",
         params: Mapping[str, str] | None = None,
     ) -> bytes:
-        """A rendered image (PS3.18 10.4.1.1.5) of a study, series, instance or frame."""
+        """A rendered image (PS3.18 10.4.1.1.5) of an instance (its first frame) or a frame;
+        for a study or series the server answers multipart/related, returned as is."""
         call = _core.rendered_call(study, series, sop, frame, media_type, params or {})
+        return self.request(call).content
+
+    def thumbnail(
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        frame: int | None = None,
+        media_type: str = "image/jpeg",
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """A thumbnail (PS3.18 10.4.1.1.4): one small image (128x128 unless ``params`` gives
+        a viewport) of a representative frame of a study, series, instance or frame."""
+        call = _core.rendered_call(
+            study, series, sop, frame, media_type, params or {}, resource="thumbnail"
+        )
         return self.request(call).content
 
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> None:
         """Delete a study, series or instance; RadpacsRequestError (404) if it is not there."""
         self.request(_core.delete_call(study, series, sop))
+
+    # ------------------------------------------------------------------ AI jobs
+
+    def ai_models(self) -> AiCatalog:
+        """The models the server can run (GET /api/ai/models) and plugins that failed."""
+        return AiCatalog.model_validate(self.request(_core.AI_MODELS).json())
+
+    def ai_submit(
+        self,
+        model: str,
+        study: str,
+        series: str | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        max_attempts: int | None = None,
+    ) -> AiJob:
+        """Queue ``model`` on a study (every series it accepts) or one series
+        (POST /api/ai/jobs); the queued job, or the pending identical one."""
+        call = _core.ai_submit_call(model, study, series, parameters or {}, max_attempts)
+        return AiJob.model_validate(self.request(call).json())
+
+    def ai_job(self, job_id: str) -> AiJob:
+        """One job as it is now (GET /api/ai/jobs/{id}); RadpacsRequestError 404 if unknown."""
+        return AiJob.model_validate(self.request(_core.ai_job_call(job_id)).json())
+
+    def ai_jobs(
+        self,
+        *,
+        state: str | None = None,
+        study: str | None = None,
+        model: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AiJob]:
+        """Jobs, newest first (GET /api/ai/jobs), by state, study and model."""
+        call = _core.ai_jobs_call(state, study, model, limit, offset)
+        return _core.read_jobs(self.request(call))
+
+    def ai_wait(
+        self,
+        job: str | AiJob,
+        *,
+        timeout: float = 600.0,
+        interval: float = 2.0,
+        raise_on_failure: bool = True,
+    ) -> AiJob:
+        """Poll a job until it is succeeded, failed or cancelled, and return it.
+
+        Raises :class:`radpacs.errors.AiJobError` (``.job`` is the final job) when it
+        failed or was cancelled, unless ``raise_on_failure`` is False, and
+        :class:`radpacs.errors.AiJobTimeout` when it is still pending after ``timeout``
+        seconds (the job goes on). Polls start 0.1 s apart and slow down to ``interval``.
+        """
+        job_id = job.id if isinstance(job, AiJob) else job
+        waiting = _core.JobWait(job_id, timeout, interval, raise_on_failure, time.monotonic())
+        while True:
+            current = AiJob.model_validate(self.request(waiting.call).json())
+            pause = waiting.settle(current, time.monotonic())
+            if pause is None:
+                return current
+            time.sleep(pause)
+
+    def ai_result(self, job_id: str) -> dict[str, Any]:
+        """A finished job's result for viewers (GET /api/ai/jobs/{id}/result): per result,
+        labels with measurements and polygons per slice; 404 before the job succeeded."""
+        result: dict[str, Any] = self.request(_core.ai_result_call(job_id)).json()
+        return result
+
+    def ai_cancel(self, job_id: str) -> AiJob:
+        """Cancel a job (POST /api/ai/jobs/{id}/cancel): a queued job ends at once, a
+        running one when its worker notices; the job as the server then shows it."""
+        return AiJob.model_validate(self.request(_core.ai_cancel_call(job_id)).json())
+
+    def ai_batch(
+        self, model: str, query: Mapping[str, str] | None = None, *, limit: int = 500
+    ) -> AiBatch:
+        """A job per series matching a QIDO-RS series query (POST /api/ai/batch), e.g.
+        ``{"Modality": "CT", "StudyDate": "20240101-"}``; the jobs and the series skipped."""
+        call = _core.ai_batch_call(model, query or {}, limit)
+        return AiBatch.model_validate(self.request(call).json())
 
     # ------------------------------------------------------------------ REST API
 

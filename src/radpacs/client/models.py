@@ -9,6 +9,7 @@ keyword (:class:`DicomJSON`, its base, does the same for WADO-RS metadata)::
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from radpacs.dicom.tags import resolve_tag, tag_hex
 
 __all__ = [
+    "AiBatch",
+    "AiCatalog",
+    "AiJob",
+    "AiJobState",
+    "AiModel",
     "DVHCurve",
     "DVHResult",
     "DicomJSON",
@@ -173,3 +179,100 @@ class ServerStatus(BaseModel):
     status: str
     version: str = ""
     counts: dict[str, int] = Field(default_factory=dict)
+
+
+class AiModel(BaseModel):
+    """One AI model the server can run (GET /api/ai/models; fields as the server answers).
+
+    ``accepts`` says what series it takes (modalities, body parts, instance counts);
+    ``parameters`` are its defaults, which a job's parameters override.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: str = ""
+    task: str = ""
+    description: str = ""
+    accepts: dict[str, Any] = Field(default_factory=dict)
+    weights_sha256: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class AiCatalog(BaseModel):
+    """The server's models, and the model plugins that failed to load (source: reason)."""
+
+    models: list[AiModel] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [model.name for model in self.models]
+
+    def get(self, name: str) -> AiModel | None:
+        """The model of that name, or None."""
+        return next((model for model in self.models if model.name == name), None)
+
+
+class AiJobState(StrEnum):
+    """Where an AI job is: queued and running are pending, the others are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self not in (AiJobState.QUEUED, AiJobState.RUNNING)
+
+
+class AiJob(BaseModel):
+    """One AI job as the server shows it (GET /api/ai/jobs/{id}).
+
+    ``result_series`` lists the series the job stored (each with at least ``modality`` and
+    ``series``: SEG, RTSTRUCT, SR...); ``timings`` the seconds of each stage; ``error`` why
+    the last attempt failed. Fields the server adds beyond these are kept (``model_extra``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    model: str
+    study: str
+    series: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    trigger: str = ""
+    state: AiJobState
+    progress: float = 0.0
+    attempts: int = 0
+    max_attempts: int = 1
+    cancel_requested: bool = False
+    error: str | None = None
+    result_series: list[dict[str, Any]] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the job is succeeded, failed or cancelled."""
+        return self.state.final
+
+    def result_series_uids(self, modality: str | None = None) -> list[str]:
+        """The Series Instance UIDs the job stored, of one modality or all."""
+        return [
+            str(entry.get("series", ""))
+            for entry in self.result_series
+            if modality is None or entry.get("modality") == modality
+        ]
+
+
+class AiBatch(BaseModel):
+    """What POST /api/ai/batch did: the jobs submitted, and the series skipped (and why)."""
+
+    jobs: list[AiJob] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
