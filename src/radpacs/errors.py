@@ -15,7 +15,9 @@ Hierarchy::
      ├── PermissionDenied         the caller's roles do not grant the permission asked for
      ├── Conflict                 the resource already exists (an account name)
      ├── TooManyAttempts          login attempts are rate limited (carries ``retry_after``)
-     └── RadpacsRequestError      a request of the client to a radpacs server failed
+     ├── RadpacsRequestError      a request of the client to a radpacs server failed
+     └── AiJobError               an AI job the client waited for failed or was cancelled
+          └── AiJobTimeout        ... or was still pending when the wait ended (a TimeoutError)
 
 Domain code raises these; only the HTTP layer turns them into responses.
 """
