@@ -19,7 +19,6 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-import pydicom
 from pydicom import Dataset
 
 from radpacs.ai.models import (
@@ -69,11 +68,7 @@ def accepted_series(
 
 
 def _load(archive: Archive, study_uid: str, series_uid: str) -> list[Dataset]:
-    datasets: list[Dataset] = []
-    for file in archive.instance_files(study_uid, series_uid):
-        with archive.open(file) as stream:
-            datasets.append(pydicom.dcmread(io.BytesIO(stream.read())))
-    return datasets
+    return [archive.read_file(file) for file in archive.instance_files(study_uid, series_uid)]
 
 
 def _bytes(ds: Dataset) -> bytes:

@@ -205,12 +205,5 @@ def _planar(ds: Dataset) -> Volume:
 
 def load_series(archive: Archive, study_uid: str, series_uid: str) -> Volume:
     """Read every instance of a stored series and build its :class:`Volume`."""
-    import io
-
-    import pydicom
-
-    datasets: list[Dataset] = []
-    for file in archive.instance_files(study_uid, series_uid):
-        with archive.open(file) as stream:
-            datasets.append(pydicom.dcmread(io.BytesIO(stream.read())))
-    return volume_from_datasets(datasets)
+    files = archive.instance_files(study_uid, series_uid)
+    return volume_from_datasets([archive.read_file(file) for file in files])

@@ -666,6 +666,13 @@ class Archive:
             )
         if key is None:
             raise NotFound(f"no instance {sop_instance_uid}")
+        return self._parse(key)
+
+    def read_file(self, file: InstanceFile) -> Dataset:
+        """A stored instance (from :meth:`instance_files`) as a pydicom Dataset."""
+        return self._parse(file.storage_key)
+
+    def _parse(self, key: str) -> Dataset:
         with self.blobs.open(key) as stream:
             return pydicom.dcmread(io.BytesIO(stream.read()))
 

@@ -16,12 +16,9 @@ Routes are sync functions: decoding and encoding run in the worker thread pool.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
-import pydicom
 from fastapi import APIRouter, Request, Response
-from pydicom import Dataset
 
 from radpacs.api.deps import ArchiveDep
 from radpacs.archive import Archive, InstanceFile
@@ -52,11 +49,6 @@ def _choice_and_options(request: Request, thumbnail: bool) -> tuple[RenderedChoi
     return choice, options
 
 
-def _dataset(archive: Archive, file: InstanceFile) -> Dataset:
-    with archive.open(file) as stream:
-        return pydicom.dcmread(io.BytesIO(stream.read()))
-
-
 def _image(body: bytes, options: RenderOptions) -> Response:
     return Response(body, media_type=options.media_type, headers={"Cache-Control": _CACHE_CONTROL})
 
@@ -82,7 +74,7 @@ def _render_many(
 ) -> Response:
     _, options = _choice_and_options(request, thumbnail=False)
     files = _with_pixels(archive.instance_files(study, series))
-    bodies = (render_frame(_dataset(archive, file), 1, options) for file in files)
+    bodies = (render_frame(archive.read_file(file), 1, options) for file in files)
     return multipart_response(((options.media_type, [body]) for body in bodies), options.media_type)
 
 
@@ -93,7 +85,7 @@ def _thumbnail_of(
     candidates = _with_pixels(files)
     first_series = [file for file in candidates if file.series_uid == candidates[0].series_uid]
     file = first_series[len(first_series) // 2]
-    dataset = _dataset(archive, file)
+    dataset = archive.read_file(file)
     if frame is None:
         frame = int(dataset.get("NumberOfFrames") or 1) // 2 + 1
     return _image(render_frame(dataset, frame, options), options)
@@ -118,7 +110,7 @@ def rendered_instance(
 ) -> Response:
     choice, options = _choice_and_options(request, thumbnail=False)
     [file] = archive.instance_files(study, series, instance)
-    body = render_frame(_dataset(archive, file), 1, options)
+    body = render_frame(archive.read_file(file), 1, options)
     return _images(choice, options, iter([body]), single=True)
 
 
@@ -132,7 +124,7 @@ def rendered_frames(
     numbers = frame_numbers(frames)
     choice, options = _choice_and_options(request, thumbnail=False)
     [file] = archive.instance_files(study, series, instance)
-    dataset = _dataset(archive, file)
+    dataset = archive.read_file(file)
     bodies = [render_frame(dataset, number, options) for number in numbers]
     return _images(choice, options, iter(bodies), single=len(bodies) == 1)
 

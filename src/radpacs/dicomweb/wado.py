@@ -8,11 +8,9 @@ native little endian. Bulk data honours ``Range``.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 
-import pydicom
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydicom import Dataset
@@ -95,8 +93,7 @@ def retrieve_instance(
 
 def _read(archive: Archive, study: str, series: str, instance: str) -> tuple[InstanceFile, Dataset]:
     [file] = archive.instance_files(study, series, instance)
-    with archive.open(file) as stream:
-        return file, pydicom.dcmread(io.BytesIO(stream.read()))
+    return file, archive.read_file(file)
 
 
 def frame_numbers(text: str) -> list[int]:
