@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -519,8 +520,6 @@ class Archive:
         session: Session, query: Query, rows: Sequence[Any], matches: list[JsonObject]
     ) -> None:
         """Fill includefield attributes the index lacks from a stored instance of each match."""
-        import json
-
         pks = [row[0].pk for row in rows]
         if query.level is Level.INSTANCE:
             representative = {pk: pk for pk in pks}
