@@ -143,8 +143,7 @@ def _check_complete(
     top-level value with its declared length, and native pixel data with the size the image
     attributes imply, catches such files without converting every value.
     """
-    for tag in list(dataset.keys()):
-        raw = dataset.get_item(tag)
+    for tag, raw in dataset._dict.items():  # as read, without conversion
         declared = getattr(raw, "length", None)
         value = getattr(raw, "value", None)
         if (

@@ -51,7 +51,10 @@ def _strip(text: str) -> str:
 
 
 def _texts(raw: bytes, codec: str) -> list[str]:
-    return [_strip(part) for part in _strip(raw.decode(codec)).split("\\")]
+    text = _strip(raw.decode(codec))
+    if "\\" not in text:
+        return [text]
+    return [_strip(part) for part in text.split("\\")]
 
 
 def _numbers(values: list[str], vr: str) -> list[Any] | None:
