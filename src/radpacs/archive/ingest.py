@@ -17,6 +17,7 @@ from typing import Any
 import pydicom
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radpacs.dicom.json import attribute, dataset_to_json, json_to_bytes
@@ -61,7 +62,15 @@ class ParsedInstance:
         return f"{self.digest[:2]}/{self.digest[2:4]}/{self.digest}.dcm"
 
 
-def _text(dataset: Dataset, keyword: str, limit: int = 400) -> str:
+def _uid(dataset: Dataset, tag: int) -> str:
+    """A UID attribute's text, from the raw bytes when the element is still unconverted."""
+    value = getattr(dataset._dict.get(BaseTag(tag)), "value", None)
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip("\x00 ")[:64]
+    return _text(dataset, tag, 64)
+
+
+def _text(dataset: Dataset, keyword: str | int, limit: int = 400) -> str:
     value = dataset.get(keyword)
     if value is None:
         return ""
@@ -179,18 +188,12 @@ def _check_complete(
 def parse_instance(data: bytes, expected_study_uid: str | None = None) -> ParsedInstance:
     """Check and index one uploaded PS3.10 file; InvalidInstance says what is wrong."""
     dataset = _read(data)
-    sop_class = _text(dataset, "SOPClassUID", 64) or _text(
-        dataset.file_meta, "MediaStorageSOPClassUID", 64
-    )
-    sop_uid = _text(dataset, "SOPInstanceUID", 64)
+    sop_class = _uid(dataset, 0x00080016) or _text(dataset.file_meta, "MediaStorageSOPClassUID", 64)
+    sop_uid = _uid(dataset, 0x00080018)
     _check_uid(sop_uid, "SOPInstanceUID", sop_class)
     _check_uid(sop_class, "SOPClassUID", sop_class, sop_uid)
-    study_uid = _check_uid(
-        _text(dataset, "StudyInstanceUID"), "StudyInstanceUID", sop_class, sop_uid
-    )
-    series_uid = _check_uid(
-        _text(dataset, "SeriesInstanceUID"), "SeriesInstanceUID", sop_class, sop_uid
-    )
+    study_uid = _check_uid(_uid(dataset, 0x0020000D), "StudyInstanceUID", sop_class, sop_uid)
+    series_uid = _check_uid(_uid(dataset, 0x0020000E), "SeriesInstanceUID", sop_class, sop_uid)
     if expected_study_uid and study_uid != expected_study_uid:
         raise InvalidInstance(
             f"StudyInstanceUID {study_uid} differs from the study {expected_study_uid} "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from pydicom import Dataset
@@ -28,6 +30,12 @@ _SINGLE_TEXT = {"LT", "ST", "UT", "UR"}
 _BINARY = {"OB", "OD", "OF", "OL", "OV", "OW"}
 _STRUCTS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _SIZES = {"H": 2, "h": 2, "I": 4, "i": 4, "f": 4, "d": 8, "Q": 8, "q": 8}
+
+
+@lru_cache(maxsize=1024)
+def _unpacker(code: str, count: int) -> Callable[[bytes], tuple[Any, ...]]:
+    """A compiled little-endian unpacker for ``count`` values of ``code``."""
+    return struct.Struct(f"<{count}{code}").unpack
 
 
 def fast_encoding(dataset: Dataset) -> str | None:
@@ -114,7 +122,7 @@ def raw_to_json(element: Any, codec: str, bulk_uri: str) -> dict[str, Any] | Non
         code = _STRUCTS[vr]
         if len(value) % _SIZES[code]:
             return None
-        numbers = list(struct.unpack(f"<{len(value) // _SIZES[code]}{code}", value))
+        numbers = list(_unpacker(code, len(value) // _SIZES[code])(value))
         if vr in ("FL", "FD") and not all(math.isfinite(n) for n in numbers):
             return None
         return {"vr": vr, "Value": numbers}
