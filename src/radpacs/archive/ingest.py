@@ -58,8 +58,10 @@ class ParsedInstance:
 
     @property
     def storage_key(self) -> str:
-        """Content-addressed: identical bytes share one file."""
-        return f"{self.digest[:2]}/{self.digest[2:4]}/{self.digest}.dcm"
+        """Content-addressed within a folder per series: identical bytes share one file, and
+        a batch of one series touches one folder (one directory fsync, not one per file)."""
+        folder = hashlib.sha256(self.series_uid.encode()).hexdigest()[:24]
+        return f"{folder[:2]}/{folder}/{self.digest}.dcm"
 
 
 def _uid(dataset: Dataset, tag: int) -> str:
