@@ -234,3 +234,28 @@ def test_delete_study_series_instance(client: TestClient) -> None:
     assert client.delete(f"{ROOT}/studies/{study}").status_code == 204
     assert client.get(f"{ROOT}/studies").json() == []
     assert client.delete(f"{ROOT}/studies/{study}").status_code == 404
+
+
+def test_a_body_longer_than_one_chunk_streams_with_its_content_length(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("radpacs.dicomweb.responses.STREAM_CHUNK_BYTES", 1000)
+    study = "1.2.826.0.1.3680043.8.498.78"
+    payloads = [to_bytes(make_ct(study)) for _ in range(4)]
+    body, content_type = multipart(payloads)
+    client.post(f"{ROOT}/studies", content=body, headers={"Content-Type": content_type})
+    response = client.get(f"{ROOT}/studies/{study}")
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert sorted(p for _, p in split_multipart(response)) == sorted(payloads)
+
+
+def test_a_stored_file_of_the_wrong_size_is_an_error_not_a_wrong_body(client: TestClient) -> None:
+    [stored] = store_files(client, "CT_small.dcm")
+    archive = client.app.state.archive  # type: ignore[attr-defined]
+    [file] = archive.instance_files(stored.StudyInstanceUID)
+    path = archive.blobs.local_path(file.storage_key)
+    path.write_bytes(path.read_bytes()[:-10])
+    response = client.get(f"{ROOT}/studies/{stored.StudyInstanceUID}")
+    assert response.status_code == 503  # StorageError, as for any unreadable store
+    assert "radpacs check" in response.json()["detail"]

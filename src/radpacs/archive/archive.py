@@ -592,24 +592,20 @@ class Archive:
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceFile]:
         """The stored files of a study, series or instance, in series and instance order."""
-        with self._read() as session:
-            statement = self._instance_rows(study_uid, series_uid, sop_uid).options(
-                defer(Instance.metadata_json)
-            )
-            files = [
-                InstanceFile(
-                    study_uid=study,
-                    series_uid=series,
-                    sop_uid=row.sop_uid,
-                    sop_class_uid=row.sop_class_uid,
-                    transfer_syntax_uid=row.transfer_syntax_uid,
-                    storage_key=row.storage_key,
-                    size=row.size,
-                    number_of_frames=row.number_of_frames,
-                    digest=row.digest,
-                )
-                for row, series, study in session.execute(statement)
-            ]
+        columns = (
+            Study.study_uid,
+            Series.series_uid,
+            Instance.sop_uid,
+            Instance.sop_class_uid,
+            Instance.transfer_syntax_uid,
+            Instance.storage_key,
+            Instance.size,
+            Instance.number_of_frames,
+            Instance.digest,
+        )
+        with self.engine.connect() as connection:  # plain rows: no ORM objects to build
+            rows = connection.execute(self._instance_rows(study_uid, series_uid, sop_uid, *columns))
+            files = [InstanceFile(*row) for row in rows]
         if not files:
             raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
         return files

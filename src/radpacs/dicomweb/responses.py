@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gzip
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 from fastapi import Request, Response
@@ -19,12 +20,13 @@ __all__ = [
     "accepts_gzip",
     "json_body_response",
     "multipart_response",
+    "streamed",
     "warning_header",
     "xml_response",
 ]
 
 GZIP_MIN_BYTES = 1024
-STREAM_CHUNK_BYTES = 1024 * 1024
+STREAM_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class DicomJSONResponse(Response):
@@ -70,31 +72,67 @@ def json_body_response(
     return response
 
 
-def multipart_response(
-    parts: Iterator[tuple[str, Iterable[bytes]]], part_type: str, status_code: int = 200
-) -> StreamingResponse:
-    """Stream ``(content type, chunks)`` parts as multipart/related; type=``part_type``.
+def streamed(
+    chunks: Iterator[bytes],
+    media_type: str,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A response with the body ``chunks``, whose first chunk is read at once.
 
-    Small parts are gathered into chunks of about 1 MiB: each chunk costs a hop to a worker
-    thread, and a study of 40 KiB slices would otherwise spend its time hopping.
+    Called from a worker thread (a sync endpoint), this reads the first chunk there: a body
+    that ends within it is answered as a plain response, without the hop back to a worker
+    thread that streaming costs for each chunk; read errors become error responses rather
+    than cut-short bodies. Longer bodies stream, the first chunk included.
+    """
+    first = next(chunks, b"")
+    rest = next(chunks, None)
+    if rest is None:  # Response sets the Content-Length from the body itself
+        kept = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
+        return Response(first, status_code=status_code, media_type=media_type, headers=kept)
+    body = chain([first, rest], chunks)
+    return StreamingResponse(body, status_code=status_code, media_type=media_type, headers=headers)
+
+
+def multipart_response(
+    parts: Iterator[tuple[str, Iterable[bytes]]],
+    part_type: str,
+    status_code: int = 200,
+    *,
+    sizes: Sequence[tuple[str, int]] | None = None,
+) -> Response:
+    """``(content type, chunks)`` parts as multipart/related; type=``part_type``.
+
+    Small parts are gathered into chunks of about 4 MiB, as each streamed chunk costs a hop to
+    a worker thread; a body that fits in one is sent whole (see :func:`streamed`). When
+    ``sizes`` gives every part's (content type, byte count) up front, a streamed response
+    carries a Content-Length, which spares chunked encoding (a copy of every chunk).
     """
     boundary = uuid.uuid4().hex
 
     def body() -> Iterator[bytes]:
-        buffer = bytearray()
+        pending: list[bytes] = []
+        size = 0
         for content_type, chunks in parts:
-            buffer += part_head(boundary, content_type)
+            pending.append(part_head(boundary, content_type))
             for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= STREAM_CHUNK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
-            buffer += b"\r\n"
-        buffer += closing_delimiter(boundary)
-        yield bytes(buffer)
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= STREAM_CHUNK_BYTES:
+                    yield b"".join(pending)
+                    pending, size = [], 0
+            pending.append(b"\r\n")
+        pending.append(closing_delimiter(boundary))
+        yield b"".join(pending)
 
     media_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
-    return StreamingResponse(body(), status_code=status_code, media_type=media_type)
+    headers = None
+    if sizes is not None:
+        length = len(closing_delimiter(boundary)) + sum(
+            len(part_head(boundary, content_type)) + size + 2 for content_type, size in sizes
+        )
+        headers = {"Content-Length": str(length)}
+    return streamed(body(), media_type, status_code, headers)
 
 
 def xml_response(datasets: Iterable[dict[str, Any]], warnings: Iterable[str] = ()) -> Response:

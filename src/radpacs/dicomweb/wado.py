@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 from pydicom import Dataset
 
 from radpacs.api.deps import ArchiveDep
@@ -20,8 +19,8 @@ from radpacs.archive import Archive, InstanceFile
 from radpacs.dicom.mediatypes import DICOM, OCTET_STREAM
 from radpacs.dicom.pixels import can_transcode, decoded_frames, stored_frames, transcode
 from radpacs.dicomweb.negotiation import AS_STORED, choose_bulkdata, choose_frames, choose_instances
-from radpacs.dicomweb.responses import multipart_response
-from radpacs.errors import InvalidInput, NotAcceptable, NotFound
+from radpacs.dicomweb.responses import multipart_response, streamed
+from radpacs.errors import InvalidInput, NotAcceptable, NotFound, StorageError
 
 __all__ = ["frame_numbers", "router"]
 
@@ -31,9 +30,18 @@ _CHUNK = 1024 * 1024
 
 
 def _file_chunks(archive: Archive, file: InstanceFile) -> Iterator[bytes]:
+    """The stored bytes; StorageError (ending the response) if the file is not the size the
+    index recorded, as the response may already have promised that many bytes."""
+    sent = 0
     with archive.open(file) as stream:
         while chunk := stream.read(_CHUNK):
+            sent += len(chunk)
             yield chunk
+    if sent != file.size:
+        raise StorageError(
+            f"stored file of instance {file.sop_uid} holds {sent} bytes, the index says "
+            f"{file.size}; run `radpacs check`"
+        )
 
 
 def _converted(archive: Archive, file: InstanceFile, syntax: str) -> Iterator[bytes]:
@@ -61,17 +69,23 @@ def _retrieve(
                     f"be served as {syntax}; ask for transfer-syntax=* to get it as stored"
                 )
 
+    def part_type(file: InstanceFile) -> str:
+        if syntax in (AS_STORED, file.transfer_syntax_uid):
+            return f"{DICOM}; transfer-syntax={file.transfer_syntax_uid}"
+        return f"{DICOM}; transfer-syntax={syntax}"
+
     def part(file: InstanceFile) -> tuple[str, Iterator[bytes]]:
         if syntax in (AS_STORED, file.transfer_syntax_uid):
-            return f"{DICOM}; transfer-syntax={file.transfer_syntax_uid}", _file_chunks(
-                archive, file
-            )
-        return f"{DICOM}; transfer-syntax={syntax}", _converted(archive, file, syntax)
+            return part_type(file), _file_chunks(archive, file)
+        return part_type(file), _converted(archive, file, syntax)
 
+    as_stored = syntax == AS_STORED or all(f.transfer_syntax_uid == syntax for f in files)
     if not choice.multipart:
         content_type, chunks = part(files[0])
-        return StreamingResponse(chunks, media_type=content_type)
-    return multipart_response((part(file) for file in files), DICOM)
+        headers = {"Content-Length": str(files[0].size)} if as_stored else None
+        return streamed(chunks, content_type, headers=headers)
+    sizes = [(part_type(file), file.size) for file in files] if as_stored else None
+    return multipart_response((part(file) for file in files), DICOM, sizes=sizes)
 
 
 @router.get("/studies/{study}", summary="Retrieve a study")
