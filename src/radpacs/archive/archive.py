@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import IO, Any
 
 import pydicom
 from pydicom import Dataset
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -122,6 +123,35 @@ class CheckReport:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@lru_cache(maxsize=4)
+def _instance_files_statement(by_series: bool, by_instance: bool) -> Any:
+    """The SELECT behind :meth:`Archive.instance_files`, built once per shape (building a
+    statement costs more than running it); parameters ``study``, ``series``, ``sop``."""
+    statement = (
+        select(
+            Study.study_uid,
+            Series.series_uid,
+            Instance.sop_uid,
+            Instance.sop_class_uid,
+            Instance.transfer_syntax_uid,
+            Instance.storage_key,
+            Instance.size,
+            Instance.number_of_frames,
+            Instance.digest,
+        )
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .where(Study.study_uid == bindparam("study"))
+    )
+    if by_series:
+        statement = statement.where(Series.series_uid == bindparam("series"))
+    if by_instance:
+        statement = statement.where(Instance.sop_uid == bindparam("sop"))
+    return statement.order_by(
+        Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+    )
 
 
 class Archive:
@@ -592,19 +622,10 @@ class Archive:
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceFile]:
         """The stored files of a study, series or instance, in series and instance order."""
-        columns = (
-            Study.study_uid,
-            Series.series_uid,
-            Instance.sop_uid,
-            Instance.sop_class_uid,
-            Instance.transfer_syntax_uid,
-            Instance.storage_key,
-            Instance.size,
-            Instance.number_of_frames,
-            Instance.digest,
-        )
+        statement = _instance_files_statement(series_uid is not None, sop_uid is not None)
+        parameters = {"study": study_uid, "series": series_uid, "sop": sop_uid}
         with self.engine.connect() as connection:  # plain rows: no ORM objects to build
-            rows = connection.execute(self._instance_rows(study_uid, series_uid, sop_uid, *columns))
+            rows = connection.execute(statement, parameters)
             files = [InstanceFile(*row) for row in rows]
         if not files:
             raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
