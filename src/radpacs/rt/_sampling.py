@@ -159,14 +159,19 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         if not all_valid:
             inside &= valid
             full &= valid
-        full_run = np.logical_and.reduceat(full[local], run_start, axis=0)
-        run_first = kept[run_start]
-        run_last = kept[np.append(run_start[1:], kept.size) - 1]
+        run_end = np.append(run_start[1:], kept.size)  # exclusive
+        full_run = full[local[run_start]]
+        for step in range(1, int((run_end - run_start).max())):  # runs are a few planes
+            longer = np.flatnonzero(run_end - run_start > step)
+            full_run[longer] &= full[local[run_start[longer] + step]]
+        run_first, run_last = kept[run_start], kept[run_end - 1]
 
         # Cells fully covered over a whole run: no centroid shift, one sample per run.
-        flat, counts = _flat_nonzero(full_run)
-        mean, dz, gu, gv = dose.at(flat, counts, run_first, run_last)
-        width = np.sqrt(dz * dz + gu * gu + gv * gv)
+        # Computed for whole lattice rows of each run, then kept where full.
+        mean, dz, gu, gv = dose.across(run_first, run_last)
+        width = _width(dz, gu, gv)[full_run]
+        mean, dz = mean[full_run], dz[full_run]
+        counts = np.count_nonzero(full_run, axis=1)
         weight = np.repeat(pixel_area * (seg_b[run_last] - seg_a[run_first]), counts)
         extremes += _face_extremes(mean, dz)
         histogram.add(mean, width, weight)
@@ -176,8 +181,11 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         mean, dz, gu, gv = dose.at(flat, counts, kept, kept)
         at_plane = flat + np.repeat((local - np.arange(local.size)) * cells, counts)
         fraction = np.take(coverage, at_plane)
-        mean += (gu * np.take(moment_u, at_plane) + gv * np.take(moment_v, at_plane)) / fraction
-        width = np.sqrt(dz * dz + (gu * gu + gv * gv) * (fraction * fraction))
+        shift = gu * np.take(moment_u, at_plane)
+        shift += gv * np.take(moment_v, at_plane)
+        shift /= fraction
+        mean += shift
+        width = _width(dz, gu, gv, fraction)
         weight = fraction * np.repeat(pixel_area * (seg_b[kept] - seg_a[kept]), counts)
         extremes += _face_extremes(mean, dz)
         histogram.add(mean, width, weight)
@@ -202,6 +210,20 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
 def _flat_nonzero(mask: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
     """Flat indices of the true entries of a 2-D mask, and how many each row has."""
     return np.flatnonzero(mask), np.count_nonzero(mask, axis=1)
+
+
+def _width(
+    dz: FloatArray, gu: FloatArray, gv: FloatArray, fraction: FloatArray | None = None
+) -> FloatArray:
+    """``sqrt(dz**2 + (gu**2 + gv**2) * fraction**2)``, overwriting ``gu`` and ``gv``."""
+    gu *= gu
+    gv *= gv
+    gu += gv
+    if fraction is not None:
+        gu *= fraction
+        gu *= fraction
+    gu += np.multiply(dz, dz, out=gv)
+    return np.sqrt(gu, out=gu)
 
 
 def _face_extremes(mean: FloatArray, dz: FloatArray) -> list[float]:
@@ -346,14 +368,19 @@ def _fill(
         counted: FloatArray = np.asarray(np.bincount(flat, weights, minlength=size), np.float64)
         return counted.reshape(shape)
 
-    def state(entries: FloatArray) -> FloatArray:
-        return np.cumsum(entries, axis=2) - entries
+    def state_plus(entries: FloatArray, parts: FloatArray) -> FloatArray:
+        """The state at each cell's left edge plus ``parts``: a cumulative sum of the
+        ``entries`` before the cell, with the cell's own entries folded into ``parts``."""
+        total = np.cumsum(accumulate(entries), axis=2)
+        total += accumulate(parts - entries)
+        return total
 
     sign /= sub_rows  # each scanline carries 1/sub_rows of its cell row
     inside_part = sign * (right - x) / hu
-    coverage = np.clip(state(accumulate(sign)) + accumulate(inside_part), 0.0, 1.0)
+    coverage = state_plus(sign, inside_part)
+    np.clip(coverage, 0.0, 1.0, out=coverage)
     moment_u = accumulate(sign * ((right - centre) ** 2 - (x - centre) ** 2) / (2 * hu**2))
-    moment_v = state(accumulate(sign * offset)) + accumulate(inside_part * offset)
+    moment_v = state_plus(sign * offset, inside_part * offset)
     return coverage, moment_u, moment_v
 
 
@@ -423,11 +450,35 @@ class _LatticeDose:
         and its change across one lattice step along u and v."""
         first, last = int(self.lower[segments].min()), int(self.upper[segments].max())
         values = self._wv @ self._dose[first : last + 1, self._rows, self._cols] @ self._wu_t
-        zeros = np.zeros_like(values)
-        gu = np.gradient(values, axis=2) if values.shape[2] > 1 else zeros
-        gv = np.gradient(values, axis=1) if values.shape[1] > 1 else zeros
+        gu = np.gradient(values, axis=2) if values.shape[2] > 1 else np.zeros_like(values)
+        gv = np.gradient(values, axis=1) if values.shape[1] > 1 else np.zeros_like(values)
         self._first = first
         self._layers = (values.ravel(), gu.ravel(), gv.ravel())
+
+    def across(
+        self, first_segment: IntArray, last_segment: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Like :meth:`at`, for every lattice cell: arrays ``(len(first_segment), cells)``."""
+        layers = [layer.reshape(-1, self._cells) for layer in self._layers]
+        lower = self.lower[first_segment] - self._first
+        upper = self.upper[first_segment] - self._first
+        t_start, t_end = self.t_start[first_segment], self.t_end[last_segment]
+        middle = (0.5 * (t_start + t_end))[:, None]
+        result = []
+        for layer in layers:
+            low = layer[lower]
+            rise = layer[upper]
+            rise -= low
+            result += [low, rise]
+        low, rise, low_u, rise_u, low_v, rise_v = result
+        mean = rise * middle
+        mean += low
+        rise *= (t_end - t_start)[:, None]
+        rise_u *= middle
+        rise_u += low_u
+        rise_v *= middle
+        rise_v += low_v
+        return mean, rise, rise_u, rise_v
 
     def at(
         self, flat: IntArray, counts: IntArray, first_segment: IntArray, last_segment: IntArray
@@ -491,7 +542,8 @@ class _Histogram:
         self.highest = -np.inf
 
     def _bin(self, position: FloatArray) -> IntArray:
-        return np.clip(position.astype(np.intp), 0, self.bins - 1)
+        index = position.astype(np.intp)
+        return np.clip(index, 0, self.bins - 1, out=index)
 
     def add(self, mean: FloatArray, width: FloatArray, weight: FloatArray) -> None:
         """Add samples: mean dose, width of the dose interval and volume each."""
@@ -499,7 +551,8 @@ class _Histogram:
             return
         self.volume += float(weight.sum())
         self.dose_integral += float(mean @ weight)
-        position = (mean - self.low) / self.step
+        position = mean - self.low
+        position /= self.step
         point = width <= self._point_width
         if point.any():
             np.add.at(self.steps, self._bin(position[point]), weight[point])
@@ -511,14 +564,17 @@ class _Histogram:
                 return
         coefficient = weight / width
         half = width * (0.5 / self.step)
-        self.lowest = min(self.lowest, float((position - half).min()))
-        self.highest = max(self.highest, float((position + half).max()))
-        for end, sign in ((position + half, coefficient), (position - half, -coefficient)):
+        upper = position + half
+        lower = position
+        lower -= half
+        self.lowest = min(self.lowest, float(lower.min()))
+        self.highest = max(self.highest, float(upper.max()))
+        for end, accumulate in ((upper, np.add), (lower, np.subtract)):
             index = self._bin(end)
-            end -= index
-            end *= sign
-            np.add.at(self.slope, index, sign)
-            np.add.at(self.offset, index, end)
+            end -= index  # position within the bin
+            end *= coefficient
+            accumulate.at(self.slope, index, coefficient)
+            accumulate.at(self.offset, index, end)
 
     def curve(self, dose_min: float, dose_max: float) -> tuple[FloatArray, FloatArray]:
         """Doses and the volume receiving at least each: the bin edges between the lowest
