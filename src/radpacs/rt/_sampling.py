@@ -167,14 +167,17 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         run_first, run_last = kept[run_start], kept[run_end - 1]
 
         # Cells fully covered over a whole run: no centroid shift, one sample per run.
-        # Computed for whole lattice rows of each run, then kept where full.
-        mean, dz, gu, gv = dose.across(run_first, run_last)
-        width = _width(dz, gu, gv)[full_run]
-        mean, dz = mean[full_run], dz[full_run]
-        counts = np.count_nonzero(full_run, axis=1)
-        weight = np.repeat(pixel_area * (seg_b[run_last] - seg_a[run_first]), counts)
-        extremes += _face_extremes(mean, dz)
-        histogram.add(mean, width, weight)
+        # Computed for whole lattice rows of a few runs at a time, then kept where full.
+        run_volume = pixel_area * (seg_b[run_last] - seg_a[run_first])
+        step = max(1, _CHUNK_CELLS // cells)
+        for rows in (slice(start, start + step) for start in range(0, run_start.size, step)):
+            mask = full_run[rows]
+            mean, dz, gu, gv = dose.across(run_first[rows], run_last[rows])
+            width = _width(dz, gu, gv)[mask]
+            mean, dz = mean[mask], dz[mask]
+            weight = np.repeat(run_volume[rows], np.count_nonzero(mask, axis=1))
+            extremes += _face_extremes(mean, dz)
+            histogram.add(mean, width, weight)
 
         # The other covered cells: one sample per segment, dose at the covered centroid.
         flat, counts = _flat_nonzero(inside[local] & ~full_run[run])
@@ -307,6 +310,8 @@ def _lattice(low: float, high: float, k: int) -> FloatArray:
 _SUB_ROWS = 4
 #: Lattice cells (times contour planes) filled at once: small enough to stay in cache.
 _BATCH_CELLS = 1 << 16
+#: Lattice cells of full runs turned into samples at once.
+_CHUNK_CELLS = 1 << 14
 
 
 def _fill(
