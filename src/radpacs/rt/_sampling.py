@@ -628,16 +628,32 @@ def _vertex_extremes(planes: list[_Plane], grid: DoseGrid, found: list[float]) -
         ]
         if block.size == 0 or block.min() < low or block.max() > high:
             chosen.append(plane)
-    if not chosen:
-        return []
-    uv = np.concatenate([poly for plane in chosen for poly in plane.polygons])
-    counts = [sum(len(poly) for poly in plane.polygons) for plane in chosen]
+    extremes: list[float] = []
+    group: list[_Plane] = []
+    points = 0
+    for index, plane in enumerate(chosen):  # a few thousand vertices at a time
+        group.append(plane)
+        points += sum(len(poly) for poly in plane.polygons)
+        if points >= _VERTEX_BATCH or index == len(chosen) - 1:
+            extremes += _face_vertex_extremes(group, grid)
+            group, points = [], 0
+    return [min(extremes), max(extremes)] if extremes else []
+
+
+#: Contour vertices whose face doses are evaluated at once.
+_VERTEX_BATCH = 4096
+
+
+def _face_vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:
+    """Min and max dose at the vertices of ``planes`` on both faces of their slabs."""
+    uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
+    counts = [sum(len(poly) for poly in plane.polygons) for plane in planes]
     u = np.concatenate([uv[:, 0], uv[:, 0]])
     v = np.concatenate([uv[:, 1], uv[:, 1]])
     w = np.concatenate(
         [
-            np.repeat([plane.low for plane in chosen], counts),
-            np.repeat([plane.high for plane in chosen], counts),
+            np.repeat([plane.low for plane in planes], counts),
+            np.repeat([plane.high for plane in planes], counts),
         ]
     )
     inside = grid.inside(u, v, w)
