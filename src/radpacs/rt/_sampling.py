@@ -192,6 +192,8 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         weight = fraction * np.repeat(pixel_area * (seg_b[kept] - seg_a[kept]), counts)
         extremes += _face_extremes(mean, dz)
         histogram.add(mean, width, weight)
+        # Free this batch's cell arrays before the next batch makes its own.
+        del coverage, moment_u, moment_v, inside, full, mean, dz, gu, gv, width, weight
 
     extremes += _vertex_extremes(planes, grid, extremes)
     dose_min = min(extremes) if extremes else float("nan")
@@ -363,9 +365,9 @@ def _fill(
     cell = np.clip(np.floor((x - left) / hu).astype(np.intp), 0, n_cols - 1)
     right = left + (cell + 1) * hu  # right edge of the crossing's cell
     centre = left + (cell + 0.5) * hu
-    # Sums over a cell's scanlines are linear, so accumulate them straight into cells:
-    # the state (inside at the cell's left edge) is a cumulative sum of entries.
-    offset = (line % sub_rows + 0.5) / sub_rows - 0.5  # scanline position in the cell row
+    # Sums over a cell's scanlines are linear, so accumulate them straight into cells.
+    scanline = line % sub_rows
+    offset = (scanline + 0.5) / sub_rows - 0.5  # scanline position in the cell row
     flat = (line // sub_rows) * n_cols + cell
     size = n_planes * n_rows * n_cols
 
@@ -373,19 +375,25 @@ def _fill(
         counted: FloatArray = np.asarray(np.bincount(flat, weights, minlength=size), np.float64)
         return counted.reshape(shape)
 
-    def state_plus(entries: FloatArray, parts: FloatArray) -> FloatArray:
-        """The state at each cell's left edge plus ``parts``: a cumulative sum of the
-        ``entries`` before the cell, with the cell's own entries folded into ``parts``."""
-        total = np.cumsum(accumulate(entries), axis=2)
-        total += accumulate(parts - entries)
-        return total
+    # Which scanlines are inside at each cell's left edge, as bits: the running sum of
+    # +-2**scanline over the crossings before the cell (an integer sum: fast and exact).
+    entries = accumulate(sign * np.left_shift(1, scanline)).astype(np.intp)
+    inside_bits = np.cumsum(entries, axis=2)
+    inside_bits -= entries
+    del entries
+    bits = (np.arange(1 << sub_rows)[:, None] >> np.arange(sub_rows)) & 1
+    share = bits.sum(axis=1) / sub_rows  # covered fraction of each bit pattern
+    lever = bits @ ((np.arange(sub_rows) + 0.5) / sub_rows - 0.5) / sub_rows  # its moment
 
     sign /= sub_rows  # each scanline carries 1/sub_rows of its cell row
-    inside_part = sign * (right - x) / hu
-    coverage = state_plus(sign, inside_part)
+    inside_part = sign * (right - x) / hu  # beyond each crossing, within its cell
+    coverage = np.take(share, inside_bits)
+    coverage += accumulate(inside_part)
     np.clip(coverage, 0.0, 1.0, out=coverage)
     moment_u = accumulate(sign * ((right - centre) ** 2 - (x - centre) ** 2) / (2 * hu**2))
-    moment_v = state_plus(sign * offset, inside_part * offset)
+    moment_v = np.take(lever, inside_bits)
+    del inside_bits
+    moment_v += accumulate(inside_part * offset)
     return coverage, moment_u, moment_v
 
 
@@ -438,7 +446,7 @@ class _LatticeDose:
         self.t_end = np.clip(grid.plane_coordinate(seg_b) - self.lower, 0.0, 1.0)
         self._cells = us.size * vs.size
         self._first = 0
-        self._layers = (np.zeros(0), np.zeros(0), np.zeros(0))
+        self._layers: tuple[FloatArray, ...] = ()
         # Every sample's dose interval lies within the block's range widened by the
         # largest dose change across a lattice cell (centroid shift plus in-plane spread).
         block = self._dose[
@@ -454,6 +462,7 @@ class _LatticeDose:
         """Interpolate the dose planes that bracket ``segments`` onto the lattice: dose
         and its change across one lattice step along u and v."""
         first, last = int(self.lower[segments].min()), int(self.upper[segments].max())
+        self._layers = ()  # free the previous planes first
         values = self._wv @ self._dose[first : last + 1, self._rows, self._cols] @ self._wu_t
         gu = np.gradient(values, axis=2) if values.shape[2] > 1 else np.zeros_like(values)
         gv = np.gradient(values, axis=1) if values.shape[1] > 1 else np.zeros_like(values)
