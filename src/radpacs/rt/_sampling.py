@@ -231,6 +231,19 @@ def _width(
     return np.sqrt(gu, out=gu)
 
 
+def _difference(values: FloatArray, axis: int) -> FloatArray:
+    """Central differences along ``axis``, one-sided at its ends (as ``np.gradient``)."""
+    result = np.zeros_like(values)
+    if values.shape[axis] < 2:
+        return result
+    moved, source = np.moveaxis(result, axis, 0), np.moveaxis(values, axis, 0)
+    np.subtract(source[2:], source[:-2], out=moved[1:-1])
+    moved[1:-1] *= 0.5
+    np.subtract(source[1], source[0], out=moved[0])
+    np.subtract(source[-1], source[-2], out=moved[-1])
+    return result
+
+
 def _face_extremes(mean: FloatArray, dz: FloatArray) -> list[float]:
     """Lowest and highest dose on the faces of samples (``mean -+ dz / 2``)."""
     if mean.size == 0:
@@ -464,8 +477,7 @@ class _LatticeDose:
         first, last = int(self.lower[segments].min()), int(self.upper[segments].max())
         self._layers = ()  # free the previous planes first
         values = self._wv @ self._dose[first : last + 1, self._rows, self._cols] @ self._wu_t
-        gu = np.gradient(values, axis=2) if values.shape[2] > 1 else np.zeros_like(values)
-        gv = np.gradient(values, axis=1) if values.shape[1] > 1 else np.zeros_like(values)
+        gu, gv = _difference(values, axis=2), _difference(values, axis=1)
         self._first = first
         self._layers = (values.ravel(), gu.ravel(), gv.ravel())
 
