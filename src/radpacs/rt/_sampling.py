@@ -92,8 +92,7 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
     _set_slabs(planes, grid, roi, warnings)
 
     all_uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
-    u_min, v_min = all_uv.min(axis=0)
-    u_max, v_max = all_uv.max(axis=0)
+    (u_min, u_max), (v_min, v_max) = _extent(all_uv)
     dx, dy = grid.column_spacing, grid.row_spacing
     if samples_per_voxel is None:
         smallest = max(min((u_max - u_min) * dx, (v_max - v_min) * dy), 1e-6)
@@ -250,6 +249,12 @@ def _face_extremes(mean: FloatArray, dz: FloatArray) -> list[float]:
         return []
     half = 0.5 * np.abs(dz)
     return [float((mean - half).min()), float((mean + half).max())]
+
+
+def _extent(uv: FloatArray) -> list[tuple[float, float]]:
+    """``[(u_min, u_max), (v_min, v_max)]`` of points ``(n, 2)`` (column by column: numpy's
+    ``min(axis=0)`` is slow on two columns)."""
+    return [(float(column.min()), float(column.max())) for column in (uv[:, 0], uv[:, 1])]
 
 
 def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
@@ -640,7 +645,7 @@ def _vertex_extremes(planes: list[_Plane], grid: DoseGrid, found: list[float]) -
     chosen = []
     for plane in planes:
         uv = plane.polygons[0] if len(plane.polygons) == 1 else np.concatenate(plane.polygons)
-        (u_min, v_min), (u_max, v_max) = uv.min(axis=0), uv.max(axis=0)
+        (u_min, u_max), (v_min, v_max) = _extent(uv)
         k_low, k_high = grid.plane_coordinate(np.array([plane.low, plane.high]))
         block = grid.dose[
             max(int(np.floor(k_low)), 0) : min(int(np.ceil(k_high)), planes_ - 1) + 1,
