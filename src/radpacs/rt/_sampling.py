@@ -348,13 +348,16 @@ def _fill(
     """
     n_planes, n_rows, n_cols = len(planes), vs.size, us.size
     shape = (n_planes, n_rows, n_cols)
-    points = np.concatenate([poly for polys in planes for poly in polys])
-    ends = np.concatenate([np.roll(poly, -1, axis=0) for polys in planes for poly in polys])
+    polygons = [poly for polys in planes for poly in polys]
+    points = np.concatenate(polygons)
+    sizes = np.array([len(poly) for poly in polygons])
+    following = np.arange(1, points.shape[0] + 1)  # each edge's end: the next point ...
+    following[np.cumsum(sizes) - 1] = np.cumsum(sizes) - sizes  # ... or the polygon's first
     plane_of = np.repeat(
         np.arange(n_planes), [sum(len(poly) for poly in polys) for polys in planes]
     )
     x0, y0 = points[:, 0], points[:, 1]
-    x1, y1 = ends[:, 0], ends[:, 1]
+    x1, y1 = x0[following], y0[following]
     hv = vs[1] - vs[0] if n_rows > 1 else 1.0
     hu = us[1] - us[0] if n_cols > 1 else 1.0
     n_lines = n_rows * sub_rows
