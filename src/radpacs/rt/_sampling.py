@@ -329,7 +329,7 @@ def _lattice(low: float, high: float, k: int) -> FloatArray:
 
 _SUB_ROWS = 4
 #: Lattice cells (times contour planes) filled at once: small enough to stay in cache.
-_BATCH_CELLS = 1 << 16
+_BATCH_CELLS = 3 << 14
 #: Lattice cells of full runs turned into samples at once.
 _CHUNK_CELLS = 1 << 14
 
@@ -645,15 +645,24 @@ def _vertex_extremes(planes: list[_Plane], grid: DoseGrid, found: list[float]) -
     low = min(found) if found else np.inf
     high = max(found) if found else -np.inf
     planes_, rows, columns = grid.shape
+    # Each plane's block of grid values: its slab's dose planes, its vertices' rows and
+    # columns (all bounds at once, then one slice per plane).
+    uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
+    starts = np.cumsum([0, *(sum(len(poly) for poly in plane.polygons) for plane in planes)])
+    bounds = [
+        np.clip(np.floor(reduce.reduceat(column, starts[:-1])) + shift, 0, size - 1)
+        for column, size in ((uv[:, 0], columns), (uv[:, 1], rows))
+        for reduce, shift in ((np.minimum, 0), (np.maximum, 1))
+    ]
+    faces = grid.plane_coordinate(np.array([[plane.low, plane.high] for plane in planes]))
+    bounds += [np.floor(faces[:, 0]), np.minimum(np.ceil(faces[:, 1]), planes_ - 1)]
+    u_low, u_high, v_low, v_high, k_low, k_high = (b.astype(np.intp).tolist() for b in bounds)
     chosen = []
-    for plane in planes:
-        uv = plane.polygons[0] if len(plane.polygons) == 1 else np.concatenate(plane.polygons)
-        (u_min, u_max), (v_min, v_max) = _extent(uv)
-        k_low, k_high = grid.plane_coordinate(np.array([plane.low, plane.high]))
+    for index, plane in enumerate(planes):
         block = grid.dose[
-            max(int(np.floor(k_low)), 0) : min(int(np.ceil(k_high)), planes_ - 1) + 1,
-            max(int(np.floor(v_min)), 0) : min(int(np.ceil(v_max)), rows - 1) + 1,
-            max(int(np.floor(u_min)), 0) : min(int(np.ceil(u_max)), columns - 1) + 1,
+            k_low[index] : k_high[index] + 1,
+            v_low[index] : v_high[index] + 1,
+            u_low[index] : u_high[index] + 1,
         ]
         if block.size == 0 or block.min() < low or block.max() > high:
             chosen.append(plane)
