@@ -304,20 +304,20 @@ def _segments(
     planes: list[_Plane], dose_offsets: FloatArray, extent: tuple[float, float]
 ) -> tuple[IntArray, FloatArray, FloatArray]:
     """Each slab cut at the dose planes and grid ends inside it: (plane, start, end)."""
-    plane_index: list[int] = []
-    starts: list[float] = []
-    ends: list[float] = []
-    for index, plane in enumerate(planes):
-        inner = dose_offsets[(dose_offsets > plane.low) & (dose_offsets < plane.high)]
-        cuts = np.unique(
-            np.concatenate(
-                [[plane.low, plane.high], inner, [w for w in extent if plane.low < w < plane.high]]
-            )
-        )
-        plane_index += [index] * (cuts.size - 1)
-        starts += cuts[:-1].tolist()
-        ends += cuts[1:].tolist()
-    return np.asarray(plane_index, dtype=np.intp), np.asarray(starts), np.asarray(ends)
+    marks = np.unique(np.concatenate([dose_offsets, extent]))
+    low = np.array([plane.low for plane in planes])
+    high = np.array([plane.high for plane in planes])
+    first = np.searchsorted(marks, low, side="right")  # marks[first:last] cut the slab
+    last = np.searchsorted(marks, high, side="left")
+    counts = last - first + 1
+    plane = np.repeat(np.arange(len(planes)), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    mark = first[plane] + within  # the mark that ends each segment, if not the slab's end
+    starts = np.where(within == 0, low[plane], marks[np.maximum(mark - 1, 0)])
+    ends = np.where(
+        within == counts[plane] - 1, high[plane], marks[np.minimum(mark, marks.size - 1)]
+    )
+    return plane, starts, ends
 
 
 def _lattice(low: float, high: float, k: int) -> FloatArray:
