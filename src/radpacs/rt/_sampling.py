@@ -591,7 +591,8 @@ class _Histogram:
         if point.any():
             np.add.at(self.steps, self._bin(position[point]), weight[point])
             self.lowest = min(self.lowest, float(position[point].min()))
-            self.highest = max(self.highest, float(position[point].max()))
+            # A step is received up to its bin's upper edge: the curve must reach past it.
+            self.highest = max(self.highest, float(np.floor(position[point].max())) + 1.0)
             ramp = ~point
             position, width, weight = position[ramp], width[ramp], weight[ramp]
             if position.size == 0:
