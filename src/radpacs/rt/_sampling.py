@@ -168,8 +168,8 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         # Cells fully covered over a whole run: no centroid shift, one sample per run.
         # Computed for whole lattice rows of a few runs at a time, then kept where full.
         run_volume = pixel_area * (seg_b[run_last] - seg_a[run_first])
-        step = max(1, _CHUNK_CELLS // cells)
-        for rows in (slice(start, start + step) for start in range(0, run_start.size, step)):
+        chunk = max(1, _CHUNK_CELLS // cells)
+        for rows in (slice(start, start + chunk) for start in range(0, run_start.size, chunk)):
             mask = full_run[rows]
             mean, dz, gu, gv = dose.across(run_first[rows], run_last[rows])
             width = _width(dz, gu, gv)[mask]
