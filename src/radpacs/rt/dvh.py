@@ -1,9 +1,9 @@
 """Dose-volume histograms of RTSTRUCT ROIs in an RTDOSE grid, and their statistics.
 
-:func:`compute_dvhs` samples each ROI finer than the dose grid (see
-:mod:`radpacs.rt._sampling` for the end-cap convention and the sampling), builds the
-cumulative DVH on a fine dose axis, and returns one :class:`DVH` per ROI. Statistics are
-read off that curve by linear interpolation, never off the nearest bin:
+:func:`compute_dvhs` samples each ROI finer than the dose grid into its cumulative DVH on
+a fine dose axis (see :mod:`radpacs.rt._sampling` for the end-cap convention, the sampling
+and the histogram), and returns one :class:`DVH` per ROI. Statistics are read off that
+curve by linear interpolation, never off the nearest bin:
 
 - ``D95``/``D95%``: the minimum dose received by the hottest 95 % of the volume;
   ``D2cc``, ``D0.03cc``: by the hottest 2 cm3 or 0.03 cm3;
