@@ -218,3 +218,18 @@ def test_a_grid_stored_flipped_gives_the_same_dvh() -> None:
     assert b.dose_min == pytest.approx(a.dose_min, rel=1e-9)
     for name in ("D95", "D50", "D2"):
         assert b.statistic(name).value == pytest.approx(a.statistic(name).value, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["-10", "-10.0", "0", "10.000000", "-1.0E1", "0", "10", "1e1", "0", "-10", "10", "0"],
+        ["-10.", "-10", "+0", "+10", "-10.", "0", ".1E2", "10.", "-0", "-10", "1E+1", "0."],
+    ],
+    ids=["json-like", "ds-only-forms"],
+)
+def test_contour_data_in_any_decimal_string_form(texts: list[str]) -> None:
+    ds = rtstruct_dataset([("square", [_square(10.0, 0.0)])])
+    ds.ROIContourSequence[0].ContourSequence[0].ContourData = texts
+    [roi] = StructureSet.from_dataset(roundtrip(ds)).rois
+    np.testing.assert_array_equal(roi.contours[0], _square(10.0, 0.0))

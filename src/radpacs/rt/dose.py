@@ -94,7 +94,7 @@ class DoseGrid:
                 "turned into dose"
             )
         try:
-            pixels = np.asarray(dataset.pixel_array, dtype=np.float64)
+            pixels = np.array(dataset.pixel_array, dtype=np.float64)  # our own copy
         except Exception as exc:  # pydicom raises many types for bad pixel data
             raise InvalidInput(f"the RTDOSE pixel data cannot be decoded: {exc}") from exc
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
@@ -102,7 +102,8 @@ class DoseGrid:
             pixels = pixels[np.newaxis]
         if pixels.shape[0] != frames:
             raise InvalidInput(f"the RTDOSE has {pixels.shape[0]} frames, expected {frames}")
-        dose = pixels * float(scaling)
+        pixels *= float(scaling)
+        dose = pixels
         orientation = np.asarray(dataset.ImageOrientationPatient, dtype=np.float64)
         if orientation.size != 6:
             raise InvalidInput("ImageOrientationPatient must have 6 values")

@@ -1,9 +1,9 @@
 """Dose-volume histograms of RTSTRUCT ROIs in an RTDOSE grid, and their statistics.
 
-:func:`compute_dvhs` samples each ROI finer than the dose grid (see
-:mod:`radpacs.rt._sampling` for the end-cap convention and the sampling), builds the
-cumulative DVH on a fine dose axis, and returns one :class:`DVH` per ROI. Statistics are
-read off that curve by linear interpolation, never off the nearest bin:
+:func:`compute_dvhs` samples each ROI finer than the dose grid into its cumulative DVH on
+a fine dose axis (see :mod:`radpacs.rt._sampling` for the end-cap convention, the sampling
+and the histogram), and returns one :class:`DVH` per ROI. Statistics are read off that
+curve by linear interpolation, never off the nearest bin:
 
 - ``D95``/``D95%``: the minimum dose received by the hottest 95 % of the volume;
   ``D2cc``, ``D0.03cc``: by the hottest 2 cm3 or 0.03 cm3;
@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pydicom
 
 from radpacs.errors import InvalidInput
-from radpacs.rt._sampling import RoiSamples, sample_roi
+from radpacs.rt._sampling import sample_roi
 from radpacs.rt.dose import DoseGrid
 from radpacs.rt.rtstruct import ROI, StructureSet
 
@@ -67,7 +67,6 @@ DEFAULT_METRICS: tuple[str, ...] = (
 
 _DOSE_METRIC = re.compile(r"^D(\d+(?:\.\d+)?)(%|cc|cm3)?$")
 _VOLUME_METRIC = re.compile(r"^V(\d+(?:\.\d+)?)(Gy|cGy|%)?$")
-_FINE_BINS = 20000
 
 
 class CurveKind(StrEnum):
@@ -401,7 +400,6 @@ def compute_dvh(
             f"{samples.outside_volume / 1000:.4f} cm3 of ROI {roi.label} lies outside the "
             "dose grid and is left out"
         )
-    axis, cumulative = _cumulative(samples)
     volume = samples.volume / 1000.0
     return DVH(
         roi_number=roi.number,
@@ -410,9 +408,9 @@ def compute_dvh(
         volume=volume,
         dose_min=samples.dose_min,
         dose_max=samples.dose_max,
-        dose_mean=float(np.dot(samples.mean, samples.weight) / samples.weight.sum()),
-        dose_axis=axis,
-        cumulative=np.minimum(cumulative / 1000.0, volume),
+        dose_mean=samples.dose_integral / samples.volume if samples.volume else float("nan"),
+        dose_axis=samples.dose_axis,
+        cumulative=np.minimum(samples.cumulative / 1000.0, volume),
         dose_units=grid.dose_units,
         outside_volume=samples.outside_volume,
         samples_per_voxel=samples.samples_per_voxel,
@@ -445,44 +443,3 @@ def dvhs_from_datasets(
     return compute_dvhs(
         StructureSet.from_dataset(rtstruct), DoseGrid.from_dataset(rtdose), roi, options
     )
-
-
-def _cumulative(samples: RoiSamples) -> tuple[FloatArray, FloatArray]:
-    """The cumulative DVH (mm3) at fine, evenly spaced doses, exact for the sample model.
-
-    Each sample spreads its volume uniformly over ``mean +- width/2``; its contribution at
-    dose ``e`` is ``c * ((b - e)+ - (a - e)+)`` with ``c = weight / width``. Sums of
-    ``c * (p - e)+`` over all points ``p`` are suffix sums of per-bin moments, so the curve
-    costs two bincounts. Samples of (near) zero width are steps, summed the same way.
-    """
-    mean, width, weight = samples.mean, samples.width, samples.weight
-    low = min(float((mean - width / 2).min()), samples.dose_min)
-    high = max(float((mean + width / 2).max()), samples.dose_max)
-    span = max(high - low, 1e-6 * max(abs(high), 1.0), 1e-12)
-    step = span / _FINE_BINS
-    high = low + span + step  # one empty bin past the top so the curve reaches 0
-    bins = _FINE_BINS + 1
-    edges = low + step * np.arange(bins + 1, dtype=np.float64)
-
-    point = width <= 1e-6 * span
-    ramp = ~point
-    a = (mean - width / 2)[ramp]
-    b = (mean + width / 2)[ramp]
-    c = weight[ramp] / width[ramp]
-    positions = np.concatenate([b, a])
-    coefficients = np.concatenate([c, -c])
-    index = np.clip(((positions - low) / step).astype(np.intp), 0, bins - 1)
-    s0 = np.bincount(index, coefficients, minlength=bins)
-    s1 = np.bincount(index, coefficients * (positions - edges[index]), minlength=bins)
-    lower = edges[:-1]
-    suffix0 = np.cumsum(s0[::-1])[::-1]
-    suffix1 = np.cumsum(s1[::-1])[::-1]
-    suffix_e = np.cumsum((s0 * lower)[::-1])[::-1]
-    cumulative = suffix1 + suffix_e - lower * suffix0
-
-    point_index = np.clip(((mean[point] - low) / step).astype(np.intp), 0, bins - 1)
-    steps = np.bincount(point_index, weight[point], minlength=bins)
-    cumulative += np.cumsum(steps[::-1])[::-1]
-    cumulative = np.clip(cumulative, 0.0, None)
-    cumulative = np.minimum.accumulate(cumulative)  # remove rounding wiggles
-    return np.append(lower, edges[-1]), np.append(cumulative, 0.0)

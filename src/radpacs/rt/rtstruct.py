@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pydantic_core
 import pydicom
 
 from radpacs.errors import InvalidInput
@@ -178,13 +179,16 @@ def _closed_contours(
 
 
 _CONTOUR_DATA = 0x30060050
+_NUMBER_BYTES = b"0123456789+-.eE \\"
 
 
 def _contour_data(item: pydicom.Dataset, number: int) -> FloatArray | None:
     """Contour Data (3006,0050) as floats.
 
-    Parsing the raw DS text with numpy is ~50x faster than letting pydicom build one
-    DSfloat per coordinate, which dominates reading a large structure set.
+    Parsing the raw DS text ourselves is far faster than letting pydicom build one
+    DSfloat per coordinate, which dominates reading a large structure set. Plain numbers
+    go through pydantic-core's JSON parser (about 3x faster than numpy's); anything else
+    (``+1``, ``.5``, padding quirks) falls back to numpy.
     """
     if _CONTOUR_DATA not in item:
         return None
@@ -192,6 +196,12 @@ def _contour_data(item: pydicom.Dataset, number: int) -> FloatArray | None:
     value = element.value if element is not None else None
     try:
         if isinstance(value, bytes):
+            if not value.translate(None, _NUMBER_BYTES):
+                try:
+                    numbers = pydantic_core.from_json(b"[" + value.replace(b"\\", b",") + b"]")
+                    return np.array(numbers, dtype=np.float64)
+                except ValueError:
+                    pass  # valid DS need not be valid JSON: 1., .5, +1, 007
             text = value.decode("ascii")
             try:
                 parsed = np.fromstring(text, sep="\\")
