@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-import pydantic_core
+import orjson
 import pydicom
 
 from radpacs.errors import InvalidInput
@@ -187,7 +187,7 @@ def _contour_data(item: pydicom.Dataset, number: int) -> FloatArray | None:
 
     Parsing the raw DS text ourselves is far faster than letting pydicom build one
     DSfloat per coordinate, which dominates reading a large structure set. Plain numbers
-    go through pydantic-core's JSON parser (about 3x faster than numpy's); anything else
+    go through orjson's JSON parser (about 3x faster than numpy's); anything else
     (``+1``, ``.5``, padding quirks) falls back to numpy.
     """
     if _CONTOUR_DATA not in item:
@@ -198,7 +198,7 @@ def _contour_data(item: pydicom.Dataset, number: int) -> FloatArray | None:
         if isinstance(value, bytes):
             if not value.translate(None, _NUMBER_BYTES):
                 try:
-                    numbers = pydantic_core.from_json(b"[" + value.replace(b"\\", b",") + b"]")
+                    numbers = orjson.loads(b"[" + value.replace(b"\\", b",") + b"]")
                     return np.array(numbers, dtype=np.float64)
                 except ValueError:
                     pass  # valid DS need not be valid JSON: 1., .5, +1, 007
