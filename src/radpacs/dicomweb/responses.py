@@ -78,12 +78,12 @@ def streamed(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A response with the body ``chunks``, whose first chunk is read at once.
+    """A response with the body ``chunks``, whose first two chunks are read at once.
 
-    Called from a worker thread (a sync endpoint), this reads the first chunk there: a body
-    that ends within it is answered as a plain response, without the hop back to a worker
-    thread that streaming costs for each chunk; read errors become error responses rather
-    than cut-short bodies. Longer bodies stream, the first chunk included.
+    Called from a worker thread (a sync endpoint), this reads them there: a body of one chunk
+    is answered as a plain response, without the hop to a worker thread that streaming costs
+    for each chunk, and an error while reading them is an error response rather than a body
+    cut short. Longer bodies stream, the chunks already read first.
     """
     first = next(chunks, b"")
     rest = next(chunks, None)
