@@ -11,6 +11,7 @@ The stored-study routes (/api/deid/...) are in :mod:`radpacs.api.deid_study`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -36,20 +37,22 @@ def pseudonym_store(request: Request) -> PseudonymStore:
     return store
 
 
-def _parse_options(flags: dict[Option, bool], listed: str | None) -> list[Option]:
-    chosen = [option for option, on in flags.items() if on]
-    for name in (listed or "").split(","):
-        name = name.strip()
-        if not name:
-            continue
-        try:
-            chosen.append(Option(name))
-        except ValueError:
-            known = ", ".join(o.value for o in Option)
-            raise InvalidInput(
-                f"unknown de-identification option {name!r}; known: {known}"
-            ) from None
+def _listed_options(flags: dict[Option, bool], listed: str | None) -> list[Option | str]:
+    """The flagged Options and the comma-separated names; Profile checks the names."""
+    chosen: list[Option | str] = [option for option, on in flags.items() if on]
+    chosen += [name.strip() for name in (listed or "").split(",") if name.strip()]
     return chosen
+
+
+def anonymizer_for(request: Request, options: Iterable[Option | str]) -> Anonymizer:
+    """An Anonymizer with this installation's secret and pseudonym store; InvalidInput for
+    an unknown or contradictory Option."""
+    settings: Settings = request.app.state.settings
+    secret = installation_secret(settings.deid_secret, settings.data_dir)
+    try:
+        return Anonymizer(secret, options, store=pseudonym_store(request))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 @router.post(
@@ -74,7 +77,6 @@ def anonymize(
     pixels_checked: bool = Query(False),
 ) -> Response:
     """De-identify the uploaded file by the Basic Profile and the Options asked for."""
-    settings: Settings = request.app.state.settings
     flags = {
         Option.RETAIN_SAFE_PRIVATE: retain_safe_private,
         Option.RETAIN_UIDS: retain_uids,
@@ -85,12 +87,7 @@ def anonymize(
         Option.RETAIN_LONGITUDINAL_MODIFIED_DATES: retain_longitudinal_modified_dates,
         Option.CLEAN_DESCRIPTORS: clean_descriptors,
     }
-    chosen = _parse_options(flags, options)
-    secret = installation_secret(settings.deid_secret, settings.data_dir)
-    try:
-        anonymizer = Anonymizer(secret, chosen, store=pseudonym_store(request))
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+    anonymizer = anonymizer_for(request, _listed_options(flags, options))
     data = file.file.read()
     body = anonymize_bytes(
         anonymizer, data, pixels_checked=pixels_checked, name=file.filename or "file"

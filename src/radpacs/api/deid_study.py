@@ -20,14 +20,12 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from radpacs.api.deid import pseudonym_store
+from radpacs.api.deid import anonymizer_for, pseudonym_store
 from radpacs.api.deps import ArchiveDep, SettingsDep
-from radpacs.deid import Anonymizer, Option
+from radpacs.deid import Option
 from radpacs.deid.jobs import DeidJobs
-from radpacs.deid.secret import installation_secret
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
-from radpacs.settings import Settings
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -51,14 +49,6 @@ def _jobs(request: Request) -> DeidJobs:
         jobs = DeidJobs()
         request.app.state.deid_jobs = jobs
     return jobs
-
-
-def _anonymizer(request: Request, settings: Settings, options: list[Option]) -> Anonymizer:
-    secret = installation_secret(settings.deid_secret, settings.data_dir)
-    try:
-        return Anonymizer(secret, options, store=pseudonym_store(request))
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
@@ -85,7 +75,7 @@ def deidentify_study(
 ) -> Response:
     """De-identify a stored study into a new study (``output`` store) or a zip."""
     body = body or DeidStudyRequest()
-    anonymizer = _anonymizer(request, settings, body.options)
+    anonymizer = anonymizer_for(request, body.options)
     if body.output == "zip":
         spool = tempfile.SpooledTemporaryFile(max_size=_ZIP_IN_MEMORY)  # noqa: SIM115
         try:
