@@ -9,13 +9,13 @@ root of a given request when the JSON is served.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import orjson
 from pydicom import Dataset
 
 from radpacs.dicom._fastjson import fast_encoding, raw_to_json
+from radpacs.dicom.tags import tag_hex
 
 __all__ = [
     "BULK_DATA_THRESHOLD",
@@ -56,19 +56,13 @@ def dataset_to_json(dataset: Dataset, instance_path: str) -> JsonObject:
     return _to_json(dataset, f"{instance_path}/bulkdata/", fast_encoding(dataset))
 
 
-@lru_cache(maxsize=65536)
-def _key(tag: int) -> str:
-    """The JSON key of a tag; cached, as the same few hundred tags recur in every file."""
-    return f"{tag:08X}"
-
-
 def _to_json(dataset: Dataset, prefix: str, encoding: str | None) -> JsonObject:
     result: JsonObject = {}
     # The elements as read, raw until converted, in file order (ascending in a valid file; JSON
     # objects are unordered anyway): Dataset.get_item and sorting by pydicom's tag class cost
     # more per element than encoding most values.
     for tag, raw in dataset._dict.items():
-        key = _key(int(tag))  # an int: pydicom's tag class compares in Python
+        key = tag_hex(int(tag))  # an int: pydicom's tag class compares in Python
         try:
             if encoding is not None:
                 fast = raw_to_json(raw, encoding, f"{prefix}{key}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
@@ -27,8 +28,10 @@ def resolve_tag(identifier: str) -> int:
     return int(tag)
 
 
+@lru_cache(maxsize=65536)
 def tag_hex(tag: int) -> str:
-    """The eight upper-case hex digits DICOM JSON uses as a key."""
+    """The eight upper-case hex digits DICOM JSON uses as a key (cached: the same few hundred
+    tags recur in every file stored)."""
     return f"{tag:08X}"
 
 
