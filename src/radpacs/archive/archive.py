@@ -30,6 +30,7 @@ from pydicom import Dataset
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.sql.elements import BindParameter
 
 from radpacs.archive.blobs import BlobStore, FolderBlobStore
 from radpacs.archive.database import create_index_engine, migrate
@@ -123,35 +124,6 @@ class CheckReport:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@lru_cache(maxsize=4)
-def _instance_files_statement(by_series: bool, by_instance: bool) -> Any:
-    """The SELECT behind :meth:`Archive.instance_files`, built once per shape (building a
-    statement costs more than running it); parameters ``study``, ``series``, ``sop``."""
-    statement = (
-        select(
-            Study.study_uid,
-            Series.series_uid,
-            Instance.sop_uid,
-            Instance.sop_class_uid,
-            Instance.transfer_syntax_uid,
-            Instance.storage_key,
-            Instance.size,
-            Instance.number_of_frames,
-            Instance.digest,
-        )
-        .join(Series, Instance.series_pk == Series.pk)
-        .join(Study, Series.study_pk == Study.pk)
-        .where(Study.study_uid == bindparam("study"))
-    )
-    if by_series:
-        statement = statement.where(Series.series_uid == bindparam("series"))
-    if by_instance:
-        statement = statement.where(Instance.sop_uid == bindparam("sop"))
-    return statement.order_by(
-        Series.series_number, Series.pk, Instance.instance_number, Instance.pk
-    )
 
 
 class Archive:
@@ -592,7 +564,10 @@ class Archive:
 
     @staticmethod
     def _instance_rows(
-        study_uid: str, series_uid: str | None, sop_uid: str | None, *columns: Any
+        study_uid: str | BindParameter[str],
+        series_uid: str | BindParameter[str] | None,
+        sop_uid: str | BindParameter[str] | None,
+        *columns: Any,
     ) -> Any:
         """SELECT ``columns`` (default: the Instance row with its series and study UIDs) of
         the instances of a study, series or instance, in series and instance order."""
@@ -611,6 +586,26 @@ class Archive:
         )
 
     @staticmethod
+    @lru_cache(maxsize=4)
+    def _instance_files_statement(by_series: bool, by_instance: bool) -> Any:
+        """:meth:`_instance_rows` for :meth:`instance_files`, with parameters ``study``,
+        ``series``, ``sop``, built once per shape (building costs more than running it)."""
+        return Archive._instance_rows(
+            bindparam("study"),
+            bindparam("series") if by_series else None,
+            bindparam("sop") if by_instance else None,
+            Study.study_uid,
+            Series.series_uid,
+            Instance.sop_uid,
+            Instance.sop_class_uid,
+            Instance.transfer_syntax_uid,
+            Instance.storage_key,
+            Instance.size,
+            Instance.number_of_frames,
+            Instance.digest,
+        )
+
+    @staticmethod
     def _describe(study_uid: str, series_uid: str | None, sop_uid: str | None) -> str:
         if sop_uid is not None:
             return f"instance {sop_uid} in series {series_uid} of study {study_uid}"
@@ -622,7 +617,7 @@ class Archive:
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceFile]:
         """The stored files of a study, series or instance, in series and instance order."""
-        statement = _instance_files_statement(series_uid is not None, sop_uid is not None)
+        statement = self._instance_files_statement(series_uid is not None, sop_uid is not None)
         parameters = {"study": study_uid, "series": series_uid, "sop": sop_uid}
         with self.engine.connect() as connection:  # plain rows: no ORM objects to build
             rows = connection.execute(statement, parameters)
