@@ -21,6 +21,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radpacs.dicom.json import attribute, dataset_to_json, json_to_bytes
+from radpacs.dicom.scan import Scanned, scan
 from radpacs.errors import InvalidInstance
 
 __all__ = [
@@ -170,7 +171,16 @@ def _check_complete(
                 sop_uid,
             )
     pixel_data = getattr(dataset.get_item("PixelData"), "value", None)
-    if not isinstance(pixel_data, bytes) or UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
+    if isinstance(pixel_data, bytes):
+        transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
+        _check_pixel_data(metadata, len(pixel_data), transfer_syntax, sop_class, sop_uid)
+
+
+def _check_pixel_data(
+    metadata: dict[str, Any], length: int, transfer_syntax: str, sop_class: str, sop_uid: str
+) -> None:
+    """Native Pixel Data must hold as many bytes as its image attributes imply."""
+    if UID(transfer_syntax).is_compressed:
         return
     rows, columns = _json_int(metadata, "00280010"), _json_int(metadata, "00280011")
     bits = _json_int(metadata, "00280100")
@@ -178,24 +188,35 @@ def _check_complete(
     frames = _json_int(metadata, "00280008") or 1
     if rows and columns and bits:
         expected = (rows * columns * samples * frames * bits + 7) // 8
-        if len(pixel_data) < expected:
+        if length < expected:
             raise InvalidInstance(
-                f"PixelData holds {len(pixel_data)} bytes, {expected} expected: file truncated",
+                f"PixelData holds {length} bytes, {expected} expected: file truncated",
                 CANNOT_UNDERSTAND,
                 sop_class,
                 sop_uid,
             )
 
 
-def parse_instance(data: bytes, expected_study_uid: str | None = None) -> ParsedInstance:
-    """Check and index one uploaded PS3.10 file; InvalidInstance says what is wrong."""
-    dataset = _read(data)
-    sop_class = _uid(dataset, 0x00080016) or _text(dataset.file_meta, "MediaStorageSOPClassUID", 64)
-    sop_uid = _uid(dataset, 0x00080018)
+@dataclass
+class _Identity:
+    sop_class: str
+    sop_uid: str
+    study_uid: str
+    series_uid: str
+
+    @property
+    def instance_path(self) -> str:
+        return f"/studies/{self.study_uid}/series/{self.series_uid}/instances/{self.sop_uid}"
+
+
+def _identify(
+    sop_class: str, sop_uid: str, study_uid: str, series_uid: str, expected_study_uid: str | None
+) -> _Identity:
+    """Check the four identifying UIDs (and the study the request names)."""
     _check_uid(sop_uid, "SOPInstanceUID", sop_class)
     _check_uid(sop_class, "SOPClassUID", sop_class, sop_uid)
-    study_uid = _check_uid(_uid(dataset, 0x0020000D), "StudyInstanceUID", sop_class, sop_uid)
-    series_uid = _check_uid(_uid(dataset, 0x0020000E), "SeriesInstanceUID", sop_class, sop_uid)
+    _check_uid(study_uid, "StudyInstanceUID", sop_class, sop_uid)
+    _check_uid(series_uid, "SeriesInstanceUID", sop_class, sop_uid)
     if expected_study_uid and study_uid != expected_study_uid:
         raise InvalidInstance(
             f"StudyInstanceUID {study_uid} differs from the study {expected_study_uid} "
@@ -204,18 +225,70 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
             sop_class,
             sop_uid,
         )
-    transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
-    instance_path = f"/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+    return _Identity(sop_class, sop_uid, study_uid, series_uid)
+
+
+def _from_scan(
+    scanned: Scanned, expected_study_uid: str | None
+) -> tuple[_Identity, dict[str, Any], str]:
+    """Identity, JSON and transfer syntax from :func:`radpacs.dicom.scan.scan`."""
+    metadata = scanned.metadata
+    identity = _identify(
+        _json_text(metadata, "00080016", 64) or scanned.media_storage_sop_class_uid,
+        _json_text(metadata, "00080018", 64),
+        _json_text(metadata, "0020000D", 64),
+        _json_text(metadata, "0020000E", 64),
+        expected_study_uid,
+    )
+    scanned.set_bulk_prefix(f"{identity.instance_path}/bulkdata/")
+    if scanned.pixel_data_length is not None:
+        _check_pixel_data(
+            metadata,
+            scanned.pixel_data_length,
+            scanned.transfer_syntax_uid,
+            identity.sop_class,
+            identity.sop_uid,
+        )
+    return identity, metadata, scanned.transfer_syntax_uid
+
+
+def _from_pydicom(
+    data: bytes, expected_study_uid: str | None
+) -> tuple[_Identity, dict[str, Any], str]:
+    """Identity, JSON and transfer syntax through pydicom, for the files :func:`scan` leaves."""
+    dataset = _read(data)
+    identity = _identify(
+        _uid(dataset, 0x00080016) or _text(dataset.file_meta, "MediaStorageSOPClassUID", 64),
+        _uid(dataset, 0x00080018),
+        _uid(dataset, 0x0020000D),
+        _uid(dataset, 0x0020000E),
+        expected_study_uid,
+    )
     try:
-        metadata = dataset_to_json(dataset, instance_path)
+        metadata = dataset_to_json(dataset, identity.instance_path)
     except Exception as exc:
         raise InvalidInstance(
             f"cannot express the data set as DICOM JSON: {exc}",
             PROCESSING_FAILURE,
-            sop_class,
-            sop_uid,
+            identity.sop_class,
+            identity.sop_uid,
         ) from exc
-    _check_complete(dataset, metadata, sop_class, sop_uid)
+    _check_complete(dataset, metadata, identity.sop_class, identity.sop_uid)
+    return identity, metadata, str(dataset.file_meta.TransferSyntaxUID)
+
+
+def parse_instance(data: bytes, expected_study_uid: str | None = None) -> ParsedInstance:
+    """Check and index one uploaded PS3.10 file; InvalidInstance says what is wrong.
+
+    Common little-endian files are read in one pass (:mod:`radpacs.dicom.scan`); the others,
+    and every file that pass is unsure of, through pydicom.
+    """
+    scanned = scan(data)
+    if scanned is not None:
+        identity, metadata, transfer_syntax = _from_scan(scanned, expected_study_uid)
+    else:
+        identity, metadata, transfer_syntax = _from_pydicom(data, expected_study_uid)
+    sop_class, sop_uid = identity.sop_class, identity.sop_uid
     metadata["00083002"] = attribute("UI", transfer_syntax)  # AvailableTransferSyntaxUID
 
     def text(tag: str, limit: int = 400) -> str:
@@ -228,8 +301,8 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
         digest=hashlib.sha256(data).hexdigest(),
         sop_class_uid=sop_class,
         sop_uid=sop_uid,
-        study_uid=study_uid,
-        series_uid=series_uid,
+        study_uid=identity.study_uid,
+        series_uid=identity.series_uid,
         transfer_syntax_uid=transfer_syntax,
         patient={
             "patient_id": text("00100020", 64),
@@ -264,7 +337,7 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
             "columns": _json_int(metadata, "00280011"),
             "bits_allocated": _json_int(metadata, "00280100"),
             "number_of_frames": _json_int(metadata, "00280008")
-            or (1 if "7FE00010" in metadata or "PixelData" in dataset else None),
+            or (1 if "7FE00010" in metadata else None),
             "content_date": text("00080023", 8),
             "content_time": normalize_time(text("00080033")),
             "acquisition_datetime": normalize_datetime(text("0008002A")),

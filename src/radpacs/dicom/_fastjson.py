@@ -21,10 +21,10 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 
-__all__ = ["BULK_BYTES", "fast_encoding", "raw_to_json"]
+__all__ = ["BULK_BYTES", "CHARSETS", "fast_encoding", "implicit_vr", "raw_to_json", "value_to_json"]
 
 BULK_BYTES = (1024 // 4) * 3  # pydicom's rule: threshold on the base64 length
-_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _MULTI_TEXT = {"AE", "AS", "CS", "DA", "DT", "TM", "UI", "LO", "SH", "UC"}
 _SINGLE_TEXT = {"LT", "ST", "UT", "UR"}
 _BINARY = {"OB", "OD", "OF", "OL", "OV", "OW"}
@@ -51,7 +51,7 @@ def fast_encoding(dataset: Dataset) -> str | None:
         value = value.decode("latin-1")
     if not isinstance(value, str):  # several character sets: code extensions
         return None
-    return _CHARSETS.get(value.strip("\x00 "))
+    return CHARSETS.get(value.strip("\x00 "))
 
 
 def _strip(text: str) -> str:
@@ -101,17 +101,31 @@ def raw_to_json(element: Any, codec: str, bulk_uri: str) -> dict[str, Any] | Non
         return None  # converted already
     vr = element.VR
     if vr is None:  # implicit VR: only public tags have a known VR
-        if (element.tag >> 16) % 2:
-            return None
-        try:
-            vr = str(dictionary_VR(element.tag))
-        except KeyError:
+        vr = implicit_vr(element.tag)
+        if vr is None:
             return None
     value = element.value
-    if vr in ("SQ", "UN") or " or " in vr or not isinstance(value, bytes):
-        return None
-    if element.length == 0xFFFFFFFF:
+    if not isinstance(value, bytes) or element.length == 0xFFFFFFFF:
         return None  # encapsulated pixel data and the like: leave to pydicom
+    return value_to_json(vr, value, codec, bulk_uri)
+
+
+@lru_cache(maxsize=4096)
+def implicit_vr(tag: int) -> str | None:
+    """The VR of a public tag in implicit VR data, or None (private, unknown, ambiguous)."""
+    if (tag >> 16) % 2:
+        return None
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        return None
+    return None if " or " in vr else vr
+
+
+def value_to_json(vr: str, value: bytes, codec: str, bulk_uri: str) -> dict[str, Any] | None:
+    """The JSON attribute of a little-endian value of ``vr`` as stored, or None if unsure."""
+    if vr in ("SQ", "UN") or " or " in vr:
+        return None
     if not value:
         return {"vr": vr}
     if vr in _BINARY:

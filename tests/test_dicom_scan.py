@@ -1,0 +1,81 @@
+"""The one-pass reader gives what pydicom gives, file for file, or leaves the file to pydicom."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from radpacs.archive import ingest
+from radpacs.dicom.json import dataset_to_json
+from radpacs.dicom.scan import scan
+from radpacs.errors import InvalidInstance
+from test_dicom_json import _normal, _readable
+
+READABLE = _readable()
+
+
+@pytest.mark.parametrize("path", READABLE, ids=lambda p: p.name)
+def test_scan_matches_pydicom(path: Path) -> None:
+    data = path.read_bytes()
+    scanned = scan(data)
+    if scanned is None:
+        pytest.skip("left to pydicom")
+    scanned.set_bulk_prefix("/x/bulkdata/")
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    pixel_data = dataset.get_item(0x7FE00010)  # raw, before the JSON converts it
+    assert _normal(scanned.metadata) == _normal(dataset_to_json(dataset, "/x"))
+    assert scanned.transfer_syntax_uid == dataset.file_meta.TransferSyntaxUID
+    if pixel_data is not None and pixel_data.length != 0xFFFFFFFF:
+        assert scanned.pixel_data_length == len(pixel_data.value)
+
+
+def test_scan_reads_the_common_kinds_of_file() -> None:
+    """Explicit and implicit VR, nested sequences, encapsulated pixel data: read in one pass."""
+    names = {path.name for path in READABLE if scan(path.read_bytes()) is not None}
+    assert {"CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "reportsi.dcm", "JPEG2000.dcm"} <= names
+    assert len(names) >= len(READABLE) // 3
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small_bigendian.dcm", "rtplan.dcm", "JPEG2000.dcm"]
+)
+def test_scan_leaves_what_it_cannot_read_to_pydicom(name: str) -> None:
+    data = pydicom.data.get_testdata_file(name, read=False)
+    raw = Path(str(data)).read_bytes()
+    for cut in (len(raw) - 1, len(raw) - 3, 140):  # inside the last element, inside the meta
+        assert scan(raw[:cut]) is None
+    assert scan(raw[132:]) is None  # no preamble
+    if name == "MR_small_bigendian.dcm":
+        assert scan(raw) is None
+
+
+@pytest.mark.parametrize("path", READABLE, ids=lambda p: p.name)
+def test_parse_instance_is_the_same_on_both_paths(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = path.read_bytes()
+    if scan(data) is None:
+        pytest.skip("left to pydicom")
+    try:
+        fast = ingest.parse_instance(data)
+    except InvalidInstance as exc:
+        monkeypatch.setattr(ingest, "scan", lambda _data: None)
+        with pytest.raises(InvalidInstance) as slow_error:
+            ingest.parse_instance(data)
+        assert (slow_error.value.failure_reason, str(slow_error.value)) == (
+            exc.failure_reason,
+            str(exc),
+        )
+        return
+    monkeypatch.setattr(ingest, "scan", lambda _data: None)
+    slow = ingest.parse_instance(data)
+    fast_fields, slow_fields = dataclasses.asdict(fast), dataclasses.asdict(slow)
+    fast_json = fast_fields.pop("metadata_json")
+    slow_json = slow_fields.pop("metadata_json")
+    assert fast_fields == slow_fields
+    assert _normal(json.loads(fast_json)) == _normal(json.loads(slow_json))
