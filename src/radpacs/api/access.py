@@ -176,13 +176,13 @@ def note_audit(request: Request, **fields: str) -> None:
             setattr(audit, name, value)
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """Who the request acts as (ANONYMOUS on public routes)."""
     principal: Principal = request.scope.get("radpacs.principal", ANONYMOUS)
     return principal
 
 
-def auth_services(request: Request) -> AuthServices:
+async def auth_services(request: Request) -> AuthServices:
     """The services :func:`open_access` built at start-up."""
     services: AuthServices = request.app.state.auth
     return services

@@ -18,7 +18,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/ai", tags=["ai"])
 
 
-def get_ai(request: Request) -> AiService:
+async def get_ai(request: Request) -> AiService:
     service: AiService = request.app.state.ai
     return service
 

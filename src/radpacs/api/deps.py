@@ -1,4 +1,9 @@
-"""FastAPI dependencies shared by every router: the archive, the settings, the public root."""
+"""FastAPI dependencies shared by every router: the archive, the settings, the public root.
+
+Dependencies that only read application state are ``async def``: FastAPI runs a plain ``def``
+dependency in its thread pool, and that hop cost more than the endpoint's own work on a
+STOW request.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,13 @@ from radpacs.settings import Settings
 __all__ = ["ArchiveDep", "SettingsDep", "dicomweb_root", "get_archive", "get_settings"]
 
 
-def get_archive(request: Request) -> Archive:
+async def get_archive(request: Request) -> Archive:
     """The archive the application opened at start-up."""
     archive: Archive = request.app.state.archive
     return archive
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the application was built with."""
     settings: Settings = request.app.state.settings
     return settings
