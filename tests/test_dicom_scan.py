@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import random
+import struct
 from pathlib import Path
 
 import pydicom
@@ -79,3 +81,38 @@ def test_parse_instance_is_the_same_on_both_paths(
     slow_json = slow_fields.pop("metadata_json")
     assert fast_fields == slow_fields
     assert _normal(json.loads(fast_json)) == _normal(json.loads(slow_json))
+
+
+def test_damaged_files_fail_alone_on_either_path() -> None:
+    """Bytes flipped anywhere in a file: parse_instance stores it or says InvalidInstance."""
+    raw = Path(str(pydicom.data.get_testdata_file("rtplan.dcm", read=False))).read_bytes()
+    rng = random.Random(7)
+    outcomes = set()
+    for _ in range(400):
+        damaged = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(132, len(raw))] = rng.randrange(256)
+        try:
+            ingest.parse_instance(bytes(damaged))
+            outcomes.add("stored")
+        except InvalidInstance:
+            outcomes.add("refused")
+    assert outcomes == {"stored", "refused"}
+
+
+def test_deep_nesting_is_refused_not_crashed() -> None:
+    """A sequence nested thousands deep goes to pydicom, which refuses it as unreadable."""
+    raw = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", read=False))).read_bytes()
+    depth = 5000
+    nested = (
+        b"".join(
+            struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, 0xFFFFFFFF)
+            + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+            for _ in range(depth)
+        )
+        + (struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)) * depth
+    )
+    meta_end = raw.index(b"\x08\x00\x05\x00")  # the data set's first element
+    assert scan(raw[:meta_end] + nested) is None
+    with pytest.raises(InvalidInstance):
+        ingest.parse_instance(raw[:meta_end] + nested)

@@ -82,7 +82,7 @@ def scan(data: bytes) -> Scanned | None:
             return None
         walker = _Walker(data, implicit)
         metadata = walker.dataset(position, len(data), "", top_level=True)
-    except (_Unsupported, struct.error, UnicodeDecodeError, ValueError):
+    except (_Unsupported, struct.error, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return Scanned(
         transfer_syntax_uid=_text(meta[0x00020010]),
