@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pydicom
 from pydicom import Dataset
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, sessionmaker
 from sqlalchemy.sql.elements import BindParameter
@@ -120,6 +120,26 @@ class CheckReport:
     orphan_keys: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     cleaned: int = 0
+
+
+# Statements of the store path, built once: building one costs more than SQLite running it.
+_SERIES_AND_STUDY = (
+    select(Series.pk, Study.study_uid)
+    .join(Study, Series.study_pk == Study.pk)
+    .where(Series.series_uid == bindparam("series_uid"))
+)
+_INSERT_INSTANCE = insert(cast(Table, Instance.__table__))  # Core: no ORM bookkeeping
+_BUMPED_SERIES = Series.pk.in_(bindparam("series_pks", expanding=True))
+_BUMP_SERIES = (
+    update(Series)
+    .where(_BUMPED_SERIES)
+    .values(version=Series.version + 1, updated_at=bindparam("now"))
+)
+_BUMP_STUDIES = (
+    update(Study)
+    .where(Study.pk.in_(select(Series.study_pk).where(_BUMPED_SERIES).scalar_subquery()))
+    .values(version=Study.version + 1, updated_at=bindparam("now"))
+)
 
 
 def _now() -> datetime:
@@ -293,7 +313,7 @@ class Archive:
             return {}
         try:
             with session.begin_nested():
-                session.execute(insert(Instance), list(rows.values()))
+                session.execute(_INSERT_INSTANCE, list(rows.values()))
         except IntegrityError:  # a concurrent request stored some of them first
             return {index: fresh[index] for index in rows}
         for index in rows:
@@ -367,11 +387,7 @@ class Archive:
         return series_pk
 
     def _find_or_create_series(self, session: Session, parsed: ParsedInstance) -> tuple[int, str]:
-        found = session.execute(
-            select(Series.pk, Study.study_uid)
-            .join(Study, Series.study_pk == Study.pk)
-            .where(Series.series_uid == parsed.series_uid)
-        ).first()
+        found = session.execute(_SERIES_AND_STUDY, {"series_uid": parsed.series_uid}).first()
         if found is not None:
             return found[0], found[1]
         study = session.scalar(select(Study).where(Study.study_uid == parsed.study_uid))
@@ -398,18 +414,9 @@ class Archive:
     def _bump_versions(session: Session, series_pks: set[int]) -> None:
         if not series_pks:
             return
-        now = _now()
-        session.execute(
-            update(Series)
-            .where(Series.pk.in_(series_pks))
-            .values(version=Series.version + 1, updated_at=now)
-        )
-        study_pks = select(Series.study_pk).where(Series.pk.in_(series_pks)).scalar_subquery()
-        session.execute(
-            update(Study)
-            .where(Study.pk.in_(study_pks))
-            .values(version=Study.version + 1, updated_at=now)
-        )
+        parameters = {"series_pks": sorted(series_pks), "now": _now()}
+        session.execute(_BUMP_SERIES, parameters)
+        session.execute(_BUMP_STUDIES, parameters)
 
     def _delete_unreferenced(self, key: str) -> None:
         with self._read() as session:
