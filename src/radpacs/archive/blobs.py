@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
@@ -49,6 +48,7 @@ class BlobStore(Protocol):
 class FolderBlobStore:
     """Blobs as files below a folder; keys are relative POSIX paths.
 
+    >>> import tempfile
     >>> store = FolderBlobStore(Path(tempfile.mkdtemp()))
     >>> store.put("ab/cd/x.dcm", b"DICM")
     >>> store.open("ab/cd/x.dcm").read()
@@ -84,15 +84,17 @@ class FolderBlobStore:
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Write each blob to a temporary name, fsync it, rename it into place, then fsync
         each folder once: the renames are durable before this returns."""
-        folders: set[Path] = set()
+        folders: set[str] = set()
         current = ""
         try:
             for key, data in items:
                 current = key
-                path = self._path(key)
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path = self._path_text(key)
+                folder = path.rpartition("/")[0]
+                if folder not in folders:
+                    os.makedirs(folder, exist_ok=True)
+                    folders.add(folder)
                 _write_durably(path, data, self._TEMP_SUFFIX)
-                folders.add(path.parent)
             for folder in folders:
                 _fsync_dir(folder)
         except OSError as exc:
@@ -131,13 +133,18 @@ class FolderBlobStore:
         return self._path(key)
 
 
-def _write_durably(path: Path, data: bytes, suffix: str) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, suffix=suffix)
+def _write_durably(path: str, data: bytes, suffix: str) -> None:
+    """Write ``data`` to a new temporary file beside ``path``, fsync it, rename it to ``path``."""
+    temp_name = f"{path}.{os.urandom(6).hex()}{suffix}"
+    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -145,7 +152,7 @@ def _write_durably(path: Path, data: bytes, suffix: str) -> None:
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
