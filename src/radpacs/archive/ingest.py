@@ -2,8 +2,10 @@
 
 :func:`parse_instance` checks that the bytes are a PS3.10 file the archive can serve (file meta
 with a transfer syntax, the four identifying UIDs, values readable to the end), and extracts the
-query attributes and the DICOM JSON metadata. Anything wrong raises InvalidInstance with the
-PS3.18 FailureReason to report.
+query attributes and the DICOM JSON metadata. Common little-endian files are read in one pass
+over their bytes (:mod:`radpacs.dicom.scan`); pydicom reads the others, and every file that pass
+is unsure of, with the same result. Anything wrong raises InvalidInstance with the PS3.18
+FailureReason to report.
 """
 
 from __future__ import annotations
@@ -199,6 +201,8 @@ def _check_pixel_data(
 
 @dataclass
 class _Identity:
+    """The four UIDs that place an instance in the archive, checked."""
+
     sop_class: str
     sop_uid: str
     study_uid: str
