@@ -93,24 +93,31 @@ def scan(data: bytes) -> Scanned | None:
     )
 
 
+def _explicit_header(data: bytes, position: int) -> tuple[int, str, int, int]:
+    """Tag, VR, value length and value position of the explicit VR element at ``position``;
+    item and delimiter tags, which have no VR, come with VR ''."""
+    group, element, vr_bytes, length = _EXPLICIT.unpack_from(data, position)
+    if group == 0xFFFE:
+        (length,) = _LONG_LENGTH.unpack_from(data, position + 4)
+        return group << 16 | element, "", length, position + 8
+    vr = _VRS.get(vr_bytes)
+    if vr is None:
+        raise _Unsupported
+    if vr in _LONG_VRS:
+        (length,) = _LONG_LENGTH.unpack_from(data, position + 8)
+        return group << 16 | element, vr, length, position + 12
+    return group << 16 | element, vr, length, position + 8
+
+
 def _file_meta(data: bytes) -> tuple[dict[int, bytes], int]:
     """The group 0002 values (explicit VR little endian) and where the data set starts."""
     meta: dict[int, bytes] = {}
     position, size = 132, len(data)
-    while position + 8 <= size:
-        group, element, vr_bytes, length = _EXPLICIT.unpack_from(data, position)
-        if group != 2:
-            break
-        vr = _VRS.get(vr_bytes)
-        if vr is None:
-            raise _Unsupported
-        position += 8
-        if vr in _LONG_VRS:
-            (length,) = _LONG_LENGTH.unpack_from(data, position)
-            position += 4
+    while position + 8 <= size and data[position : position + 2] == b"\x02\x00":
+        tag, _vr, length, position = _explicit_header(data, position)
         if length == _UNDEFINED or position + length > size:
             raise _Unsupported
-        meta[0x00020000 | element] = data[position : position + length]
+        meta[tag] = data[position : position + length]
         position += length
     return meta, position
 
@@ -157,20 +164,11 @@ class _Walker:
                         raise _Unsupported
                     vr = "OW"  # native pixel data in implicit VR (PS3.5 A.1), as pydicom says
             else:
-                group, element, vr_bytes, length = _EXPLICIT.unpack_from(data, position)
-                tag = group << 16 | element
-                if group == 0xFFFE:
-                    (length,) = _LONG_LENGTH.unpack_from(data, position + 4)
-                    if element == _ITEM_END and not top_level and length == 0:
-                        return result, position + 8, True
+                tag, vr, length, position = _explicit_header(data, position)
+                if not vr:  # an item or delimiter tag
+                    if tag & 0xFFFF == _ITEM_END and not top_level and length == 0:
+                        return result, position, True
                     raise _Unsupported
-                vr = _VRS.get(vr_bytes)
-                if vr is None:
-                    raise _Unsupported
-                position += 8
-                if vr in _LONG_VRS:
-                    (length,) = _LONG_LENGTH.unpack_from(data, position)
-                    position += 4
             if tag <= previous:
                 raise _Unsupported
             previous = tag
