@@ -12,6 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from conftest import to_bytes
 from radpacs.archive import ingest
 from radpacs.dicom.json import dataset_to_json
 from radpacs.dicom.scan import scan
@@ -114,3 +115,19 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
     assert scan(raw[:meta_end] + nested) is None
     with pytest.raises(InvalidInstance):
         ingest.parse_instance(raw[:meta_end] + nested)
+
+
+def test_values_seen_before_are_decoded_by_each_file_own_character_set() -> None:
+    """The same bytes under another character set decode differently, cache or not."""
+    dataset = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm"))
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    dataset.PatientName = "Éloïse^Müller"
+    utf8 = to_bytes(dataset)
+    latin1 = utf8.replace(b"ISO_IR 192", b"ISO_IR 100")  # same length, same name bytes
+    for data, expected in ((utf8, "Éloïse^Müller"), (latin1, "Ã\x89loÃ¯se^MÃ¼ller")):
+        for _ in range(2):  # the second scan meets the value in the cache
+            scanned = scan(data)
+            assert scanned is not None
+            reference = dataset_to_json(pydicom.dcmread(io.BytesIO(data)), "/x")
+            assert scanned.metadata["00100010"] == reference["00100010"]
+            assert scanned.metadata["00100010"]["Value"] == [{"Alphabetic": expected}]

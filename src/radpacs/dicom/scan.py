@@ -37,6 +37,15 @@ _VRS = {str(vr).encode(): str(vr) for vr in STANDARD_VR}  # the VR bytes of expl
 _LONG_VRS = {str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 
 
+# Most short values repeat from one instance of a series to the next (patient, study,
+# equipment, acquisition settings): their attributes are kept here and shared between scans,
+# which is why :attr:`Scanned.metadata` must be read and serialised, never changed in place.
+# Bounded, and emptied when full; values up to 64 bytes are never bulk data.
+_SHORT_VALUE = 64
+_SEEN_MAX = 8192
+_SEEN: dict[tuple[str, bytes, str], dict[str, Any]] = {}
+
+
 class _Unsupported(Exception):
     """Something :func:`scan` leaves to pydicom."""
 
@@ -47,7 +56,7 @@ class Scanned:
 
     transfer_syntax_uid: str
     media_storage_sop_class_uid: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # its attributes may be shared with other scans: do not mutate
     pixel_data_length: int | None = None  # native (not encapsulated) Pixel Data only
     bulk: list[dict[str, Any]] = field(default_factory=list)
 
@@ -193,15 +202,27 @@ class _Walker:
                 if codec is None:
                     raise _Unsupported
                 self.codec = codec
-            attribute = value_to_json(vr, value, self.codec, f"{prefix}{key}")
-            if attribute is None:
-                raise _Unsupported
+            attribute = self._encode(vr, value, prefix, key)
             if "BulkDataURI" in attribute:
                 self.bulk.append(attribute)
             if tag == _PIXEL_DATA and top_level:
                 self.pixel_data_length = length
             result[key] = attribute
         return result, position, False
+
+    def _encode(self, vr: str, value: bytes, prefix: str, key: str) -> dict[str, Any]:
+        """The attribute of one value; short ones from the cache of values seen before."""
+        seen = (vr, value, self.codec) if len(value) <= _SHORT_VALUE else None
+        attribute = _SEEN.get(seen) if seen else None
+        if attribute is None:
+            attribute = value_to_json(vr, value, self.codec, f"{prefix}{key}")
+            if attribute is None:
+                raise _Unsupported
+            if seen:
+                if len(_SEEN) >= _SEEN_MAX:
+                    _SEEN.clear()
+                _SEEN[seen] = attribute
+        return attribute
 
     def _sequence(
         self, position: int, length: int, prefix: str, end: int
