@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from _auth_support import auth_client, bearer, services, token
 from conftest import make_ct, multipart, to_bytes
+from radpacs.archive.audit import AuditLog, AuditQuery, AuditRecord
+from radpacs.archive.database import create_index_engine, migrate
 from radpacs.auth.roles import Role
 
 
@@ -111,3 +115,27 @@ def test_audit_rows_survive_a_restart(tmp_path: Path) -> None:
     with auth_client(tmp_path) as client:
         services(client).audit.flush()
         assert _audit(client, action="search")["total"] == 1
+
+
+def test_events_close_together_are_written_in_one_transaction(tmp_path: Path) -> None:
+    """Events recorded within one interval share a transaction; flush writes at once."""
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    migrate(engine)
+    inserts: list[int] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO audit_event"):
+            inserts.append(1)
+
+    audit = AuditLog(engine, interval=5.0)
+    try:
+        for number in range(20):
+            audit.record(AuditRecord(action="search", method="GET", path=f"/{number}", status=200))
+            time.sleep(0.01)  # the writer thread is awake between events
+        audit.flush()  # long before the interval ends
+        assert len(inserts) == 1
+        assert audit.query(AuditQuery(limit=50))[1] == 20
+    finally:
+        audit.close()
+        engine.dispose()

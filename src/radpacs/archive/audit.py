@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -84,6 +85,11 @@ class _Flush:
 _STOP = object()
 
 
+def _urgent(item: object) -> bool:
+    """A flush or a stop: write what is gathered now."""
+    return item is _STOP or isinstance(item, _Flush)
+
+
 class AuditLog:
     """Queues audit records and writes them in batches from one writer thread."""
 
@@ -134,9 +140,10 @@ class AuditLog:
             except queue.Empty:
                 continue
             items = [first]
-            while len(items) < self._batch_size:
-                try:
-                    items.append(self._queue.get_nowait())
+            deadline = time.monotonic() + self._interval
+            while len(items) < self._batch_size and not _urgent(items[-1]):
+                try:  # gather for one interval: one transaction per batch, not per event
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             records = [item for item in items if isinstance(item, AuditRecord)]
