@@ -128,6 +128,9 @@ _SERIES_AND_STUDY = (
     .join(Study, Series.study_pk == Study.pk)
     .where(Series.series_uid == bindparam("series_uid"))
 )
+_KNOWN_INSTANCES = select(Instance.sop_uid, Instance.digest, Instance.storage_key).where(
+    Instance.sop_uid.in_(bindparam("sop_uids", expanding=True))
+)
 _INSERT_INSTANCE = insert(cast(Table, Instance.__table__))  # Core: no ORM bookkeeping
 _BUMPED_SERIES = Series.pk.in_(bindparam("series_pks", expanding=True))
 _BUMP_SERIES = (
@@ -209,12 +212,9 @@ class Archive:
         return final
 
     def _existing(self, sop_uids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        with self._read() as session:
-            rows = session.execute(
-                select(Instance.sop_uid, Instance.digest, Instance.storage_key).where(
-                    Instance.sop_uid.in_(list(sop_uids))
-                )
-            )
+        """Digest and storage key of each of ``sop_uids`` already indexed."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(_KNOWN_INSTANCES, {"sop_uids": list(sop_uids)})
             return {sop: (digest, key) for sop, digest, key in rows}
 
     def _store_parsed(
