@@ -253,36 +253,56 @@ class Archive:
     ) -> list[str]:
         """Record written files in one transaction; the keys that replacements orphaned.
 
-        New instances go in with one multi-row insert; instances whose UID was already known,
-        and every instance of a batch that met a concurrent insert, go one by one in savepoints.
+        New instances go in with one multi-row insert, without savepoints. If a concurrent
+        request created some of the same rows first, that transaction is rolled back and the
+        batch is recorded again carefully: instances whose UID was already known, and every
+        instance of a batch that met a concurrent insert, go one by one in savepoints.
         """
+        for careful in (False, True):
+            for index in to_write:
+                results[index] = None
+            try:
+                with self._write() as session, session.begin():
+                    return self._index_in(session, to_write, results, known_sops, careful)
+            except IntegrityError as exc:
+                if careful:
+                    raise StorageError(f"the index refused the store: {exc}") from exc
+            except SQLAlchemyError as exc:
+                raise StorageError(f"the index refused the store: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _index_in(
+        self,
+        session: Session,
+        to_write: dict[int, ParsedInstance],
+        results: list[StoreResult | None],
+        known_sops: set[str],
+        careful: bool,
+    ) -> list[str]:
+        """:meth:`_index` within one transaction; ``careful`` puts each step in a savepoint."""
         replaced_keys: list[str] = []
         touched_series: set[int] = set()
         series_cache: dict[str, tuple[int, str]] = {}
-        try:
-            with self._write() as session, session.begin():
-                fresh = {i: p for i, p in to_write.items() if p.sop_uid not in known_sops}
-                one_by_one = {i: p for i, p in to_write.items() if p.sop_uid in known_sops}
-                one_by_one |= self._insert_new(session, fresh, results, series_cache)
-                for index, parsed in fresh.items():
-                    if index not in one_by_one and results[index] is not None:
-                        touched_series.add(series_cache[parsed.series_uid][0])
-                for index, parsed in sorted(one_by_one.items()):
-                    try:
-                        with session.begin_nested():
-                            outcome, old_key, series_pk = self._index_one(
-                                session, parsed, True, series_cache
-                            )
-                    except InvalidInstance as exc:  # DuplicateInstance included
-                        results[index] = StoreResult.failed(exc)
-                        continue
-                    results[index] = StoreResult.of(outcome, parsed)
-                    if old_key and old_key != parsed.storage_key:
-                        replaced_keys.append(old_key)
-                    touched_series.add(series_pk)
-                self._bump_versions(session, touched_series)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"the index refused the store: {exc}") from exc
+        fresh = {i: p for i, p in to_write.items() if p.sop_uid not in known_sops}
+        one_by_one = {i: p for i, p in to_write.items() if p.sop_uid in known_sops}
+        one_by_one |= self._insert_new(session, fresh, results, series_cache, careful)
+        for index, parsed in fresh.items():
+            if index not in one_by_one and results[index] is not None:
+                touched_series.add(series_cache[parsed.series_uid][0])
+        for index, parsed in sorted(one_by_one.items()):
+            try:
+                with session.begin_nested():
+                    outcome, old_key, series_pk = self._index_one(
+                        session, parsed, True, series_cache
+                    )
+            except InvalidInstance as exc:  # DuplicateInstance included
+                results[index] = StoreResult.failed(exc)
+                continue
+            results[index] = StoreResult.of(outcome, parsed)
+            if old_key and old_key != parsed.storage_key:
+                replaced_keys.append(old_key)
+            touched_series.add(series_pk)
+        self._bump_versions(session, touched_series)
         return replaced_keys
 
     def _insert_new(
@@ -291,12 +311,21 @@ class Archive:
         fresh: dict[int, ParsedInstance],
         results: list[StoreResult | None],
         series_cache: dict[str, tuple[int, str]],
+        careful: bool,
     ) -> dict[int, ParsedInstance]:
-        """Insert instances not seen before in one statement; those to retry one by one."""
+        """Insert instances not seen before in one statement; those to retry one by one.
+
+        Not ``careful``, a row another request created first raises IntegrityError out of the
+        transaction; ``careful``, the insert runs in a savepoint and its instances come back
+        to be recorded one by one.
+        """
         rows: dict[int, dict[str, Any]] = {}
         for index, parsed in fresh.items():
             try:
-                series_pk = self._series_in_savepoint(session, parsed, series_cache)
+                if careful:
+                    series_pk = self._series_in_savepoint(session, parsed, series_cache)
+                else:
+                    series_pk = self._series_for(session, parsed, series_cache)
             except InvalidInstance as exc:
                 results[index] = StoreResult.failed(exc)
                 continue
@@ -311,11 +340,14 @@ class Archive:
             )
         if not rows:
             return {}
-        try:
-            with session.begin_nested():
-                session.execute(_INSERT_INSTANCE, list(rows.values()))
-        except IntegrityError:  # a concurrent request stored some of them first
-            return {index: fresh[index] for index in rows}
+        if not careful:
+            session.execute(_INSERT_INSTANCE, list(rows.values()))
+        else:
+            try:
+                with session.begin_nested():
+                    session.execute(_INSERT_INSTANCE, list(rows.values()))
+            except IntegrityError:  # a concurrent request stored some of them first
+                return {index: fresh[index] for index in rows}
         for index in rows:
             results[index] = StoreResult.of(Outcome.STORED, fresh[index])
         return {}
