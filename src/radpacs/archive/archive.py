@@ -341,11 +341,11 @@ class Archive:
         if not rows:
             return {}
         if not careful:
-            session.execute(_INSERT_INSTANCE, list(rows.values()))
+            session.connection().execute(_INSERT_INSTANCE, list(rows.values()))
         else:
             try:
                 with session.begin_nested():
-                    session.execute(_INSERT_INSTANCE, list(rows.values()))
+                    session.connection().execute(_INSERT_INSTANCE, list(rows.values()))
             except IntegrityError:  # a concurrent request stored some of them first
                 return {index: fresh[index] for index in rows}
         for index in rows:
@@ -419,7 +419,11 @@ class Archive:
         return series_pk
 
     def _find_or_create_series(self, session: Session, parsed: ParsedInstance) -> tuple[int, str]:
-        found = session.execute(_SERIES_AND_STUDY, {"series_uid": parsed.series_uid}).first()
+        found = (
+            session.connection()
+            .execute(_SERIES_AND_STUDY, {"series_uid": parsed.series_uid})
+            .first()
+        )
         if found is not None:
             return found[0], found[1]
         study = session.scalar(select(Study).where(Study.study_uid == parsed.study_uid))
@@ -447,8 +451,9 @@ class Archive:
         if not series_pks:
             return
         parameters = {"series_pks": sorted(series_pks), "now": _now()}
-        session.execute(_BUMP_SERIES, parameters)
-        session.execute(_BUMP_STUDIES, parameters)
+        connection = session.connection()  # Core statements: no ORM bookkeeping
+        connection.execute(_BUMP_SERIES, parameters)
+        connection.execute(_BUMP_STUDIES, parameters)
 
     def _delete_unreferenced(self, key: str) -> None:
         with self._read() as session:
