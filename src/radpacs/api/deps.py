@@ -8,6 +8,7 @@ STOW request.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,17 +45,46 @@ def public_root(request: Request) -> str:
     if settings.public_base_url:
         return settings.public_base_url
     headers = request.headers
-    if settings.trust_forwarded_headers and (
+    forwarded = settings.trust_forwarded_headers and (
         "x-forwarded-host" in headers or "x-forwarded-proto" in headers
-    ):
-        proto = _first(headers.get("x-forwarded-proto", request.url.scheme))
-        host = _first(headers.get("x-forwarded-host", headers.get("host", request.url.netloc)))
-        prefix = _first(headers.get("x-forwarded-prefix", "")).rstrip("/")
-        return f"{proto}://{host}{prefix}"
-    base = str(request.base_url).rstrip("/")
-    host = headers.get("host", "")
-    server = request.scope.get("server")
-    default_port = {"http": 80, "https": 443}.get(request.url.scheme)
+    )
+    scope = request.scope
+    return _root_of(
+        scope["scheme"],
+        headers.get("host", ""),
+        tuple(scope["server"]) if scope.get("server") else None,
+        scope.get("app_root_path", scope.get("root_path", "")),
+        headers.get("x-forwarded-proto", "") if forwarded else "",
+        headers.get("x-forwarded-host", "") if forwarded else "",
+        headers.get("x-forwarded-prefix", "") if forwarded else "",
+        forwarded,
+    )
+
+
+@lru_cache(maxsize=256)
+def _root_of(
+    scheme: str,
+    host: str,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    forwarded_proto: str,
+    forwarded_host: str,
+    forwarded_prefix: str,
+    forwarded: bool,
+) -> str:
+    """:func:`public_root` from the parts of a request it depends on (cached: every STOW and
+    metadata answer needs it, and building the request's URL costs more than the rest)."""
+    default_port = {"http": 80, "https": 443}.get(scheme)
+    if not host and server:  # as Starlette builds the request's URL without a Host header
+        host = server[0] if server[1] == default_port else f"{server[0]}:{server[1]}"
+    if forwarded:
+        proto = _first(forwarded_proto or scheme)
+        forwarded_to = _first(forwarded_host or host)
+        prefix = _first(forwarded_prefix).rstrip("/")
+        return f"{proto}://{forwarded_to}{prefix}"
+    if not host:
+        return root_path.rstrip("/")
+    base = f"{scheme}://{host}{root_path}".rstrip("/")
     if host and not re.search(r":\d+$", host) and server and server[1] not in (None, default_port):
         # Some clients (dicomweb-client) send Host without the port they connected to.
         base = base.replace(f"://{host}", f"://{host}:{server[1]}", 1)
