@@ -9,6 +9,9 @@ not handle exactly as pydicom would: no ``DICM`` prefix, big endian or deflated 
 character sets other than the default, Latin-1 or UTF-8, private or unknown tags in implicit
 VR, UN values, values pydicom would convert differently, lengths that run past the end of the
 file. tests/test_dicom_scan.py checks that both give the same JSON on every file pydicom ships.
+
+Attributes of short values are cached and shared between scans: read and serialise
+:attr:`Scanned.metadata`, never change its attributes in place.
 """
 
 from __future__ import annotations
