@@ -69,17 +69,19 @@ def _retrieve(
                     f"be served as {syntax}; ask for transfer-syntax=* to get it as stored"
                 )
 
+    def served_as(file: InstanceFile) -> str:
+        """The transfer syntax the file is sent in: as stored unless another was asked for."""
+        return file.transfer_syntax_uid if syntax == AS_STORED else syntax
+
     def part_type(file: InstanceFile) -> str:
-        if syntax in (AS_STORED, file.transfer_syntax_uid):
-            return f"{DICOM}; transfer-syntax={file.transfer_syntax_uid}"
-        return f"{DICOM}; transfer-syntax={syntax}"
+        return f"{DICOM}; transfer-syntax={served_as(file)}"
 
     def part(file: InstanceFile) -> tuple[str, Iterator[bytes]]:
-        if syntax in (AS_STORED, file.transfer_syntax_uid):
+        if served_as(file) == file.transfer_syntax_uid:
             return part_type(file), _file_chunks(archive, file)
         return part_type(file), _converted(archive, file, syntax)
 
-    as_stored = syntax == AS_STORED or all(f.transfer_syntax_uid == syntax for f in files)
+    as_stored = all(served_as(file) == file.transfer_syntax_uid for file in files)
     if not choice.multipart:
         content_type, chunks = part(files[0])
         headers = {"Content-Length": str(files[0].size)} if as_stored else None
