@@ -22,6 +22,7 @@ from radpacs.api.deid_study import router as deid_study_router
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.archive.pseudonyms import DatabasePseudonymStore
+from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.settings import Settings, load_settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
+    app.state.deid_jobs = DeidJobs()
     install_error_handlers(app)
     app.add_middleware(AccessControl)  # innermost: sees the route; CORS preflights skip it
     if "*" not in settings.allowed_hosts:

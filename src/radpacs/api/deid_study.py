@@ -44,10 +44,8 @@ class DeidStudyRequest(BaseModel):
 
 
 def _jobs(request: Request) -> DeidJobs:
-    jobs: DeidJobs | None = getattr(request.app.state, "deid_jobs", None)
-    if jobs is None:
-        jobs = DeidJobs()
-        request.app.state.deid_jobs = jobs
+    """This process's de-identification jobs (made with the app)."""
+    jobs: DeidJobs = request.app.state.deid_jobs
     return jobs
 
 
