@@ -36,6 +36,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def require_viewer_and_browser() -> None:
+    """Fail (not skip) when the OHIF build or Debian's Chromium is missing: scripts/test
+    installs both, so their absence is a broken set-up, not an optional peer."""
+    if installed_version(viewer_dir(load_settings())) is None:
+        pytest.fail(
+            "OHIF is not installed: run `radpacs viewer install` (needs npm) before this test"
+        )
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 SLICES = 6
 PASSWORDS = {"ada": "uploader password", "root": "administrator password"}
@@ -78,12 +91,7 @@ def ct_files(tmp_path: Path) -> list[Path]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    if installed_version(viewer_dir(load_settings())) is None:
-        pytest.fail(
-            "OHIF is not installed: run `radpacs viewer install` (needs npm) before this test"
-        )
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    require_viewer_and_browser()
     data = tmp_path / "data"
     for name, role in ROLES.items():  # as an administrator would: radpacs user add
         result = CliRunner().invoke(

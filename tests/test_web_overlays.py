@@ -33,10 +33,7 @@ from radpacs.ai.provenance import Provenance
 from radpacs.ai.results.labels import Label
 from radpacs.ai.results.rtstruct import build_rtstruct
 from radpacs.ai.results.seg import build_seg
-from radpacs.settings import load_settings
-from radpacs.web.ohif import installed_version
-from radpacs.web.viewer import viewer_dir
-from test_web_e2e import CHROMIUM, CHROMIUM_ARGS
+from test_web_e2e import CHROMIUM, CHROMIUM_ARGS, require_viewer_and_browser
 
 pytestmark = pytest.mark.peer
 
@@ -50,12 +47,7 @@ PROVENANCE = Provenance("overlay-test", "1.0", "ab" * 32)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    if installed_version(viewer_dir(load_settings())) is None:
-        pytest.fail(
-            "OHIF is not installed: run `radpacs viewer install` (needs npm) before this test"
-        )
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    require_viewer_and_browser()
     live = LiveServer(tmp_path / "data").start()  # auth off: conftest sets the env
     yield live
     live.stop()
