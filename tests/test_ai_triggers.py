@@ -12,6 +12,7 @@ from conftest import to_bytes
 from radpacs.ai.service import AiService
 from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
 from radpacs.archive import Archive
+from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
 
@@ -21,7 +22,8 @@ def test_a_stable_matching_series_triggers_one_job_and_batch_covers_a_query(
     settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
     archive = Archive.from_settings(settings)
     try:
-        service = AiService(settings, archive)
+        job_service = Jobs(settings, archive)
+        service = AiService(settings, archive, job_service)
         rule = ArrivalRule("classical-segmenter", modality="CT", stable_seconds=5)
         watcher = ArrivalWatcher(service, [rule])
         archive.add_listener(watcher.on_stored)
@@ -37,6 +39,6 @@ def test_a_stable_matching_series_triggers_one_job_and_batch_covers_a_query(
         jobs, skipped = service.batch("classical-segmenter", [("Modality", "MR")])
         assert [j.series_uid for j in jobs] == [mr[0].SeriesInstanceUID]
         assert skipped == []
-        service.close()
+        job_service.close()
     finally:
         archive.close()

@@ -22,9 +22,9 @@ from radpacs.api.deid_study import router as deid_study_router
 from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.archive.pseudonyms import DatabasePseudonymStore
-from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
+from radpacs.jobs import Jobs
 from radpacs.settings import Settings, load_settings
 from radpacs.web import pages, viewer
 
@@ -69,12 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.archive = archive
         app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
         open_access(app, settings, archive)
-        app.state.ai, watcher = start_ai(settings, archive)
+        app.state.jobs = Jobs(settings, archive)
+        app.state.ai, watcher = start_ai(settings, archive, app.state.jobs)
         try:
             yield
         finally:
             watcher.stop()
-            app.state.ai.close()
+            app.state.jobs.close()
             close_access(app)
             archive.close()
 
@@ -86,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
-    app.state.deid_jobs = DeidJobs()
     install_error_handlers(app)
     app.add_middleware(AccessControl)  # innermost: sees the route; CORS preflights skip it
     if "*" not in settings.allowed_hosts:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from radpacs.ai.service import AiService
 from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
 from radpacs.archive import Archive
+from radpacs.jobs import Jobs
 from radpacs.settings import Settings
 
 __all__ = ["start_ai"]
 
 
-def start_ai(settings: Settings, archive: Archive) -> tuple[AiService, ArrivalWatcher]:
-    service = AiService(settings, archive)
+def start_ai(settings: Settings, archive: Archive, jobs: Jobs) -> tuple[AiService, ArrivalWatcher]:
+    service = AiService(settings, archive, jobs)
     watcher = ArrivalWatcher(service, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
     watcher.start()
     return service, watcher

@@ -5,7 +5,8 @@
   study and answers its Study Instance UID, "zip" answers the files as application/zip.
   A study of more than ``deid_job_threshold`` instances is stored by a background job:
   202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives.
-  Jobs live in memory in the process that started them (see :mod:`radpacs.deid.jobs`).
+  Jobs are rows of the one job table (:mod:`radpacs.jobs`): they survive a restart and
+  any server process sharing the index answers for them.
 - ``GET /api/deid/pseudonyms/{pseudonym}``: the original patient behind a pseudonym
   (administrators only; the policy table enforces it and audits the look-up).
 """
@@ -23,9 +24,10 @@ from pydantic import BaseModel, Field
 from radpacs.api.deid import anonymizer_for, pseudonym_store
 from radpacs.api.deps import ArchiveDep, SettingsDep
 from radpacs.deid import Option
-from radpacs.deid.jobs import DeidJobs
+from radpacs.deid import jobs as deid_jobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
+from radpacs.jobs import Jobs
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -43,9 +45,9 @@ class DeidStudyRequest(BaseModel):
     pixels_checked: bool = False
 
 
-def _jobs(request: Request) -> DeidJobs:
-    """This process's de-identification jobs (made with the app)."""
-    jobs: DeidJobs = request.app.state.deid_jobs
+def _jobs(request: Request) -> Jobs:
+    """The server's job service (made when the app starts)."""
+    jobs: Jobs = request.app.state.jobs
     return jobs
 
 
@@ -90,15 +92,10 @@ def deidentify_study(
         raise InvalidInput("retain_uids cannot be used to store a copy: the UIDs would collide")
     total = len(archive.instance_files(study))
     if total > settings.deid_job_threshold:
-        job = _jobs(request).start(
-            study,
-            total,
-            lambda progress: store_copy(
-                archive, anonymizer, study, pixels_checked=body.pixels_checked, progress=progress
-            ),
-        )
+        params = deid_jobs.study_params(study, body.options, body.pixels_checked)
+        job, _ = _jobs(request).submit(deid_jobs.KIND, params, study_uid=study, total=total)
         return JSONResponse(
-            {**job.public(), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
+            {**deid_jobs.public(job), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
         )
     copy = store_copy(archive, anonymizer, study, pixels_checked=body.pixels_checked)
     return JSONResponse(
@@ -109,10 +106,11 @@ def deidentify_study(
 @router.get("/jobs/{job_id}")
 def deid_job(job_id: str, request: Request) -> dict[str, object]:
     """State (running, done, failed), progress (done/total) and result of a job."""
-    job = _jobs(request).get(job_id)
-    if job is None:
-        raise NotFound(f"no de-identification job {job_id} in this server process")
-    return job.public()
+    try:
+        job = _jobs(request).get(job_id, deid_jobs.KIND)
+    except NotFound as exc:
+        raise NotFound(f"no de-identification job {job_id}") from exc
+    return deid_jobs.public(job)
 
 
 @router.get("/pseudonyms/{pseudonym}")
