@@ -182,6 +182,22 @@ def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
         assert len(archive.instance_files(job["new_study_uid"])) == 4
 
 
+def test_a_second_attempt_meets_the_first_attempt_s_copy(archive: Archive) -> None:
+    """What a job retried after a crash does: the same new study, nothing duplicated."""
+    from radpacs.deid import Anonymizer
+    from radpacs.deid.study import store_copy
+
+    _store_workshop(archive)
+    copies = [
+        store_copy(
+            archive, Anonymizer(b"s" * 32, [], store=DatabasePseudonymStore(archive.engine)), STUDY
+        )
+        for _ in range(2)
+    ]
+    assert copies[0] == copies[1] and copies[0].instances == 4
+    assert len(archive.instance_files(copies[0].study_uid)) == 4
+
+
 def test_a_job_survives_a_killed_server_and_every_process_sees_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
