@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from radpacs.api.deid import anonymizer_for, pseudonym_store
-from radpacs.api.deps import ArchiveDep, SettingsDep
 from radpacs.deid import Option
 from radpacs.deid import jobs as deid_jobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
+from radpacs.http.deps import ArchiveDep, SettingsDep
 from radpacs.jobs import Jobs
 
 __all__ = ["DeidStudyRequest", "router"]
