@@ -155,7 +155,7 @@ def job_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("RADPACS_JOB_KINDS", json.dumps(KINDS))
     monkeypatch.setenv("RADPACS_AI_EMBEDDED_WORKER", "false")
     monkeypatch.setenv("RADPACS_AI_HEARTBEAT_SECONDS", "0.2")
-    monkeypatch.setenv("RADPACS_AI_RETRY_DELAY", "1")
+    monkeypatch.setenv("RADPACS_AI_RETRY_DELAY", "4")
     settings = load_settings(data_dir=tmp_path / "data")
     Archive.from_settings(settings).close()
     return settings
@@ -275,8 +275,10 @@ def test_a_running_worker_takes_over_a_job_whose_heartbeat_stopped(
     archive = Archive.from_settings(job_settings)
     jobs = Jobs(job_settings, archive)
     try:
-        time.sleep(2.0)  # the worker has started and recovered what there was (nothing)
         log = tmp_path / "runs.log"
+        probe, _ = jobs.submit("test.record", {"log": str(tmp_path / "probe.log")})
+        # the probe ran: the worker is past its start, so only its sweeper can find the job
+        assert _wait(jobs.store, probe.id, {"succeeded", "failed"}).state == "succeeded"
         job, _ = jobs.store.submit("test.record", {"log": str(log)})
         jobs.store.claim(job.id)  # another worker took it, then died without a trace
         with archive.engine.begin() as connection:
@@ -306,8 +308,9 @@ def test_failed_attempts_are_retried_after_a_doubling_delay(
         assert "this kind always fails" in done.error
         times = [float(run[0]) for run in _runs(log)]
         assert len(times) == 3
-        # ai_retry_delay is 1 s: the second attempt waits >= 1 s, the third >= 2 s
-        assert times[1] - times[0] >= 1.0
-        assert times[2] - times[1] >= 2.0
+        # ai_retry_delay is 4 s: the second attempt waits >= 4 s, the third >= 8 s (a
+        # constant delay gives 4 s plus the start of a job process, well under 8 s)
+        assert times[1] - times[0] >= 4.0
+        assert times[2] - times[1] >= 8.0
     finally:
         archive.close()
