@@ -18,7 +18,7 @@ from _deid_support import RT_WORKSHOP, walk
 from conftest import make_ct, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Archive
-from radpacs.archive.pseudonyms import DatabasePseudonymStore
+from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.auth.policy import POLICY
 from radpacs.auth.roles import Permission, Role
 from radpacs.deid import PatientRecord

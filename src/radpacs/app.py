@@ -19,7 +19,7 @@ from radpacs.ai.startup import start_ai
 from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.archive import Archive
-from radpacs.archive.pseudonyms import DatabasePseudonymStore
+from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache

@@ -20,7 +20,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import IO, Any, cast
@@ -34,7 +33,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from radpacs.archive.blobs import BlobStore, FolderBlobStore
 from radpacs.archive.database import create_index_engine, migrate
-from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.index import Instance, Patient, Series, Study, utc_now
 from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
 from radpacs.archive.query import ATTRIBUTES, Kind, Level, Query
 from radpacs.dicom.json import attribute
@@ -143,10 +142,6 @@ _BUMP_STUDIES = (
     .where(Study.pk.in_(select(Series.study_pk).where(_BUMPED_SERIES).scalar_subquery()))
     .values(version=Study.version + 1, updated_at=bindparam("now"))
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Archive:
@@ -450,7 +445,7 @@ class Archive:
     def _bump_versions(session: Session, series_pks: set[int]) -> None:
         if not series_pks:
             return
-        parameters = {"series_pks": sorted(series_pks), "now": _now()}
+        parameters = {"series_pks": sorted(series_pks), "now": utc_now()}
         connection = session.connection()  # Core statements: no ORM bookkeeping
         connection.execute(_BUMP_SERIES, parameters)
         connection.execute(_BUMP_STUDIES, parameters)

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from radpacs.http.deps import public_root
 from radpacs.settings import Settings
-from radpacs.web.ohif import default_viewer_dir, installed_version
+from radpacs.web.ohif import installed_version, viewer_dir
 
 __all__ = ["INSTALL_COMMAND", "router", "viewer_dir"]
 
@@ -27,11 +27,6 @@ router = APIRouter(include_in_schema=False)
 
 INSTALL_COMMAND = "radpacs viewer install"
 _IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def viewer_dir(settings: Settings) -> Path:
-    """Where the OHIF files are: the viewer_dir setting, else src/radpacs/web/ohif."""
-    return settings.viewer_dir or default_viewer_dir()
 
 
 def _prefix(request: Request) -> str:
