@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import IO, Any, cast
+from typing import IO, Any, Self, cast
 
 import pydicom
 from pydicom import Dataset
@@ -175,6 +175,12 @@ class Archive:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
         """Call ``listener`` with the results of every store batch after it commits."""

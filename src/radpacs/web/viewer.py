@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from radpacs.http.deps import public_root
-from radpacs.settings import Settings
+from radpacs.http.deps import SettingsDep, public_root
 from radpacs.web.ohif import installed_version, viewer_dir
 
 __all__ = ["INSTALL_COMMAND", "router", "viewer_dir"]
@@ -104,8 +103,7 @@ def _index(folder: Path, prefix: str) -> HTMLResponse:
 
 @router.get("/viewer", include_in_schema=False)
 @router.get("/viewer/{path:path}", include_in_schema=False)
-def viewer(request: Request, path: str = "") -> Response:
-    settings: Settings = request.app.state.settings
+def viewer(request: Request, settings: SettingsDep, path: str = "") -> Response:
     folder = viewer_dir(settings)
     if installed_version(folder) is None:
         return _not_installed(folder)
