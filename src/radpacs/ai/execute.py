@@ -15,12 +15,12 @@ from typing import Any
 
 from pydicom import Dataset
 
-from radpacs.ai.models import (
+from radpacs.ai.discovery import discover_models
+from radpacs.ai.interface import (
     Model,
     ModelResult,
     SeriesInput,
     Task,
-    discover_models,
     provenance_of,
 )
 from radpacs.archive import Archive, Level, Outcome, parse_query

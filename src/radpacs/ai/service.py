@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from radpacs.ai.discovery import discover_models
 from radpacs.ai.execute import KIND, accepted_series
-from radpacs.ai.models import ModelRegistry, discover_models
+from radpacs.ai.interface import ModelRegistry
 from radpacs.archive import Archive, Level, parse_query
 from radpacs.archive.jobs import Job as StoredJob
 from radpacs.archive.jobs import JobState

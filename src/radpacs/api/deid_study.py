@@ -17,17 +17,16 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from radpacs.api.deid import anonymizer_for, pseudonym_store
+from radpacs.api.deid import anonymizer_for
 from radpacs.deid import Option
 from radpacs.deid import jobs as deid_jobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
-from radpacs.http.deps import ArchiveDep, SettingsDep
-from radpacs.jobs import Jobs
+from radpacs.http.deps import ArchiveDep, JobsDep, PseudonymStoreDep, SettingsDep
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -43,12 +42,6 @@ class DeidStudyRequest(BaseModel):
     options: list[Option] = Field(default_factory=list, description="Option values")
     output: Literal["store", "zip"] = "store"
     pixels_checked: bool = False
-
-
-def _jobs(request: Request) -> Jobs:
-    """The server's job service (made when the app starts)."""
-    jobs: Jobs = request.app.state.jobs
-    return jobs
 
 
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
@@ -68,14 +61,15 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 )
 def deidentify_study(
     study: str,
-    request: Request,
     archive: ArchiveDep,
     settings: SettingsDep,
+    store: PseudonymStoreDep,
+    jobs: JobsDep,
     body: Annotated[DeidStudyRequest | None, Body()] = None,
 ) -> Response:
     """De-identify a stored study into a new study (``output`` store) or a zip."""
     body = body or DeidStudyRequest()
-    anonymizer = anonymizer_for(request, body.options)
+    anonymizer = anonymizer_for(settings, store, body.options)
     if body.output == "zip":
         spool = tempfile.SpooledTemporaryFile(max_size=_ZIP_IN_MEMORY)  # noqa: SIM115
         try:
@@ -93,7 +87,7 @@ def deidentify_study(
     total = len(archive.instance_files(study))
     if total > settings.deid_job_threshold:
         params = deid_jobs.study_params(study, body.options, body.pixels_checked)
-        job, _ = _jobs(request).submit(deid_jobs.KIND, params, study_uid=study, total=total)
+        job, _ = jobs.submit(deid_jobs.KIND, params, study_uid=study, total=total)
         return JSONResponse(
             {**deid_jobs.public(job), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
         )
@@ -104,19 +98,19 @@ def deidentify_study(
 
 
 @router.get("/jobs/{job_id}")
-def deid_job(job_id: str, request: Request) -> dict[str, object]:
+def deid_job(job_id: str, jobs: JobsDep) -> dict[str, object]:
     """State (running, done, failed), progress (done/total) and result of a job."""
     try:
-        job = _jobs(request).get(job_id, deid_jobs.KIND)
+        job = jobs.get(job_id, deid_jobs.KIND)
     except NotFound as exc:
         raise NotFound(f"no de-identification job {job_id}") from exc
     return deid_jobs.public(job)
 
 
 @router.get("/pseudonyms/{pseudonym}")
-def lookup_pseudonym(pseudonym: str, request: Request) -> dict[str, str]:
+def lookup_pseudonym(pseudonym: str, store: PseudonymStoreDep) -> dict[str, str]:
     """The original Patient ID, Patient's Name and issuer behind a patient pseudonym."""
-    record = pseudonym_store(request).lookup(pseudonym)
+    record = store.lookup(pseudonym)
     if record is None:
         raise NotFound(f"no patient pseudonym {pseudonym}")
     return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from radpacs.archive.pseudonyms import DatabasePseudonymStore
+from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.deid import Anonymizer
 from radpacs.deid.jobs import run_study
 from radpacs.deid.secret import installation_secret
