@@ -31,14 +31,10 @@ from sqlalchemy import Boolean, DateTime, Engine, Index, Integer, String, Text, 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from radpacs.archive.index import Base
+from radpacs.archive.index import Base, utc_now
 from radpacs.errors import NotFound, StorageError
 
 __all__ = ["Job", "JobRow", "JobState", "JobStore"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -79,7 +75,7 @@ class JobRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     result_json: Mapped[str] = mapped_column(Text, default="{}")
     output: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -127,7 +123,7 @@ class Job:
             cancel_requested=row.cancel_requested,
             error=row.error,
             result=json.loads(row.result_json or "{}"),
-            created_at=_aware(row.created_at) or _now(),
+            created_at=_aware(row.created_at) or utc_now(),
             started_at=_aware(row.started_at),
             finished_at=_aware(row.finished_at),
             heartbeat_at=_aware(row.heartbeat_at),
@@ -236,7 +232,7 @@ class JobStore:
                 cancel_requested=False,
                 error="",
                 result_json="{}",
-                created_at=_now(),
+                created_at=utc_now(),
             )
             session.add(row)
             session.flush()
@@ -293,7 +289,7 @@ class JobStore:
 
     def stale_running_ids(self, older_than: timedelta) -> list[str]:
         """Running jobs whose worker stopped sending heartbeats (it died)."""
-        limit = _now() - older_than
+        limit = utc_now() - older_than
         with self._reading() as session:
             rows = session.execute(
                 select(JobRow.id, JobRow.heartbeat_at).where(JobRow.state == JobState.RUNNING.value)
@@ -302,7 +298,7 @@ class JobStore:
 
     def claim(self, job_id: str) -> Job | None:
         """Mark a queued job running (one more attempt); None if it is not queued any more."""
-        now = _now()
+        now = utc_now()
         with self._transaction() as session:
             claimed: Any = session.execute(
                 update(JobRow)
@@ -332,13 +328,13 @@ class JobStore:
             session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
-                .values(heartbeat_at=_now())
+                .values(heartbeat_at=utc_now())
             )
             return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
     def progress(self, job_id: str, done: int, total: int | None = None) -> None:
         """Record how far the running job is (``done`` of ``total``)."""
-        values: dict[str, Any] = {"done": max(0, done), "heartbeat_at": _now()}
+        values: dict[str, Any] = {"done": max(0, done), "heartbeat_at": utc_now()}
         if total is not None:
             values["total"] = max(0, total)
         with self._transaction() as session:
@@ -363,7 +359,7 @@ class JobStore:
             row.error = ""
             row.result_json = json.dumps(result or {})
             row.output = output
-            row.finished_at = _now()
+            row.finished_at = utc_now()
 
     def fail(self, job_id: str, error: str, retry_in: float | None) -> Job:
         """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed."""
@@ -384,7 +380,7 @@ class JobStore:
             if row.state == JobState.QUEUED.value:
                 row.state = JobState.CANCELLED.value
                 row.cancel_requested = True
-                row.finished_at = _now()
+                row.finished_at = utc_now()
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             session.flush()
@@ -395,13 +391,13 @@ class JobStore:
             session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id)
-                .values(state=JobState.CANCELLED.value, finished_at=_now())
+                .values(state=JobState.CANCELLED.value, finished_at=utc_now())
             )
 
     def requeue_stale(self, job_id: str, older_than: timedelta) -> bool:
         """Put a running job whose heartbeat is older than ``older_than`` back in the queue
         (a failed attempt: its worker died); False if it beat since or no longer runs."""
-        limit = _now() - older_than
+        limit = utc_now() - older_than
         with self._transaction() as session:
             row = session.get(JobRow, job_id)
             if row is None or row.state != JobState.RUNNING.value:
@@ -414,7 +410,7 @@ class JobStore:
 
 
 def _fail_row(row: JobRow, error: str, retry_in: float | None) -> None:
-    now = _now()
+    now = utc_now()
     row.error = error[:4000]
     if row.cancel_requested:
         row.state = JobState.CANCELLED.value
