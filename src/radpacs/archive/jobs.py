@@ -27,7 +27,18 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Engine, Index, Integer, String, Text, select, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Text,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -297,7 +308,8 @@ class JobStore:
         return [job_id for job_id, beat in rows if (_aware(beat) or limit) <= limit]
 
     def claim(self, job_id: str) -> Job | None:
-        """Mark a queued job running (one more attempt); None if it is not queued any more."""
+        """Mark a queued job running (one more attempt); None if it is not queued any more
+        or its back-off has not passed (an early copy of its id: the scheduled one runs it)."""
         now = utc_now()
         with self._transaction() as session:
             claimed: Any = session.execute(
@@ -306,6 +318,7 @@ class JobStore:
                     JobRow.id == job_id,
                     JobRow.state == JobState.QUEUED.value,
                     JobRow.cancel_requested.is_(False),
+                    or_(JobRow.next_attempt_at.is_(None), JobRow.next_attempt_at <= now),
                 )
                 .values(
                     state=JobState.RUNNING.value,
