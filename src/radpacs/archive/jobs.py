@@ -358,14 +358,19 @@ class JobStore:
             )
 
     def succeed(
-        self, job_id: str, result: dict[str, Any] | None = None, output: str | None = None
+        self,
+        job_id: str,
+        result: dict[str, Any] | None = None,
+        output: str | None = None,
+        attempt: int | None = None,
     ) -> None:
-        """Record the result of a running job (a job no longer running is left alone)."""
+        """Record the result of a running job. A job no longer running, or (given
+        ``attempt``) running another attempt since, is left alone."""
         with self._transaction() as session:
             row = session.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            if row.state != JobState.RUNNING.value:
+            if row.state != JobState.RUNNING.value or attempt not in (None, row.attempts):
                 return
             row.state = JobState.SUCCEEDED.value
             row.done = max(row.done, row.total)
@@ -374,13 +379,18 @@ class JobStore:
             row.output = output
             row.finished_at = utc_now()
 
-    def fail(self, job_id: str, error: str, retry_in: float | None) -> Job:
-        """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed."""
+    def fail(
+        self, job_id: str, error: str, retry_in: float | None, attempt: int | None = None
+    ) -> Job:
+        """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed.
+        Given ``attempt``, a job that is no longer running that attempt is left alone."""
         with self._transaction() as session:
             row = session.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            _fail_row(row, error, retry_in)
+            stale = row.state != JobState.RUNNING.value or row.attempts != attempt
+            if attempt is None or not stale:
+                _fail_row(row, error, retry_in)
             session.flush()
             return Job.of(row)
 
