@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import pytest
+from argon2 import extract_parameters
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from _auth_support import auth_client, bearer, services, token
 from conftest import make_ct, multipart, to_bytes
+from radpacs.auth import passwords
 from radpacs.auth.roles import Role
 
 
@@ -162,3 +165,29 @@ def test_the_jwks_is_cached_refetched_for_a_rotated_key_and_its_outage_is_a_clea
     finally:
         provider.server.shutdown()
         provider.server.server_close()
+
+
+def test_an_unknown_name_costs_the_same_argon2_work_as_a_wrong_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal work, not equal wall-clock time (which a test cannot assert): each login does
+    one Argon2id verification with the same parameters. A spy wraps the real hasher."""
+    hashes: list[str] = []
+    real = passwords._HASHER
+
+    class Spy:
+        def verify(self, stored: str, password: str) -> bool:
+            hashes.append(stored)
+            return bool(real.verify(stored, password))
+
+        def hash(self, password: str) -> str:
+            return str(real.hash(password))
+
+    monkeypatch.setattr(passwords, "_HASHER", Spy())
+    with auth_client(tmp_path / "data") as client:
+        wrong = client.post("/api/auth", data={"username": "reader", "password": "not-it-at-all"})
+        unknown = client.post("/api/auth", data={"username": "nobody", "password": "not-it"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()  # the answer does not tell which was wrong
+    assert len(hashes) == 2
+    assert extract_parameters(hashes[0]) == extract_parameters(hashes[1])
