@@ -1,6 +1,7 @@
 """Promises of docs/dicomweb.md that had no test: STOW failure codes 0xC000 (series under
 another study) and 0x0110 (forced), the qido_max_results cap and its Warning, result order,
-transcoding to JPEG-LS, JPEG 2000 lossless and Deflated, and the gzip threshold."""
+transcoding to JPEG-LS, JPEG 2000 lossless and Deflated, the gzip threshold, and DELETE
+under a failure (of the index, of a file)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from conftest import make_ct, multipart, split_multipart, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import ingest
+from radpacs.errors import StorageError
 from radpacs.settings import load_settings
 
 STOW = "/dicom-web/studies"
@@ -150,3 +154,57 @@ def test_json_answers_are_gzipped_from_1_kib_when_asked(sqlite_client: TestClien
     assert int(zipped.headers["content-length"]) < len(plain.content)
     short = sqlite_client.get(small, headers={"Accept-Encoding": "gzip"})
     assert short.status_code == 200 and "content-encoding" not in short.headers
+
+
+def _instance_path(ds: pydicom.Dataset) -> str:
+    return (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+
+
+def test_a_delete_the_index_refuses_answers_503_and_loses_nothing(
+    sqlite_client: TestClient,
+) -> None:
+    """The real transaction fails at commit (an engine hook raises): nothing is deleted."""
+    dataset = make_ct()
+    _stow(sqlite_client, dataset)
+    archive = sqlite_client.app.state.services.archive  # type: ignore[attr-defined]
+
+    def refuse(_connection: object) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error (forced)"))
+
+    event.listen(archive.engine, "commit", refuse)
+    try:
+        response = sqlite_client.delete(f"/dicom-web/studies/{dataset.StudyInstanceUID}")
+    finally:
+        event.remove(archive.engine, "commit", refuse)
+    assert response.status_code == 503, response.text
+    assert "refused the delete" in response.json()["detail"]
+    kept = sqlite_client.get(_instance_path(dataset), headers={"Accept": "application/dicom"})
+    assert kept.status_code == 200
+    assert pydicom.dcmread(io.BytesIO(kept.content)).SOPInstanceUID == dataset.SOPInstanceUID
+
+
+def test_a_file_that_cannot_be_removed_after_the_index_is_left_for_check(
+    sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Index rows go first: when removing the file then fails (forced: the blob store's
+    delete raises, a mock named so), the DELETE is done (204), the instance is gone from
+    every answer and ``check`` reports the orphan file, which ``clean`` removes."""
+    dataset = make_ct()
+    _stow(sqlite_client, dataset)
+    archive = sqlite_client.app.state.services.archive  # type: ignore[attr-defined]
+
+    def fails(key: str) -> None:
+        raise StorageError(f"forced: cannot remove {key}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(archive.blobs, "delete", fails)
+        response = sqlite_client.delete(f"/dicom-web/studies/{dataset.StudyInstanceUID}")
+    assert response.status_code == 204, response.text
+    assert sqlite_client.get(_instance_path(dataset)).status_code == 404
+    report = archive.check()
+    assert len(report.orphan_keys) == 1 and report.missing == []
+    assert archive.check(clean=True).cleaned == 1
+    assert archive.check().orphan_keys == []
