@@ -173,6 +173,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/rt/dvh"): ("compute", NO_BODY),
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
+    ("GET", "/api/deid/jobs"): ("read", OK),
     ("GET", "/api/deid/jobs/{job_id}"): ("read", MISSING),
     ("GET", "/api/deid/pseudonyms/{pseudonym}"): ("manage", MISSING),
     ("DELETE", "/api/tokens/{token_id}"): ("manage", {204}),
