@@ -112,7 +112,7 @@ def test_a_failing_index_leaves_no_row_and_no_file(
     def broken_index(*_args: object) -> list[str]:
         raise StorageError("simulated database failure")
 
-    monkeypatch.setattr(archive, "_index", broken_index)
+    monkeypatch.setattr(archive._store, "_index", broken_index)  # the store path
     with pytest.raises(StorageError):
         archive.store_many([to_bytes(make_ct())])
     assert archive.counts()["instances"] == 0
