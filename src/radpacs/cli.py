@@ -131,7 +131,13 @@ def serve(
 @app.command()
 def check(
     data_dir: DataDir = None,
-    clean: Annotated[bool, typer.Option(help="Remove files that no index row refers to.")] = False,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            help="Remove files that no index row refers to, and temporary files of interrupted "
+            "writes untouched for 10 minutes."
+        ),
+    ] = False,
 ) -> None:
     """Compare stored files with the index: orphan files and missing files."""
     from radpacs.archive import Archive
@@ -150,6 +156,10 @@ def check(
     )
     for key in report.orphan_keys[:20]:
         typer.echo(f"  orphan {key}")
+    typer.echo(
+        f"{len(report.temporaries)} temporary files of interrupted writes"
+        + (f", {report.temporaries_cleaned} removed (untouched for 10 minutes)" if clean else "")
+    )
     typer.echo(f"{len(report.missing)} indexed instances without a file")
     for sop in report.missing[:20]:
         typer.echo(f"  missing {sop}")
