@@ -8,9 +8,11 @@ import os
 import struct
 import threading
 import time
+import zipfile
 import zlib
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -275,3 +277,76 @@ def test_a_refused_part_stores_nothing(tmp_path: Path, archive: Archive) -> None
     [result] = archive.store_many([nested_ct(100)])
     assert result.outcome is Outcome.FAILED
     assert list(archive.blobs.keys()) == [] and archive.counts()["instances"] == 0
+
+
+# ------------------------------------------------------------------ /api/upload-zip
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _upload_zip(client: TestClient, body: bytes) -> httpx.Response:
+    return client.post("/api/upload-zip", content=body, headers={"Content-Type": "application/zip"})
+
+
+def test_a_zip_bomb_is_refused_with_413_before_anything_is_stored(
+    sqlite_client: TestClient,
+) -> None:
+    body = _zip({"a.dcm": to_bytes(make_ct()), "bomb.dcm": b"\0" * (64 << 20)})
+    assert len(body) < 1 << 20
+    response = _upload_zip(sqlite_client, body)
+    assert response.status_code == 413
+    assert "'bomb.dcm' expands from" in response.json()["detail"]
+    assert "zip bomb" in response.json()["detail"]
+    assert sqlite_client.get("/dicom-web/instances").json() == []
+
+
+def test_a_crc_error_fails_its_member_alone(sqlite_client: TestClient) -> None:
+    good, damaged = to_bytes(make_ct()), to_bytes(make_ct())
+    body = bytearray(_zip({"good.dcm": good, "damaged.dcm": damaged}, zipfile.ZIP_STORED))
+    at = body.find(damaged[1000:1100])  # stored: the member's bytes are in the zip as they are
+    body[at] ^= 0xFF
+    response = _upload_zip(sqlite_client, bytes(body))
+    assert response.status_code == 202
+    answer = response.json()
+    assert answer["stored"] == 1
+    [failure] = answer["failed"]
+    assert failure["file"] == "damaged.dcm" and "CRC" in failure["reason"]
+    only_damaged = bytearray(_zip({"damaged.dcm": damaged}, zipfile.ZIP_STORED))
+    only_damaged[only_damaged.find(damaged[1000:1100])] ^= 0xFF
+    assert _upload_zip(sqlite_client, bytes(only_damaged)).status_code == 400
+
+
+def test_lying_sizes_in_the_zip_headers_answer_400(sqlite_client: TestClient) -> None:
+    data = to_bytes(make_ct())
+    body = bytearray(_zip({"x.dcm": data}))
+    directory = body.rfind(b"PK\x01\x02")  # central directory entry: uncompressed size at +24
+    struct.pack_into("<I", body, directory + 24, 100)
+    response = _upload_zip(sqlite_client, bytes(body))
+    assert response.status_code == 400, response.text
+    assert response.json()["failed"][0]["file"] == "x.dcm"
+    assert _upload_zip(sqlite_client, b"PK\x03\x04" + b"\0" * 100).status_code == 400
+
+
+# ------------------------------------------------------------------ numbers past 64 bits
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/audit?offset=99999999999999999999", 422),
+        ("/api/ai/jobs?offset=99999999999999999999", 422),
+        ("/dicom-web/studies?offset=99999999999999999999", 400),
+        ("/dicom-web/studies?limit=99999999999999999999", 400),
+    ],
+)
+def test_offsets_beyond_64_bits_are_4xx(
+    sqlite_client: TestClient, path: str, expected: int
+) -> None:
+    response = sqlite_client.get(path)
+    assert response.status_code == expected, response.text

@@ -193,7 +193,7 @@ def audit_trail(
     since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
 ) -> dict[str, Any]:
     """Events filtered by account, study, action and time; ``total`` counts every match."""
     services.audit.flush()
