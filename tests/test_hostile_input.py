@@ -307,19 +307,24 @@ def test_a_zip_bomb_is_refused_with_413_before_anything_is_stored(
 
 
 def test_a_crc_error_fails_its_member_alone(sqlite_client: TestClient) -> None:
-    good, damaged = to_bytes(make_ct()), to_bytes(make_ct())
-    body = bytearray(_zip({"good.dcm": good, "damaged.dcm": damaged}, zipfile.ZIP_STORED))
-    at = body.find(damaged[1000:1100])  # stored: the member's bytes are in the zip as they are
-    body[at] ^= 0xFF
-    response = _upload_zip(sqlite_client, bytes(body))
+    good, damaged = make_ct(), make_ct()
+    uid = damaged.SOPInstanceUID.encode()
+
+    def zipped(members: dict[str, bytes]) -> bytes:
+        body = bytearray(_zip(members, zipfile.ZIP_STORED))  # stored: the bytes as they are
+        body[body.rfind(uid) + 2] ^= 0x01  # a digit of the damaged member's UID
+        return bytes(body)
+
+    response = _upload_zip(
+        sqlite_client, zipped({"good.dcm": to_bytes(good), "damaged.dcm": to_bytes(damaged)})
+    )
     assert response.status_code == 202
     answer = response.json()
     assert answer["stored"] == 1
     [failure] = answer["failed"]
     assert failure["file"] == "damaged.dcm" and "CRC" in failure["reason"]
-    only_damaged = bytearray(_zip({"damaged.dcm": damaged}, zipfile.ZIP_STORED))
-    only_damaged[only_damaged.find(damaged[1000:1100])] ^= 0xFF
-    assert _upload_zip(sqlite_client, bytes(only_damaged)).status_code == 400
+    alone = _upload_zip(sqlite_client, zipped({"damaged.dcm": to_bytes(damaged)}))
+    assert alone.status_code == 400
 
 
 def test_lying_sizes_in_the_zip_headers_answer_400(sqlite_client: TestClient) -> None:
