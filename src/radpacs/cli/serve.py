@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from radpacs import __version__
 from radpacs.cli.options import DatabaseUrl, DataDir
-from radpacs.settings import DuplicatePolicy, load_settings
+from radpacs.settings import DuplicatePolicy, Settings, load_settings
 
 __all__ = ["check", "register", "serve"]
 
@@ -84,6 +84,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             log_config=logging_config(settings),
+            **proxy_options(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -97,7 +98,16 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings, per_process=True),
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: on only for the ``trusted_proxies`` (uvicorn's own
+    default trusts 127.0.0.1, which let any local client choose its address)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def check(

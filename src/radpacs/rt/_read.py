@@ -24,10 +24,12 @@ def read_dataset(source: bytes | Path, label: str) -> pydicom.Dataset:
         data = source.read_bytes() if isinstance(source, Path) else source
         if not data:
             raise InvalidInput(f"{label} is empty")
+        if data[128:132] != b"DICM":
+            raise InvalidInput(f"{label} is not a DICOM file (no DICM prefix at byte 128)")
         check_structure(data)
         return pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as exc:
-        raise InvalidInput(f"{label} is not a DICOM file ({exc})") from exc
+        raise InvalidInput(f"{label} is not a DICOM file: {exc}") from exc
     except InvalidInput:
         raise
     except Exception as exc:  # pydicom raises many kinds on damaged input
