@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_base_url: str | None = None
     trust_forwarded_headers: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses, networks or names
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
