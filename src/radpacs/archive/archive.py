@@ -7,9 +7,11 @@ could not be done (the HTTP layer answers 503), never as a raw SQLAlchemy error.
 
 ``store_many`` checks each object, writes its file durably, then records it in one index
 transaction, so a crash leaves at most an orphan file (reported by :meth:`Archive.check`), never
-an index row without its file. The same object twice is stored once; a different object under a
-known SOP Instance UID follows the duplicate policy. Listeners registered with
-:meth:`Archive.add_listener` hear about every stored batch after it commits.
+an index row without its file; a file the index then refuses (a concurrent store of other
+content under the same SOP Instance UID) is removed again. The same object twice is stored
+once; a different object under a known SOP Instance UID follows the duplicate policy.
+Listeners registered with :meth:`Archive.add_listener` hear about every stored batch after it
+commits.
 
 Example::
 
@@ -69,7 +71,7 @@ class Archive:
     def from_settings(cls, settings: Settings) -> Archive:
         """Open (and migrate) the index and the blob folder that ``settings`` name."""
         engine = create_index_engine(settings.resolved_database_url)
-        with database_errors("open the index"):
+        with database_errors("migration"):
             migrate(engine)
         return cls(engine, FolderBlobStore(settings.blob_dir), settings.duplicate_policy)
 
@@ -149,10 +151,12 @@ class Archive:
         with database_errors("delete"):
             return self._files.delete(study_uid, series_uid, sop_uid)
 
-    def check(self, clean: bool = False) -> CheckReport:
-        """Compare the blob store with the index; with ``clean``, remove orphan files."""
+    def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
+        """Compare the blob store with the index and list temporary files that interrupted
+        writes left; with ``clean``, remove orphan files, and temporary files not written for
+        ``temporary_grace_s`` seconds (a younger one may be a write in progress)."""
         with database_errors("check"):
-            return self._files.check(clean)
+            return self._files.check(clean, temporary_grace_s)
 
     def counts(self) -> dict[str, int]:
         """How many patients, studies, series and instances the index holds."""

@@ -72,7 +72,7 @@ class database_errors:
 
         with database_errors("search"):
             session.execute(statement)
-        # StorageError: index database error while trying to search: (psycopg...) ...
+        # StorageError: the index refused the search: (psycopg.OperationalError) ...
     """
 
     __slots__ = ("doing",)
@@ -92,5 +92,5 @@ class database_errors:
         if isinstance(error, SQLAlchemyError):
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            message = f"index database error while trying to {self.doing}: {reason}"
+            message = f"the index refused the {self.doing}: {reason}"
             raise StorageError(message) from error

@@ -82,8 +82,11 @@ class SearchResult:
 
 @dataclass
 class CheckReport:
-    """Files without index rows (orphans) and index rows without files (missing)."""
+    """Files without index rows (orphans), index rows without files (missing), and temporary
+    files of interrupted writes."""
 
     orphan_keys: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     cleaned: int = 0
+    temporaries: list[str] = field(default_factory=list)
+    temporaries_cleaned: int = 0

@@ -167,8 +167,10 @@ class Retrieval:
             delete_unreferenced(self._read, self.blobs, key)
         return len(keys)
 
-    def check(self, clean: bool = False) -> CheckReport:
-        """Compare the blob store with the index; with ``clean``, remove orphan files."""
+    def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
+        """Compare the blob store with the index and list temporary files that interrupted
+        writes left; with ``clean``, remove orphan files, and temporary files not written for
+        ``temporary_grace_s`` seconds (a younger one may be a write in progress)."""
         with self._read() as session:
             indexed = dict(session.execute(select(Instance.storage_key, Instance.sop_uid)).all())
         report = CheckReport()
@@ -176,10 +178,16 @@ class Retrieval:
             if key not in indexed:
                 report.orphan_keys.append(key)
         report.missing = [sop for key, sop in indexed.items() if not self.blobs.exists(key)]
+        temporaries = list(self.blobs.temporaries())
+        report.temporaries = [name for name, _age in temporaries]
         if clean:
             for key in report.orphan_keys:
                 delete_unreferenced(self._read, self.blobs, key)
                 report.cleaned += 1
+            for name, age in temporaries:
+                if age >= temporary_grace_s:
+                    self.blobs.remove_temporary(name)
+                    report.temporaries_cleaned += 1
         return report
 
     def counts(self) -> dict[str, int]:

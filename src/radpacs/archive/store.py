@@ -118,7 +118,12 @@ class StorePath:
             for key in written:
                 delete_unreferenced(self._read, self.blobs, key)
             raise
-        for key in replaced_keys:
+        refused = {
+            parsed.storage_key
+            for index, parsed in to_write.items()
+            if (result := results[index]) is not None and result.outcome is Outcome.FAILED
+        }
+        for key in [*replaced_keys, *refused]:  # a refused store leaves no file behind
             delete_unreferenced(self._read, self.blobs, key)
 
     def _index(
