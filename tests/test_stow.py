@@ -53,9 +53,14 @@ def test_store_two_instances_answers_200_with_retrieve_urls(client: TestClient) 
     ],
 )
 def test_type_and_boundary_quoted_or_not(sqlite_client: TestClient, content_type: str) -> None:
-    body, _ = multipart([to_bytes(make_ct())])
+    dataset = make_ct()
+    body, _ = multipart([to_bytes(dataset)])
     response = sqlite_client.post(STOW, content=body, headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text
+    [stored] = response.json()["00081199"]["Value"]
+    assert stored["00081155"]["Value"] == [dataset.SOPInstanceUID]
+    found = sqlite_client.get(f"/dicom-web/instances?SOPInstanceUID={dataset.SOPInstanceUID}")
+    assert [i["00080018"]["Value"] for i in found.json()] == [[dataset.SOPInstanceUID]]
 
 
 def test_chunked_upload(sqlite_client: TestClient) -> None:

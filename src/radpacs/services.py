@@ -33,8 +33,8 @@ from radpacs.auth.ratelimit import LoginLimiter
 from radpacs.auth.roles import Role
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cache import BodyCache
-from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.pseudonyms import PseudonymStore
+from radpacs.jobs import Jobs
 from radpacs.settings import Settings
 
 __all__ = ["AuthServices", "Services", "open_auth"]
@@ -104,8 +104,8 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
 @dataclass
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
-    (accounts, audit, pseudonyms), the AI service and its arrival rules, the
-    de-identification jobs and the metadata body cache."""
+    (accounts, audit, pseudonyms, background jobs of every kind), the AI service and its
+    arrival rules, and the metadata body cache."""
 
     settings: Settings
     archive: Archive
@@ -113,7 +113,7 @@ class Services:
     ai: AiService
     arrivals: ArrivalWatcher
     pseudonyms: PseudonymStore
-    deid_jobs: DeidJobs
+    jobs: Jobs
     metadata_cache: BodyCache
 
     @classmethod
@@ -121,12 +121,13 @@ class Services:
         """Open (and migrate) the archive, then build the services on it; what was opened is
         closed again if a later step fails."""
         archive = Archive.from_settings(settings)
-        opened: list[AuthServices | AiService | Archive] = [archive]
+        opened: list[AuthServices | Jobs | Archive] = [archive]
         try:
             auth = open_auth(settings, archive)
             opened.append(auth)
-            ai = AiService(settings, archive)
-            opened.append(ai)
+            jobs = Jobs(settings, archive)
+            opened.append(jobs)
+            ai = AiService(settings, archive, jobs)
             arrivals = ArrivalWatcher(ai, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
             arrivals.start()
         except BaseException:
@@ -140,15 +141,15 @@ class Services:
             ai=ai,
             arrivals=arrivals,
             pseudonyms=DatabasePseudonymStore(archive.engine),
-            deid_jobs=DeidJobs(),
+            jobs=jobs,
             metadata_cache=BodyCache(settings.metadata_cache_entries),
         )
 
     def close(self) -> None:
-        """Stop the arrival rules and the AI service, write the queued audit events, release
-        the database connections."""
+        """Stop the arrival rules and the embedded job worker, write the queued audit events,
+        release the database connections."""
         self.arrivals.stop()
-        self.ai.close()
+        self.jobs.close()
         self.auth.close()
         self.archive.close()
 

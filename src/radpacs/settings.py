@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     ai_models_dir: Path | None = None
     ai_plugins: list[str] = Field(default_factory=list)
     ai_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
+    job_kinds: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("allowed_hosts")
     @classmethod

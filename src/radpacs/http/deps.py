@@ -21,9 +21,9 @@ from radpacs.ai.service import AiService
 from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
-from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.errors import StorageError
+from radpacs.jobs import Jobs
 from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
 
@@ -31,7 +31,7 @@ __all__ = [
     "AiDep",
     "ArchiveDep",
     "AuthServicesDep",
-    "DeidJobsDep",
+    "JobsDep",
     "MetadataCacheDep",
     "PrincipalDep",
     "PseudonymStoreDep",
@@ -97,8 +97,8 @@ async def get_pseudonyms(request: Request) -> PseudonymStore:
     return _opened(request).pseudonyms
 
 
-async def get_deid_jobs(request: Request) -> DeidJobs:
-    return _opened(request).deid_jobs
+async def get_jobs(request: Request) -> Jobs:
+    return _opened(request).jobs
 
 
 async def get_metadata_cache(request: Request) -> BodyCache:
@@ -117,7 +117,7 @@ AiDep = Annotated[AiService, Depends(get_ai)]
 """The AI service: models, queue, jobs."""
 PseudonymStoreDep = Annotated[PseudonymStore, Depends(get_pseudonyms)]
 """The database store of patient pseudonyms (PS3.15 Annex E)."""
-DeidJobsDep = Annotated[DeidJobs, Depends(get_deid_jobs)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 """The de-identification jobs of this process."""
 MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
 """Prepared WADO-RS metadata bodies by ETag."""
