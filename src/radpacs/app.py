@@ -21,7 +21,7 @@ from radpacs.api.deid_study import router as deid_study_router
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.http.access import AccessControl
 from radpacs.http.audit import note_stored
-from radpacs.http.errors import install_error_handlers
+from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
 from radpacs.web import pages, viewer
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="DICOMweb archive (QIDO-RS, WADO-RS, STOW-RS) with REST APIs under /api.",
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.services = None  # until the lifespan opens them

@@ -77,6 +77,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_INSTANCE}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_STUDY}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    # the same by a series or instance UID alone (beyond PS3.18; dicomweb/by_uid.py)
+    ("GET", f"{_DW}/series/{{series}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/series/{{series}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/series/{{series}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/series/{{series}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/instances/{{instance}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}"): Rule(P.READ, "retrieve-frames"),
+    ("GET", f"{_DW}/instances/{{instance}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}/rendered"): Rule(
+        P.READ, "retrieve-rendered"
+    ),
+    ("GET", f"{_DW}/instances/{{instance}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_SERIES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_INSTANCE}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
