@@ -7,6 +7,7 @@ stops; GET /api/health answers once that is done.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -28,7 +29,9 @@ from radpacs.dicomweb.cache import BodyCache
 from radpacs.settings import Settings, load_settings
 from radpacs.web import pages, viewer
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "open_access_warnings"]
+
+log = logging.getLogger(__name__)
 
 _EXPOSED_HEADERS = ["ETag", "Warning", "Content-Range", "Content-Length", "Content-Location"]
 
@@ -59,12 +62,32 @@ def _client_filter(
     return only_allowed_clients
 
 
+def open_access_warnings(settings: Settings) -> list[str]:
+    """What these settings open to callers without a password or token, one line each."""
+    if not settings.auth_enabled:
+        return ["auth is off: every request acts as the local administrator"]
+    warnings = []
+    if settings.open_enrolment:
+        warnings.append(
+            "open enrolment: anyone can create a password-less reader account "
+            "(POST /api/account idul=NAME) and read every stored study"
+        )
+    if settings.workshop:
+        warnings.append(
+            "workshop preset: POST /api/anonymize, /api/dvh and /api/dvh/plot answer "
+            "without a token (they read no stored data)"
+        )
+    return warnings
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the archive opens when the app starts."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warning in open_access_warnings(settings):
+            log.warning("%s", warning)
         archive = Archive.from_settings(settings)
         app.state.archive = archive
         app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)

@@ -73,6 +73,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Store and name the RT workshop datasets first.")
     ] = False,
+    workshop: Annotated[
+        bool,
+        typer.Option(
+            "--workshop",
+            help="The RT workshop preset: --demo, --open-enrolment, and /api/anonymize, "
+            "/api/dvh, /api/dvh/plot without a token (docs/auth.md).",
+        ),
+    ] = False,
     demo_dir: Annotated[
         Path | None, typer.Option(help="The rt-workshop folder for --demo.")
     ] = None,
@@ -95,9 +103,13 @@ def serve(
         "auth_enabled": auth,
         "open_enrolment": open_enrolment,
     }
+    if workshop:
+        overrides["workshop"] = True
+        if open_enrolment is None:
+            overrides["open_enrolment"] = True
     settings = load_settings(**overrides)
     Archive.from_settings(settings).close()  # create and migrate once, before any worker
-    if demo:
+    if demo or settings.workshop:
         names = load_demo_into(settings, demo_dir)
         typer.echo(f"demo datasets: {', '.join(names)}")
     typer.echo(

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     # accounts, tokens, audit (docs/auth.md)
     auth_enabled: bool = True
     open_enrolment: bool = False
+    workshop: bool = False  # the workshop preset: compute routes without a token (docs/auth.md)
     auth_secret: str | None = Field(default=None, min_length=32, repr=False)
     token_lifetime_minutes: int = Field(default=480, gt=0)
     login_max_failures: int = Field(default=5, gt=0)

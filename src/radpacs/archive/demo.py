@@ -18,10 +18,14 @@ __all__ = ["dataset_name", "default_demo_dir", "load_demo"]
 
 
 def default_demo_dir() -> Path | None:
-    """``../shared/data/rt-workshop`` relative to the repository, when that folder exists."""
+    """``shared/data/rt-workshop`` beside the repository (``../shared``) or beside a folder
+    above it (a worktree in ``wt/NAME``), when that folder exists."""
     repository = Path(__file__).resolve().parents[3]
-    folder = repository.parent / "shared" / "data" / "rt-workshop"
-    return folder if folder.is_dir() else None
+    for folder in repository.parents:
+        candidate = folder / "shared" / "data" / "rt-workshop"
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def dataset_name(path: Path) -> str:
