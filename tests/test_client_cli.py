@@ -154,10 +154,36 @@ def test_dvh_command(cli: typer.Typer, tmp_path: Path) -> None:
             "--url",
             url,
         )
-    assert code == 0, err
-    report = json.loads(out)
-    assert "Sphere_02_0" in [row["name"] for row in report["statistics"]]
-    assert report["plot"] == str(plot) and plot.read_bytes().startswith(b"\x89PNG")
+        assert code == 0, err
+        report = json.loads(out)
+        assert "Sphere_02_0" in [row["name"] for row in report["statistics"]]
+        assert report["plot"] == str(plot) and plot.read_bytes().startswith(b"\x89PNG")
+        # --roi reaches the server: an unknown name is refused with the ROIs listed
+        code, out, err = _invoke(
+            cli,
+            "dvh",
+            str(RT_WORKSHOP / "rtstruct-sphere.dcm"),
+            str(RT_WORKSHOP / "rtdose.dcm"),
+            "--no-plot",
+            "--roi",
+            "NOPE",
+            "--url",
+            url,
+        )
+        assert code != 0 and "Sphere_02_0" in err, (code, out, err)
+        code, out, err = _invoke(
+            cli,
+            "dvh",
+            str(RT_WORKSHOP / "rtstruct-sphere.dcm"),
+            str(RT_WORKSHOP / "rtdose.dcm"),
+            "--no-plot",
+            "--roi",
+            "2",
+            "--url",
+            url,
+        )
+        assert code == 0, err
+        assert [row["name"] for row in json.loads(out)["statistics"]] == ["Sphere_02_0"]
 
 
 def _script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -495,11 +495,13 @@ def file_part(value: Path | bytes, name: str) -> tuple[str, bytes, str]:
 
 
 def dvh_call(structures: Path | bytes, dose: Path | bytes, params: Mapping[str, str]) -> Call:
-    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``."""
+    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``;
+    ``params`` (roi, prescription, relative_volume, bin_width, metrics) go as form fields,
+    which is where the server reads them."""
     return Call(
         "POST",
         "/api/dvh",
-        params=list(params.items()),
+        data={name: str(value) for name, value in params.items()},
         files={
             "file_struct": file_part(structures, "rtstruct"),
             "file_dose": file_part(dose, "rtdose"),
