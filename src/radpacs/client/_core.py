@@ -8,6 +8,7 @@ tasks). Keeping all protocol knowledge in this module keeps the two in step.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -471,6 +472,43 @@ def rendered_call(
 
 def delete_call(study: str, series: str | None = None, sop: str | None = None) -> Call:
     return Call("DELETE", dicomweb_path(study, series, sop))
+
+
+#: The DPAT client's filter names (seed 002), read as the DICOM keywords they stand for.
+_FILTER_ALIASES = {
+    "studyInstanceUid": "StudyInstanceUID",
+    "seriesInstanceUid": "SeriesInstanceUID",
+    "sopInstanceUid": "SOPInstanceUID",
+    "patientId": "PatientID",
+    "accessionNumber": "AccessionNumber",
+}
+
+
+def find_one_filters(
+    filters: Mapping[str, str] | Sequence[tuple[str, str]], named: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The filters of a find-one search: pairs, then keyword arguments (a DICOM keyword, an
+    8-digit tag, a :class:`~radpacs.client.models.DicomCodes` value or a DPAT alias)."""
+    pairs = list(filters.items()) if isinstance(filters, Mapping) else list(filters)
+    pairs += list(named.items())
+    return [(_FILTER_ALIASES.get(str(name), str(name)), str(value)) for name, value in pairs]
+
+
+def only_match(
+    level: str, filters: Sequence[tuple[str, str]], matches: list[SearchMatch]
+) -> SearchMatch | None:
+    """The one match of a find-one search, None for none; ValueError when several match."""
+    if len(matches) > 1:
+        shown = ", ".join(f"{name}={value}" for name, value in filters) or "no filter"
+        raise ValueError(f"more than one of the {level} match {shown}: add a filter")
+    return matches[0] if matches else None
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (RFC 7617), for peers that use it."""
+    if ":" in user:
+        raise ValueError("an HTTP Basic user name cannot hold ':' (RFC 7617)")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def login_call(username: str, password: str) -> Call:
