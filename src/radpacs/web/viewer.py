@@ -20,9 +20,10 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from radpacs.api.access import SESSION_COOKIE, AuthServices
-from radpacs.api.deps import public_root
+from radpacs.auth.credentials import SESSION_COOKIE
 from radpacs.errors import RadpacsError
+from radpacs.http.deps import public_root
+from radpacs.services import AuthServices
 from radpacs.settings import Settings
 from radpacs.web.ohif import default_viewer_dir, installed_version
 
