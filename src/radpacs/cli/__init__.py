@@ -29,6 +29,7 @@ app = typer.Typer(
     help="radpacs: a DICOMweb archive for radiology, radiotherapy and AI research.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: rich panels print flags as "--help <bool>"
 )
 
 

@@ -18,7 +18,9 @@ from radpacs.web.viewer import viewer_dir
 
 __all__ = ["register"]
 
-viewer_app = typer.Typer(help="The OHIF viewer served at /viewer/.", no_args_is_help=True)
+viewer_app = typer.Typer(
+    help="The OHIF viewer served at /viewer/.", no_args_is_help=True, rich_markup_mode=None
+)
 
 Folder = Annotated[
     Path | None, typer.Option("--viewer-dir", help="Where to put OHIF (setting viewer_dir).")

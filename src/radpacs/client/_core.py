@@ -248,7 +248,12 @@ class PreparedBatch:
                 item.outcome = _outcome(item, Outcome.FAILED, f"cannot read: {exc}")
             else:
                 if not looks_like_dicom(item.data):
-                    item.outcome = _outcome(item, Outcome.NOT_DICOM)
+                    why = (
+                        "empty file"
+                        if not item.data
+                        else "not a DICOM file: no DICM prefix at byte 128"
+                    )
+                    item.outcome = _outcome(item, Outcome.NOT_DICOM, why)
                     item.data = b""
                 else:
                     item.uid = _sop_uid(item.data)
