@@ -9,6 +9,7 @@ variables); only the server's address differs (a free port instead of 8080).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,26 +78,37 @@ def test_readme_first_steps_run_as_written(server: LiveServer, tmp_path: Path) -
     (folder / ".venv").symlink_to(venv)
     script = first_steps().replace("http://127.0.0.1:8080", server.url)
     assert script.count(server.url) >= 4  # every call goes to the started server
+    # radpacs login's default URL is the README's 127.0.0.1:8080: RADPACS_URL moves it, and
+    # its config file goes to a folder of the test's own
+    env = {
+        **os.environ,
+        "RADPACS_URL": server.url,
+        "RADPACS_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    env.pop("RADPACS_TOKEN", None)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=folder,
         capture_output=True,
         text=True,
+        env=env,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     sample = pydicom.dcmread(sample_ct(), stop_before_pixels=True)
     assert (folder / "CT_small.dcm").read_bytes() == sample_ct().read_bytes()
-    # one JSON answer per curl: STOW, QIDO, metadata, health (after radpacs demo's lines)
+    # one JSON answer per curl (STOW, QIDO, metadata, health), then radpacs query's
     answers = _json_values(done.stdout[done.stdout.index("{") :])
-    assert len(answers) == 4, done.stdout
-    stow, qido, metadata, health = answers
+    assert len(answers) == 5, done.stdout
+    stow, qido, metadata, health, cli_query = answers
     stored = stow["00081199"]["Value"]
     assert [item["00081155"]["Value"] for item in stored] == [[sample.SOPInstanceUID]]
     assert "00081198" not in stow  # nothing failed
     assert [match["0020000D"]["Value"] for match in qido] == [[sample.StudyInstanceUID]]
     assert [instance["00080018"]["Value"] for instance in metadata] == [[sample.SOPInstanceUID]]
     assert health["status"] == "ok"
+    assert f"logged in to {server.url}" in done.stderr
+    assert [match["StudyInstanceUID"] for match in cli_query] == [sample.StudyInstanceUID]
     # the study UID the README writes is the one radpacs demo printed
     assert f"StudyInstanceUID   {sample.StudyInstanceUID}" in done.stdout
     assert sample.StudyInstanceUID in script
