@@ -127,17 +127,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
         )
     app.include_router(health.router)
-    app.include_router(dicomweb_router)
-    app.include_router(deid.router)
-    app.include_router(deid_study_router)
-    app.include_router(accounts.router)
+    if settings.dicomweb_enabled:
+        app.include_router(dicomweb_router)
+    app.include_router(accounts.router)  # login and accounts: DICOMweb needs tokens too
     app.include_router(session.router)
-    app.include_router(workshop.router)
-    app.include_router(counts.router)
-    app.include_router(upload.router)
+    if settings.api_enabled:
+        app.include_router(deid.router)
+        app.include_router(deid_study_router)
+        app.include_router(workshop.router)
+        app.include_router(counts.router)
+        app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
-    app.include_router(ai.router)
-    app.include_router(rt.router)
+    if settings.api_enabled:
+        app.include_router(ai.router)
+        app.include_router(rt.router)
     return app
