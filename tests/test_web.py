@@ -86,6 +86,7 @@ def test_viewer_link_without_a_session_goes_to_login_and_back(tmp_path: Path) ->
         auth_enabled=True,
         admin_user="root",
         admin_password="root password",
+        trusted_proxies=["testclient"],  # TestClient's address, for the proxy headers below
     )
     link = "/viewer/viewer?StudyInstanceUIDs=1.2.3"
     with TestClient(create_app(settings), follow_redirects=False) as client:
@@ -110,7 +111,11 @@ def test_viewer_link_without_a_session_goes_to_login_and_back(tmp_path: Path) ->
         assert opened.status_code == 200 and 'window.PUBLIC_URL="/viewer/"' in opened.text
 
 
-def test_viewer_behind_a_proxy_prefix(viewer_client: TestClient) -> None:
+def test_viewer_behind_a_proxy_prefix(
+    viewer_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = viewer_client.app.state.settings  # type: ignore[attr-defined]
+    monkeypatch.setattr(settings, "trusted_proxies", ["testclient"])  # TestClient's address
     headers = {"X-Forwarded-Host": "pacs.example", "X-Forwarded-Prefix": "/radpacs"}
     index = viewer_client.get("/viewer/", headers=headers)
     assert 'window.PUBLIC_URL="/radpacs/viewer/"' in index.text

@@ -22,10 +22,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from radpacs.auth.credentials import SESSION_COOKIE
 from radpacs.errors import RadpacsError
-from radpacs.http.deps import public_root
-from radpacs.services import AuthServices
+from radpacs.http.deps import SettingsDep, public_root, services_of
 from radpacs.settings import Settings
-from radpacs.web.ohif import default_viewer_dir, installed_version
+from radpacs.web.ohif import installed_version, viewer_dir
 
 __all__ = ["INSTALL_COMMAND", "router", "viewer_dir"]
 
@@ -33,11 +32,6 @@ router = APIRouter(include_in_schema=False)
 
 INSTALL_COMMAND = "radpacs viewer install"
 _IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def viewer_dir(settings: Settings) -> Path:
-    """Where the OHIF files are: the viewer_dir setting, else src/radpacs/web/ohif."""
-    return settings.viewer_dir or default_viewer_dir()
 
 
 def _prefix(request: Request) -> str:
@@ -118,12 +112,12 @@ def _has_session(request: Request, settings: Settings) -> bool:
     """Whether the request carries a session cookie that authenticates (always, auth off)."""
     if not settings.auth_enabled:
         return True
-    services: AuthServices | None = getattr(request.app.state, "auth", None)
+    services = services_of(request.app)
     cookie = request.cookies.get(SESSION_COOKIE)
     if services is None or not cookie:
         return False
     try:
-        services.authenticator.authenticate(cookie)
+        services.auth.authenticator.authenticate(cookie)
     except RadpacsError:
         return False
     return True
@@ -137,8 +131,7 @@ def _to_login(request: Request, prefix: str, path: str) -> RedirectResponse:
 
 @router.get("/viewer", include_in_schema=False)
 @router.get("/viewer/{path:path}", include_in_schema=False)
-def viewer(request: Request, path: str = "") -> Response:
-    settings: Settings = request.app.state.settings
+def viewer(request: Request, settings: SettingsDep, path: str = "") -> Response:
     folder = viewer_dir(settings)
     if installed_version(folder) is None:
         return _not_installed(folder)
