@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     jwt_roles_claim: str = "roles"
     jwt_role_map: dict[str, str] = Field(default_factory=dict)
     log_max_bytes: int = Field(default=10 * 1024**2, gt=0)
-    log_backups: int = Field(default=5, ge=0)
+    log_backups: int = Field(default=20, ge=0)
+    log_dir: Path | None = None  # None: data_dir/logs
+    log_config: Path | None = None  # a logging.config.dictConfig file (YAML) replacing ours
     # AI jobs (docs/ai.md)
     ai_queue: AiQueue = AiQueue.SQLITE
     ai_redis_url: str = "redis://127.0.0.1:6379/0"
@@ -138,6 +140,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
+
+    @property
+    def resolved_log_dir(self) -> Path:
+        """The folder of the log files: ``log_dir``, else ``data_dir/logs``."""
+        return self.log_dir if self.log_dir is not None else self.data_dir / "logs"
 
     @property
     def blob_dir(self) -> Path:

@@ -90,6 +90,11 @@ def serve(
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
     typer.echo(hint)
+    try:
+        logging_config(settings, per_process=settings.workers > 1)  # a bad log_config file
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
