@@ -106,6 +106,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api"): ("public", OK),
     ("GET", "/api/health"): ("public", OK),
     ("GET", "/"): ("public", OK),
+    ("GET", "/favicon.ico"): ("public", OK),
     ("GET", "/viewer"): ("public", OK),
     ("GET", "/viewer/{path:path}"): ("public", OK | MISSING),
     ("POST", "/api/auth"): ("public", NO_BODY),
