@@ -100,6 +100,7 @@ def write_results(
                 provenance,
                 series_uid=sr_series,
                 instance_number=number,
+                findings=item.coded_findings,
             )
             for number, item in enumerate(result.classifications, start=1)
         ]
@@ -107,6 +108,7 @@ def write_results(
             {
                 "sop_uid": item.sop_uid,
                 "finding": max(item.scores, key=lambda s: s.probability).code[2],
+                "findings": [f.code[2] for f in item.coded_findings],
                 "scores": [
                     {
                         "code": s.code[0],

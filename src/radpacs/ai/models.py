@@ -108,10 +108,21 @@ class SeriesInput:
 
 @dataclass(frozen=True)
 class ImageClassification:
-    """The class scores of one image."""
+    """The class scores of one image and the classes reported as findings.
+
+    ``findings`` None means single-label: the most probable class is the finding. A
+    multi-label model gives the classes at or above its threshold (possibly none).
+    """
 
     sop_uid: str
     scores: tuple[ClassScore, ...]
+    findings: tuple[ClassScore, ...] | None = None
+
+    @property
+    def coded_findings(self) -> tuple[ClassScore, ...]:
+        if self.findings is not None:
+            return self.findings
+        return (max(self.scores, key=lambda s: s.probability),) if self.scores else ()
 
 
 @dataclass
