@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     xrv_weights_dir: Path | None = None
     xrv_weights: list[str] = Field(default_factory=lambda: ["densenet121-res224-all"])
     xrv_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # MONAI plugin (docs/ai.md): one *.json manifest per model (network, checkpoint, inputs)
+    monai_models_dir: Path | None = None
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import time
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -25,6 +26,7 @@ from radpacs.ai.models import (
     Model,
     ModelResult,
     SeriesInput,
+    SeriesRole,
     Task,
     discover_models,
     provenance_of,
@@ -35,7 +37,7 @@ from radpacs.archive.jobs import Job, JobState, JobStore
 from radpacs.errors import InvalidInput, RadpacsError, StorageError
 from radpacs.settings import Settings
 
-__all__ = ["accepted_series", "run_attempt"]
+__all__ = ["accepted_series", "assign_roles", "run_attempt"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,46 @@ def accepted_series(
         else:
             refused.append(f"series {uid}: {reason}")
     return accepted, refused
+
+
+def assign_roles(
+    archive: Archive, roles: Sequence[SeriesRole], study_uid: str, first: str | None = None
+) -> dict[str, str]:
+    """Series of the study for each role of a multi-series model (role name -> series UID).
+
+    Roles are filled in order, each with the first series (by SeriesNumber) that matches it
+    and no earlier role took; ``first`` fixes the first role's series. A role left without
+    a series is an :class:`InvalidInput` naming the series descriptions that were there.
+    """
+    params = [("includefield", "SeriesNumber")]
+    matches = archive.search(parse_query(Level.SERIES, params, study_uid=study_uid)).matches
+
+    def value(match: dict[str, Any], tag: str) -> str:
+        return str((match.get(tag, {}).get("Value") or [""])[0])
+
+    series = sorted(
+        (
+            (value(m, "0020000E"), value(m, "00080060"), value(m, "0008103E"), value(m, "00200011"))
+            for m in matches
+        ),
+        key=lambda s: int(s[3]) if s[3].lstrip("-").isdigit() else 0,
+    )
+    assigned: dict[str, str] = {}
+    for index, role in enumerate(roles):
+        if index == 0 and first:
+            assigned[role.name] = first
+            continue
+        for uid, modality, description, _ in series:
+            if uid not in assigned.values() and role.matches(modality, description):
+                assigned[role.name] = uid
+                break
+        else:
+            seen = ", ".join(repr(s[2]) for s in series) or "none"
+            raise InvalidInput(
+                f"no series of study {study_uid} is a {role.name} series "
+                f"(SeriesDescription matching {', '.join(role.patterns)}); series: {seen}"
+            )
+    return assigned
 
 
 def _load(archive: Archive, study_uid: str, series_uid: str) -> list[Dataset]:
@@ -144,7 +186,16 @@ def execute(settings: Settings, job_id: str) -> None:
     try:
         job = store.get(job_id)
         model = discover_models(settings).get(job.model)
-        targets, refused = accepted_series(archive, model, job.study_uid, job.series_uid or None)
+        roles: Sequence[SeriesRole] = getattr(model, "inputs", ())
+        companions: dict[str, str] = {}
+        if roles:  # one run over several series; results reference the first role's series
+            assigned = assign_roles(archive, roles, job.study_uid, job.series_uid or None)
+            targets, refused = [assigned[roles[0].name]], list[str]()
+            companions = {r.name: assigned[r.name] for r in roles[1:]}
+        else:
+            targets, refused = accepted_series(
+                archive, model, job.study_uid, job.series_uid or None
+            )
         if not targets:
             raise InvalidInput(
                 f"model {model.name} accepts no series of study {job.study_uid}: "
@@ -163,7 +214,10 @@ def execute(settings: Settings, job_id: str) -> None:
                     store.heartbeat(job_id, (index + 0.1 + 0.7 * fraction) / len(targets))
 
             start = time.perf_counter()
-            series = SeriesInput(_load(archive, job.study_uid, series_uid))
+            series = SeriesInput(
+                _load(archive, job.study_uid, series_uid),
+                {r: SeriesInput(_load(archive, job.study_uid, u)) for r, u in companions.items()},
+            )
             if model.task is not Task.CLASSIFICATION:
                 series.volume  # noqa: B018 - build the volume inside the load timing
             loaded = time.perf_counter()
