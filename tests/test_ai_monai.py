@@ -195,3 +195,27 @@ def test_tiny_unetr_end_to_end_writes_seg_rtstruct_and_sr(tmp_path: Path) -> Non
                     assert "device" in algorithm[0].AlgorithmParameters
     finally:
         archive.close()
+
+
+def test_a_monai_bundle_folder_loads_through_the_same_parser(tmp_path: Path) -> None:
+    import torch
+
+    from radpacs.ai.plugins.monai_seg import MonaiSegmenter
+
+    _tiny_unetr(tmp_path)
+    manifest = json.loads((tmp_path / "tiny.json").read_text())
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "models").mkdir()
+    (bundle / "configs" / "inference.json").write_text(
+        json.dumps({"network_def": manifest.pop("network_def"), "other": 1})
+    )
+    (tmp_path / "unetr.pt").rename(bundle / "models" / "model.pt")
+    del manifest["checkpoint"], manifest["sha256"]
+    manifest["bundle"] = "bundle"
+    (tmp_path / "tiny.json").write_text(json.dumps(manifest))
+    model = MonaiSegmenter(tmp_path / "tiny.json")
+    net = model.network(torch.device("cpu"))
+    saved = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in saved.items())
+    assert [r.name for r in model.inputs] == ["T1", "T1c", "T2", "FLAIR"]
