@@ -9,8 +9,8 @@ import logging
 import threading
 from typing import Any
 
-from radpacs.ai.execute import accepted_series
-from radpacs.ai.models import ModelRegistry, discover_models
+from radpacs.ai.execute import accepted_series, assign_roles
+from radpacs.ai.models import ModelRegistry, discover_models, model_json
 from radpacs.ai.queue import HueyQueue, open_queue
 from radpacs.ai.worker import start_worker_process
 from radpacs.archive import Archive, Level, parse_query
@@ -73,6 +73,28 @@ class AiService:
             self.queue.enqueue(job.id)
         self.ensure_worker()
         return job, created
+
+    def models_for_study(self, study_uid: str) -> list[dict[str, Any]]:
+        """Every model with the series of ``study_uid`` it would take (``series``; for a
+        multi-series model the series per role in ``roles``) or why none (``reason``)."""
+        found = []
+        for model in self.registry.models.values():
+            entry: dict[str, Any] = {**model_json(model), "series": [], "reason": ""}
+            roles = getattr(model, "inputs", ())
+            try:
+                if roles:
+                    assigned = assign_roles(self.archive, roles, study_uid)
+                    entry["roles"] = assigned
+                    entry["series"] = [assigned[roles[0].name]]
+                else:
+                    accepted, refused = accepted_series(self.archive, model, study_uid, None)
+                    entry["series"] = accepted
+                    if not accepted:
+                        entry["reason"] = "; ".join(refused) or "the study has no series"
+            except InvalidInput as exc:
+                entry["reason"] = str(exc)
+            found.append(entry)
+        return found
 
     def batch(
         self, model_name: str, params: list[tuple[str, str]], limit: int = 500
