@@ -8,16 +8,19 @@ tissue around them, brighter (``polarity: bright``) or darker (``dark``).
 1. Detection on a coarse grid (block means to about ``coarse_mm`` per voxel, Gaussian
    smoothing of ``smoothing_mm``): a white (bright) or black (dark) top-hat with a box of
    ``max_diameter_mm`` keeps what is smaller than the box and differs from its surroundings;
-   candidates are connected regions above ``min_contrast`` (default 6 x the noise left on the
-   coarse grid; the noise is the median absolute difference of neighbouring voxels).
+   candidates are connected regions above ``min_contrast`` (default: the top-hat's median
+   plus 4 robust standard deviations, 1.4826 x its median absolute deviation, so the image's
+   own noise sets it) of at least a quarter of ``min_size_mm3``, not touching the edge of
+   the volume.
 2. Refinement per candidate, on the original voxels inside its bounding box: the
-   surroundings level is the median of a shell 3 to 7 mm around it, the lesion level the
-   median of its voxels above the detection contrast; the boundary is the half-way level
+   surroundings level is the median of a shell 3 to 7 mm around it; the lesion level is the
+   median of its voxels more than one voxel inside a first half-way outline (so that
+   partial-volume edge voxels do not pull it down); the boundary is the half-way level
    between the two (unsmoothed voxels, holes filled), which puts the surface where a
    partial-volume edge crosses 50 % and so keeps volumes unbiased. A candidate whose shell
    is more than ``max_shell_fraction`` above that level is not surrounded by darker tissue
    (an organ edge, not a focal lesion) and is dropped, as is one wider than
-   ``max_diameter_mm``.
+   ``max_diameter_mm``. For ``dark`` the image is negated first.
 
 **Window** (``lower`` and/or ``upper`` given, modality units, HU for CT; ``lower`` defaults
 to Otsu's threshold and ``upper`` to no limit): seeds are smoothed voxels inside the window;
