@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 from _ai_support import ball, dice, make_series
 from _dciodvfy import dciodvfy_errors
 from radpacs.ai.geometry import resample_onto, volume_from_datasets
-from radpacs.ai.models import SeriesRole
+from radpacs.ai.interface import SeriesRole
 
 ROLES = [
     SeriesRole("T1", ("*t1*",), ("*post*", "*gd*", "*t1c*", "*+c*"), "MR"),
@@ -88,7 +88,7 @@ def test_roles_pick_series_by_description() -> None:
 
 
 def test_every_sequence_lands_on_the_first_series_grid_in_patient_coordinates() -> None:
-    from radpacs.ai.models import SeriesInput
+    from radpacs.ai.interface import SeriesInput
 
     series, lesion = _study()
     reference = SeriesInput(
@@ -151,9 +151,10 @@ def _tiny_unetr(folder: Path) -> str:
 
 
 def test_tiny_unetr_end_to_end_writes_seg_rtstruct_and_sr(tmp_path: Path) -> None:
-    from radpacs.ai.execute import execute
+    from radpacs.ai.execute import KIND, run_ai_job
     from radpacs.archive import Archive
-    from radpacs.archive.jobs import JobState, JobStore
+    from radpacs.archive.jobs import JobStore
+    from radpacs.jobs.registry import JobContext
     from radpacs.settings import load_settings
 
     models = tmp_path / "monai"
@@ -176,16 +177,15 @@ def test_tiny_unetr_end_to_end_writes_seg_rtstruct_and_sr(tmp_path: Path) -> Non
         archive.store_many(payloads)
         store = JobStore(archive.engine)
         study = series["T1 MPRAGE"][0].StudyInstanceUID
-        job, _ = store.submit(name, study)
-        assert store.claim(job.id) is not None
-        execute(settings, job.id)
-        done = store.get(job.id)
-        assert done.state is JobState.SUCCEEDED, done.error
-        modalities = sorted(r["modality"] for r in done.result_series)
+        job, _ = store.submit(KIND, {"model": name, "study": study}, study_uid=study)
+        # the handler the job worker runs, in this process
+        outcome = run_ai_job(JobContext(store.get(job.id), settings, archive, store))
+        result_series = outcome.result["result_series"]
+        modalities = sorted(r["modality"] for r in result_series)
         assert modalities == ["RTSTRUCT", "SEG", "SR"]
         t1_uid = series["T1 MPRAGE"][0].SeriesInstanceUID
-        assert {r["source_series"] for r in done.result_series} == {t1_uid}
-        for result in done.result_series:
+        assert {r["source_series"] for r in result_series} == {t1_uid}
+        for result in result_series:
             for file in archive.instance_files(study, result["series"]):
                 ds = archive.read_file(file)
                 assert dciodvfy_errors(ds) == [], result["modality"]

@@ -11,7 +11,7 @@ import pytest
 
 from _ai_support import body_phantom, make_series
 from radpacs.ai.builtin.segmenter import ClassicalSegmenter
-from radpacs.ai.models import SeriesInput
+from radpacs.ai.interface import SeriesInput
 from radpacs.errors import InvalidInput
 
 

@@ -14,8 +14,9 @@ from pydicom import Dataset
 
 from _ai_support import make_series
 from _dciodvfy import dciodvfy_errors
+from radpacs.ai.discovery import discover_models
 from radpacs.ai.execute import write_results
-from radpacs.ai.models import SeriesInput, discover_models
+from radpacs.ai.interface import SeriesInput
 from radpacs.ai.plugins.xrv import XrvClassifier, _import_xrv, models, weights_file
 from radpacs.errors import ConfigurationError
 from radpacs.settings import load_settings

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_base_url: str | None = None
     trust_forwarded_headers: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses, networks or names
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
     xrv_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     # MONAI plugin (docs/ai.md): one *.json manifest per model (network, checkpoint, inputs)
     monai_models_dir: Path | None = None
+    # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
+    job_kinds: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from radpacs.ai.models import Accepts, ModelResult, Progress, SeriesInput, SeriesRole, Task
+from radpacs.ai.interface import Accepts, ModelResult, Progress, SeriesInput, SeriesRole, Task
 from radpacs.ai.results.labels import Label
 from radpacs.errors import ConfigurationError, InvalidInput
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from radpacs.ai.models import (
+from radpacs.ai.interface import (
     Accepts,
     ImageClassification,
     ModelResult,
