@@ -21,6 +21,7 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import create_engine, text
 
+from _ci_peers import pytest_runtest_makereport  # noqa: F401 - the hook: CI fails on skips
 from radpacs.app import create_app
 from radpacs.archive import Archive
 from radpacs.settings import Settings, load_settings
@@ -190,6 +191,7 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # the fixture never reaches its own stop(): do not leave the server behind
         raise RuntimeError("radpacs serve did not become ready in 30 s")
 
     def stop(self) -> None:
