@@ -221,7 +221,8 @@ def test_includefield_reads_what_the_index_lacks(populated: TestClient) -> None:
         ({"fuzzymatching": "maybe"}, "fuzzymatching"),
         ({"includefield": "Bogus"}, "Bogus"),
         ({"Modality": "CT"}, "series-level"),
-        ({"SliceThickness": "5"}, "not supported"),
+        ({"ReferencedImageSequence": "x"}, "sequence ReferencedImageSequence is not supported"),
+        ({"SliceThickness": "thick"}, "not a number"),
         ({"StudyInstanceUID": "abc"}, "UID"),
     ],
 )
@@ -237,7 +238,11 @@ def test_unknown_study_gives_an_empty_list(sqlite_client: TestClient) -> None:
     assert sqlite_client.get("/dicom-web/studies/1.2.3/series").json() == []
 
 
-def test_retrieve_urls_follow_forwarded_headers(populated: TestClient) -> None:
+def test_retrieve_urls_follow_forwarded_headers(
+    populated: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a trusted proxy (TestClient's address is "testclient"); see test_hostile_access."""
+    monkeypatch.setattr(populated.app.state.settings, "trusted_proxies", ["testclient"])  # type: ignore[attr-defined]
     response = populated.get(
         "/dicom-web/studies",
         params={"PatientID": "P2"},
