@@ -156,3 +156,77 @@ class CuttingProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         self.listener.close()
+
+
+class Orthanc:
+    """Debian's Orthanc in a subprocess on free loopback ports, with a fresh storage folder,
+    knowing radpacs (``RADPACS`` at ``radpacs_port``) as a DICOM modality."""
+
+    def __init__(self, folder: Path, radpacs_port: int, ae_title: str = "ORTHANC") -> None:
+        import json
+
+        import httpx
+
+        binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+        if not Path(binary).exists():
+            need("Orthanc")
+        self.ae_title = ae_title
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": "radpacs-test",
+            "StorageDirectory": str(folder / "storage"),
+            "IndexDirectory": str(folder / "index"),
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomServerEnabled": True,
+            "DicomAet": ae_title,
+            "DicomPort": self.dicom_port,
+            "DicomModalities": {"radpacs": ["RADPACS", LOOPBACK, radpacs_port]},
+            "DicomCheckModalityHost": False,
+            "Plugins": [],
+            "SaveJobs": False,
+            "StableAge": 1,
+        }
+        (folder / "orthanc.json").write_text(json.dumps(config))
+        self.log = (folder / "orthanc.log").open("wb")
+        self.process = subprocess.Popen(
+            [binary, str(folder / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.http = httpx.Client(base_url=f"http://{LOOPBACK}:{self.http_port}", timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited: {(folder / 'orthanc.log').read_text()}")
+            try:
+                if self.http.get("/system").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("Orthanc did not start in 30 s")
+
+    @property
+    def node(self) -> dict[str, Any]:
+        """Orthanc as an entry of radpacs's ``dimse_nodes``."""
+        return {"ae_title": self.ae_title, "host": LOOPBACK, "port": self.dicom_port}
+
+    def sop_uids(self) -> set[str]:
+        uids = set()
+        for orthanc_id in self.http.get("/instances").json():
+            tags = self.http.get(f"/instances/{orthanc_id}/simplified-tags").json()
+            uids.add(tags["SOPInstanceUID"])
+        return uids
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()

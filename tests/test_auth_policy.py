@@ -75,6 +75,7 @@ def _concrete(template: str, sop: str) -> str:
         "username": "nobody",
         "token_id": "0" * 32,
         "job_id": "0" * 32,
+        "node": "nowhere",
         "pseudonym": "RP" + "0" * 16,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)

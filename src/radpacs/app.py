@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.ai.startup import start_ai
-from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
+from radpacs.api import accounts, ai, counts, deid, dimse, health, rt, session, upload, workshop
 from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.api.errors import install_error_handlers
@@ -25,6 +25,8 @@ from radpacs.archive.pseudonyms import DatabasePseudonymStore
 from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
+from radpacs.dimse.jobs import ScuJobs
+from radpacs.dimse.service import open_dimse
 from radpacs.settings import Settings, load_settings
 from radpacs.web import pages, viewer
 
@@ -70,9 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
         open_access(app, settings, archive)
         app.state.ai, watcher = start_ai(settings, archive)
+        # One process listens for DICOM: this one, or the parent of several (cli.serve).
+        dimse = (
+            open_dimse(settings, archive, app.state.auth.audit) if settings.workers == 1 else None
+        )
+        app.state.dimse_jobs = ScuJobs(settings, archive)
         try:
             yield
         finally:
+            app.state.dimse_jobs.close()
+            if dimse is not None:
+                dimse.stop()
             watcher.stop()
             app.state.ai.close()
             close_access(app)
@@ -114,4 +124,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(ai.router)
     app.include_router(rt.router)
+    app.include_router(dimse.router)
     return app

@@ -53,6 +53,11 @@ def serve(
         str | None, typer.Option(help="SQLAlchemy URL of the index (default: SQLite in data dir).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Server processes.")] = None,
+    dimse: Annotated[
+        bool | None,
+        typer.Option("--dimse/--no-dimse", help="Also listen for DICOM associations (default)."),
+    ] = None,
+    dimse_port: Annotated[int | None, typer.Option(help="DICOM port (default 11112).")] = None,
     duplicate_policy: Annotated[
         DuplicatePolicy | None,
         typer.Option(help="What to do with a different object under a known UID."),
@@ -83,6 +88,7 @@ def serve(
     from radpacs.app import create_app
     from radpacs.archive import Archive
     from radpacs.cli_auth import load_demo_into, login_hint
+    from radpacs.dimse.service import start_node
     from radpacs.logs import logging_config
 
     overrides = {
@@ -91,6 +97,8 @@ def serve(
         "data_dir": data_dir,
         "database_url": database_url,
         "workers": workers,
+        "dimse_enabled": dimse,
+        "dimse_port": dimse_port,
         "duplicate_policy": duplicate_policy,
         "auth_enabled": auth,
         "open_enrolment": open_enrolment,
@@ -105,6 +113,11 @@ def serve(
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
     typer.echo(login_hint(settings))
+    if settings.dimse_enabled:
+        typer.echo(
+            f"DICOM node {settings.dimse_ae_title} on "
+            f"{settings.dimse_listen_host}:{settings.dimse_port} (--no-dimse turns it off)"
+        )
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -117,15 +130,20 @@ def serve(
     for name, value in overrides.items():  # workers rebuild the settings from the environment
         if value is not None:
             os.environ[f"RADPACS_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "radpacs.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=logging_config(settings, per_process=True),
-    )
+    close_dimse = start_node(settings) if settings.dimse_enabled else None  # in this parent
+    try:
+        uvicorn.run(
+            "radpacs.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=logging_config(settings, per_process=True),
+        )
+    finally:
+        if close_dimse is not None:
+            close_dimse()
 
 
 @app.command()
@@ -158,9 +176,10 @@ def check(
 
 
 def _register_subcommands() -> None:
-    from radpacs import cli_ai, cli_auth, cli_client, cli_deid, cli_viewer
+    from radpacs import cli_ai, cli_auth, cli_client, cli_deid, cli_dimse, cli_viewer
 
     cli_ai.register(app)
+    cli_dimse.register(app)
     cli_auth.register(app)
     cli_client.register(app)
     cli_deid.register(app)
