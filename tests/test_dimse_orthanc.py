@@ -123,9 +123,11 @@ def test_radpacs_sends_queries_and_retrieves_from_orthanc(
 
 def test_an_unreachable_node_is_a_clear_error(tmp_path: Path) -> None:
     nowhere = {"ae_title": "NOWHERE", "host": "127.0.0.1", "port": free_port()}
-    with running_node(tmp_path / "data", dimse_nodes={"nowhere": nowhere}) as node:
-        with pytest.raises(RemoteNodeError, match="NOWHERE"):
-            scu.echo(node.settings, node.settings.dimse_nodes["nowhere"])
+    with (
+        running_node(tmp_path / "data", dimse_nodes={"nowhere": nowhere}) as node,
+        pytest.raises(RemoteNodeError, match="NOWHERE"),
+    ):
+        scu.echo(node.settings, node.settings.dimse_nodes["nowhere"])
 
 
 def test_the_rest_api_drives_the_scu_as_jobs(tmp_path: Path) -> None:
