@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from radpacs.api.deps import SettingsDep
 from radpacs.dimse import scu
 from radpacs.dimse.jobs import ScuJob, ScuJobs
 from radpacs.dimse.nodes import NodeTable
+from radpacs.http.deps import SettingsDep
 
 __all__ = ["router"]
 

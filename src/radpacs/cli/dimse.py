@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from radpacs.cli_client import JsonOption, TokenOption, UrlOption, _client, _emit_json
-from radpacs.cli_client import _request_errors as request_errors
+from radpacs.cli._console import client as _client
+from radpacs.cli._console import emit_json as _emit_json
+from radpacs.cli._console import request_errors
+from radpacs.cli.options import DatabaseUrl, DataDir, JsonOption, TokenOption, UrlOption
 from radpacs.settings import load_settings
 
 __all__ = ["register"]
@@ -34,10 +36,8 @@ WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the job until i
 @dimse_app.callback()
 def serve_node(
     context: typer.Context,
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Folder for the index and the files.")
-    ] = None,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the index.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     port: Annotated[int | None, typer.Option(help="DICOM port (default 11112).")] = None,
     ae_title: Annotated[str | None, typer.Option(help="Our AE title (default RADPACS).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
