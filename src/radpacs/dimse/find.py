@@ -125,16 +125,32 @@ def _pages(archive: Archive, query: Query) -> Iterator[dict[str, object]]:
         query.offset += query.limit
 
 
-def _answer(request: FindRequest, match: dict[str, object], ae_title: str, charset: str) -> Dataset:
-    found = Dataset.from_json(match)
+def _values(vr: str, element: dict[str, object]) -> object:
+    """The pydicom value of one DICOM JSON element of a QIDO match (PS3.18 F.2)."""
+    values = element.get("Value")
+    if not isinstance(values, list) or not values:
+        return None
+    if vr == "PN":
+        values = [str(v.get("Alphabetic", "")) if isinstance(v, dict) else str(v) for v in values]
+    return values[0] if len(values) == 1 else values
+
+
+def _answer(
+    request: FindRequest, match: dict[str, object], ae_title: str, charset: str
+) -> Dataset:
+    """The C-FIND response: each requested key, from the match or empty (PS3.4 C.2.2.1)."""
     response = Dataset()
     response.SpecificCharacterSet = charset
     response.QueryRetrieveLevel = request.level
     for key in request.keys:
-        if key.tag in found:
+        element = match.get(tag_hex(int(key.tag)))
+        if not isinstance(element, dict):
+            response.add_new(key.tag, key.VR, [] if key.VR == "SQ" else None)
+        elif key.VR == "SQ" or element.get("vr") == "SQ":
+            found = Dataset.from_json({tag_hex(int(key.tag)): element})
             response[key.tag] = found[key.tag]
         else:
-            response.add_new(key.tag, key.VR, [] if key.VR == "SQ" else None)
+            response.add_new(key.tag, str(element.get("vr", key.VR)), _values(key.VR, element))
     response.RetrieveAETitle = ae_title  # PS3.4 C.4.1.1.3.2: in every response
     return response
 
