@@ -135,9 +135,7 @@ def _values(vr: str, element: dict[str, object]) -> object:
     return values[0] if len(values) == 1 else values
 
 
-def _answer(
-    request: FindRequest, match: dict[str, object], ae_title: str, charset: str
-) -> Dataset:
+def _answer(request: FindRequest, match: dict[str, object], ae_title: str, charset: str) -> Dataset:
     """The C-FIND response: each requested key, from the match or empty (PS3.4 C.2.2.1)."""
     response = Dataset()
     response.SpecificCharacterSet = charset
