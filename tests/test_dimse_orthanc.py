@@ -173,3 +173,30 @@ def test_the_rest_api_drives_the_scu_as_jobs(tmp_path: Path) -> None:
             assert sent.status_code == 202
     finally:
         orthanc.stop()
+
+
+def test_orthanc_asks_radpacs_for_storage_commitment(pair: tuple[Node, Orthanc]) -> None:
+    node, orthanc = pair
+    results = node.archive.store_many(_study("COMMIT", 2))
+    absent = generate_uid()
+    ct_class = results[0].sop_class_uid
+    asked = orthanc.http.post(
+        "/modalities/radpacs/storage-commitment",
+        json={
+            "DicomInstances": [[ct_class, r.sop_instance_uid] for r in results]
+            + [[ct_class, absent]],
+            "Timeout": 30,
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    path = asked.json()["Path"]
+    deadline = time.monotonic() + 60
+    while (report := orthanc.http.get(path).json())["Status"] == "Pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert report["Status"] == "Failure"  # one of the three is not held
+    assert sorted(item["SOPInstanceUID"] for item in report["Success"]) == sorted(
+        r.sop_instance_uid for r in results
+    )
+    assert [item["SOPInstanceUID"] for item in report["Failures"]] == [absent]
+    assert report["Failures"][0]["FailureReason"] == 0x0112

@@ -5,10 +5,11 @@ same :class:`~radpacs.archive.Archive` as DICOMweb; :mod:`radpacs.dimse.nodes` s
 remote nodes may do what. No HTTP here: the API layer calls this package.
 """
 
+from radpacs.dimse._ae import make_ae
 from radpacs.dimse.find import QueryModel, find, instances_for, parse_identifier
 from radpacs.dimse.handlers import DimseHandlers
 from radpacs.dimse.nodes import Caller, NodeTable, RefusedCaller
-from radpacs.dimse.server import DimseServer, make_ae
+from radpacs.dimse.server import DimseServer
 
 __all__ = [
     "Caller",

@@ -42,8 +42,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from radpacs.archive import Archive, Outcome
+from radpacs.dimse._ae import make_ae
 from radpacs.dimse.handlers import move_contexts
-from radpacs.dimse.server import make_ae
 from radpacs.errors import InvalidQuery, RemoteNodeError
 from radpacs.settings import DimseNode, Settings
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -33,6 +34,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from radpacs.archive import Archive
 from radpacs.archive.audit import AuditLog
+from radpacs.dimse._ae import make_ae
+from radpacs.dimse.commitment import Commitment
 from radpacs.dimse.handlers import DimseHandlers
 from radpacs.dimse.nodes import NodeTable
 from radpacs.errors import ConfigurationError
@@ -53,17 +56,6 @@ _QUERY_RETRIEVE = [
 ]
 
 
-def make_ae(settings: Settings) -> AE:
-    """radpacs's Application Entity with its timeouts and limits (acceptor and requestor)."""
-    ae = AE(ae_title=settings.dimse_ae_title)
-    ae.maximum_associations = settings.dimse_max_associations
-    ae.acse_timeout = settings.dimse_timeout
-    ae.dimse_timeout = settings.dimse_timeout
-    ae.network_timeout = settings.dimse_timeout
-    ae.require_called_aet = settings.dimse_check_called_ae
-    return ae
-
-
 class DimseServer:
     """Listens on ``dimse_listen_host:dimse_port`` as ``dimse_ae_title`` over ``archive``."""
 
@@ -71,7 +63,14 @@ class DimseServer:
         self.settings = settings
         self.archive = archive
         self.nodes = NodeTable.from_settings(settings)
-        self.handlers = DimseHandlers(archive, self.nodes, audit, settings.dimse_ae_title)
+        self.commitment = Commitment(settings, archive, self.nodes)
+        self.handlers = DimseHandlers(
+            archive,
+            self.nodes,
+            audit,
+            settings.dimse_ae_title,
+            commitment=self.commitment.on_action,
+        )
         self._server: ThreadedAssociationServer | None = None
 
     @property
@@ -93,6 +92,7 @@ class DimseServer:
             )
         for sop_class in _QUERY_RETRIEVE:
             ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(StorageCommitmentPushModel, ALL_TRANSFER_SYNTAXES)
         address = (self.settings.dimse_listen_host, self.settings.dimse_port)
         try:
             server = ae.start_server(address, block=False, evt_handlers=self.handlers.bindings())
@@ -114,3 +114,4 @@ class DimseServer:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        self.commitment.close()
