@@ -76,6 +76,7 @@ def _concrete(template: str, sop: str) -> str:
         "token_id": "0" * 32,
         "job_id": "0" * 32,
         "node": "nowhere",
+        "item_id": "nothing",
         "pseudonym": "RP" + "0" * 16,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)

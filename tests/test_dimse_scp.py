@@ -378,3 +378,50 @@ def test_get_a_series(node: Node, studies: dict[str, pydicom.Dataset], tmp_path:
     assert got == {study.SOPInstanceUID, studies["doe1-2"].SOPInstanceUID}
     [row] = audit_rows(node, "dimse-get")
     assert row.detail == "2 instances" and row.study_uid == study.StudyInstanceUID
+
+
+# ------------------------------------------------------------------------ modality worklist
+
+
+def test_a_modality_queries_the_worklist_the_rest_api_manages(node: Node, tmp_path: Path) -> None:
+    with TestClient(create_app(node.settings.model_copy(update={"dimse_enabled": False}))) as web:
+        items = [
+            {"patient_id": "W1", "patient_name": "Wong^Ada", "modality": "CT",
+             "scheduled_date": "20261202", "scheduled_time": "0930", "accession_number": "ACC1",
+             "station_ae_title": "CT1", "step_description": "CT chest"},
+            {"patient_id": "W2", "patient_name": "Wu^Bo", "modality": "MR",
+             "scheduled_date": "20261202", "scheduled_time": "1100", "station_ae_title": "MR1"},
+            {"patient_id": "W3", "patient_name": "Wang^Cy", "modality": "CT",
+             "scheduled_date": "20261203", "station_ae_title": "CT1"},
+        ]  # fmt: skip
+        added = [web.post("/api/worklist", json=item) for item in items]
+        assert [r.status_code for r in added] == [201, 201, 201]
+        bad = web.post("/api/worklist", json={**items[0], "scheduled_date": "2 Dec"})
+        assert bad.status_code == 400 and "scheduled_date" in bad.json()["detail"]
+        listed = web.get("/api/worklist", params={"Modality": "CT"}).json()
+        assert [i["patient_id"] for i in listed] == ["W1", "W3"]
+        # the way a modality asks (DCMTK's wlmscpfs examples): today's CT steps for its AE
+        out = tmp_path / "wl"
+        out.mkdir()
+        result = dcmtk(
+            "findscu", "-W", "-X", "-od", str(out), "-aet", "SCU", *node.peer,
+            "-k", "PatientName", "-k", "PatientID", "-k", "AccessionNumber",
+            "-k", "StudyInstanceUID",
+            "-k", "ScheduledProcedureStepSequence[0].Modality=CT",
+            "-k", "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=CT1",
+            "-k", "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261202",
+            "-k", "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        [answer] = [pydicom.dcmread(p) for p in out.glob("rsp*.dcm")]
+        assert (answer.PatientID, answer.PatientName, answer.AccessionNumber) == (
+            "W1",
+            "Wong^Ada",
+            "ACC1",
+        )
+        step = answer.ScheduledProcedureStepSequence[0]
+        assert (step.Modality, step.ScheduledProcedureStepDescription) == ("CT", "CT chest")
+        assert answer.StudyInstanceUID == added[0].json()["study_uid"]
+        removed = web.delete(f"/api/worklist/{added[0].json()['item_id']}")
+        assert removed.status_code == 204
+        assert [i["patient_id"] for i in web.get("/api/worklist").json()] == ["W2", "W3"]

@@ -16,7 +16,19 @@ from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.ai.startup import start_ai
-from radpacs.api import accounts, ai, counts, deid, dimse, health, rt, session, upload, workshop
+from radpacs.api import (
+    accounts,
+    ai,
+    counts,
+    deid,
+    dimse,
+    health,
+    rt,
+    session,
+    upload,
+    worklist,
+    workshop,
+)
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.archive import Archive
 from radpacs.archive.pseudonyms import DatabasePseudonymStore
@@ -128,4 +140,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ai.router)
     app.include_router(rt.router)
     app.include_router(dimse.router)
+    app.include_router(worklist.router)
     return app

@@ -117,6 +117,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/dimse/nodes/{node}/retrieve"): Rule(P.STORE, "dimse-retrieve-scu"),
     ("GET", "/api/dimse/jobs"): Rule(P.READ),
     ("GET", "/api/dimse/jobs/{job_id}"): Rule(P.READ),
+    # the modality worklist: scheduling is writing, reading it is reading patient data
+    ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
+    ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
+    ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),

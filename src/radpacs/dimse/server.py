@@ -38,6 +38,7 @@ from radpacs.dimse._ae import make_ae
 from radpacs.dimse.commitment import Commitment
 from radpacs.dimse.handlers import DimseHandlers
 from radpacs.dimse.nodes import NodeTable
+from radpacs.dimse.worklist import Worklist
 from radpacs.errors import ConfigurationError
 from radpacs.settings import Settings
 
@@ -70,6 +71,7 @@ class DimseServer:
             audit,
             settings.dimse_ae_title,
             commitment=self.commitment.on_action,
+            worklist=Worklist(archive.engine).find,
         )
         self._server: ThreadedAssociationServer | None = None
 
