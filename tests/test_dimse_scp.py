@@ -25,6 +25,7 @@ from conftest import PYDICOM_FILES, make_ct, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Level, StoreResult, parse_query
 from radpacs.auth.models import AuditEvent
+from radpacs.settings import Settings
 
 SCU = {"ae_title": "SCU", "host": "127.0.0.1", "port": 1}
 COMPRESSED = [  # (file pydicom ships, storescu option proposing its transfer syntax)
@@ -425,3 +426,23 @@ def test_a_modality_queries_the_worklist_the_rest_api_manages(node: Node, tmp_pa
         removed = web.delete(f"/api/worklist/{added[0].json()['item_id']}")
         assert removed.status_code == 204
         assert [i["patient_id"] for i in web.get("/api/worklist").json()] == ["W2", "W3"]
+
+
+def test_store_and_find_on_each_index_database(settings: Settings, tmp_path: Path) -> None:
+    """The same C-STORE and C-FIND on SQLite and on PostgreSQL (the `settings` fixture)."""
+    with running_node(
+        settings.data_dir,
+        database_url=settings.database_url,
+        dimse_nodes={"scu": SCU},
+    ) as node:
+        ct = make_ct(PatientName="Index^Both", PatientID="DB1")
+        path = write(ct, tmp_path / "ct.dcm")
+        assert dcmtk("storescu", "-aet", "SCU", *node.peer, str(path)).returncode == 0
+        assert dcmtk("storescu", "-aet", "SCU", *node.peer, str(path)).returncode == 0
+        found = findscu(
+            node, tmp_path / "f", "QueryRetrieveLevel=STUDY", "PatientName=INDEX*",
+            "StudyInstanceUID", "NumberOfStudyRelatedInstances",
+        )  # fmt: skip
+        assert [(d.StudyInstanceUID, d.NumberOfStudyRelatedInstances) for d in found] == [
+            (ct.StudyInstanceUID, 1)
+        ]
