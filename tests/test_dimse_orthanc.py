@@ -165,7 +165,7 @@ def test_the_rest_api_drives_the_scu_as_jobs(tmp_path: Path) -> None:
                 ):
                     assert time.monotonic() < deadline
                     time.sleep(0.1)
-                assert state["state"] == "done", state
+                assert state["state"] == "succeeded", state
                 assert (state["done"], state["total"]) == (2, 2)
             series = web.get(f"/dicom-web/studies/{study}/instances").json()
             assert len(series) == 2  # stored once, though retrieved twice

@@ -6,12 +6,12 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
-from sqlalchemy import select
 
 from _dimse_support import (
     LOOPBACK,
@@ -24,7 +24,7 @@ from _dimse_support import (
 from conftest import PYDICOM_FILES, make_ct, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Level, StoreResult, parse_query
-from radpacs.auth.models import AuditEvent
+from radpacs.archive.audit import AuditQuery
 from radpacs.settings import Settings
 
 SCU = {"ae_title": "SCU", "host": "127.0.0.1", "port": 1}
@@ -52,10 +52,11 @@ def instance_uids(node: Node) -> list[str]:
     return [m["00080018"]["Value"][0] for m in node.archive.search(query).matches]
 
 
-def audit_rows(node: Node, action: str) -> list[AuditEvent]:
+def audit_rows(node: Node, action: str) -> list[SimpleNamespace]:
+    """The audit events of ``action``, oldest first, read through the audit log's query."""
     node.audit.flush()
-    with node.archive._read() as session:
-        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+    rows, _ = node.audit.query(AuditQuery(action=action, limit=1000))
+    return [SimpleNamespace(**row) for row in reversed(rows)]
 
 
 # ------------------------------------------------------------------------------ association

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_base_url: str | None = None
     trust_forwarded_headers: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses, networks or names
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
@@ -142,6 +143,8 @@ class Settings(BaseSettings):
     dimse_check_called_ae: bool = True
     dimse_max_associations: int = Field(default=16, ge=1)
     dimse_timeout: float = Field(default=30.0, gt=0)
+    # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
+    job_kinds: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -12,28 +12,21 @@ A remote node's failure is a 502 with the node and the DIMSE status in the messa
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from radpacs.archive.jobs import Job
 from radpacs.dimse import scu
-from radpacs.dimse.jobs import ScuJob, ScuJobs
+from radpacs.dimse.jobs import LABEL, dimse_job, submit_transfer
 from radpacs.dimse.nodes import NodeTable
-from radpacs.http.deps import SettingsDep
+from radpacs.http.deps import ArchiveDep, JobsDep, SettingsDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/dimse", tags=["dimse"])
-
-
-async def _jobs(request: Request) -> ScuJobs:
-    jobs: ScuJobs = request.app.state.dimse_jobs
-    return jobs
-
-
-JobsDep = Annotated[ScuJobs, Depends(_jobs)]
 
 
 class QueryRequest(BaseModel):
@@ -54,23 +47,24 @@ class RetrieveRequest(TransferRequest):
     destination: str | None = None  # C-MOVE destination AE title; default radpacs itself
 
 
-def _job(job: ScuJob) -> dict[str, Any]:
+def _job(job: Job) -> dict[str, Any]:
+    result = job.result or {}
     return {
         "id": job.id,
-        "kind": job.kind.value,
-        "node": job.node,
-        "study": job.study_uid,
-        "series": job.series_uid,
-        "destination": job.destination,
+        "kind": job.kind.removeprefix("dimse."),
+        "node": job.params.get("node"),
+        "study": job.params.get("study"),
+        "series": job.params.get("series"),
+        "destination": job.params.get("destination"),
         "state": job.state.value,
         "done": job.done,
         "total": job.total,
-        "completed": job.completed,
-        "failed": job.failed,
+        "completed": result.get("completed", 0),
+        "failed": result.get("failed", 0),
         "error": job.error,
-        "errors": job.errors[:50],
-        "created": job.created.isoformat(),
-        "finished": job.finished.isoformat() if job.finished else None,
+        "errors": result.get("errors", []),
+        "created": job.created_at.isoformat(),
+        "finished": job.finished_at.isoformat() if job.finished_at else None,
     }
 
 
@@ -114,28 +108,43 @@ async def query(node: str, body: QueryRequest, settings: SettingsDep) -> list[di
 
 
 @router.post("/nodes/{node}/send", status_code=202)
-async def send(node: str, body: TransferRequest, jobs: JobsDep) -> dict[str, Any]:
+async def send(
+    node: str, body: TransferRequest, jobs: JobsDep, archive: ArchiveDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Queue a C-STORE of a study or series of the archive to the node; the job."""
-    job = await run_in_threadpool(jobs.submit, "send", node, body.study, body.series)
+    job = await run_in_threadpool(
+        submit_transfer, jobs, archive, settings, "send", node, body.study, body.series
+    )
     return _job(job)
 
 
 @router.post("/nodes/{node}/retrieve", status_code=202)
-async def retrieve(node: str, body: RetrieveRequest, jobs: JobsDep) -> dict[str, Any]:
+async def retrieve(
+    node: str, body: RetrieveRequest, jobs: JobsDep, archive: ArchiveDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Queue a C-MOVE (to radpacs, or ``destination``) or C-GET of a study or series."""
     job = await run_in_threadpool(
-        jobs.submit, body.method, node, body.study, body.series, body.destination
+        submit_transfer,
+        jobs,
+        archive,
+        settings,
+        body.method,
+        node,
+        body.study,
+        body.series,
+        body.destination,
     )
     return _job(job)
 
 
 @router.get("/jobs")
 async def list_jobs(jobs: JobsDep) -> dict[str, Any]:
-    """This process's DICOM transfer jobs, newest first."""
-    return {"jobs": [_job(job) for job in jobs.list()]}
+    """DICOM transfer jobs, newest first (the last 100)."""
+    found = await run_in_threadpool(jobs.find, label=LABEL)
+    return {"jobs": [_job(job) for job in found]}
 
 
 @router.get("/jobs/{job_id}")
 async def job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     """One job with its progress (``done`` of ``total`` instances)."""
-    return _job(jobs.get(job_id))
+    return _job(await run_in_threadpool(dimse_job, jobs, job_id))

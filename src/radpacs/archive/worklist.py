@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydicom.uid import generate_uid
@@ -27,7 +27,7 @@ from sqlalchemy import DateTime, Engine, String, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from radpacs.archive.index import Base
+from radpacs.archive.index import Base, utc_now
 from radpacs.archive.ingest import normalize_time
 from radpacs.archive.query import _normalize_date, _person_name_condition, _range_condition
 from radpacs.archive.query import _text_condition as text_condition
@@ -38,10 +38,6 @@ __all__ = ["WORKLIST_KEYS", "WorklistItem", "WorklistRow", "WorklistStore"]
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class WorklistRow(Base):
@@ -67,7 +63,7 @@ class WorklistRow(Base):
     scheduled_time: Mapped[str] = mapped_column(String(13), default="")
     step_id: Mapped[str] = mapped_column(String(64), default="")
     step_description: Mapped[str] = mapped_column(String(400), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 @dataclass

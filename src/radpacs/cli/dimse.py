@@ -123,7 +123,7 @@ def _follow(client: Any, job: dict[str, Any], wait: bool, as_json: bool) -> None
             f"job {job['id']} {job['kind']} {job['state']}: {job['completed']} completed, "
             f"{job['failed']} failed" + (f" ({job['error']})" if job["error"] else "")
         )
-    if wait and job["state"] != "done":
+    if wait and job["state"] != "succeeded":
         raise typer.Exit(code=1)
 
 

@@ -15,7 +15,7 @@ from radpacs.client import _core
 from radpacs.client._core import Call, PartWriter, PreparedBatch, SearchPager
 from radpacs.client._retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
 from radpacs.client.config import resolve
-from radpacs.client.models import (
+from radpacs.client.schemas import (
     AiBatch,
     AiCatalog,
     AiJob,
@@ -439,7 +439,8 @@ class RadpacsClient:
         interval: float = 1.0,
         progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll a transfer job until it is done or failed; TimeoutError after ``timeout``."""
+        """Poll a transfer job until it succeeded, failed or was cancelled; TimeoutError after
+        ``timeout`` seconds (the job goes on)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.dimse_job(job_id)

@@ -1,159 +1,102 @@
-"""SCU transfers (send, move, get) as jobs with progress, run in background threads.
+"""SCU transfers (send, move, get) as durable jobs of the one job store (:mod:`radpacs.jobs`).
 
-:meth:`ScuJobs.submit` is the one entry point: it returns a :class:`ScuJob` at once and runs
-the transfer on a small thread pool, updating ``done``/``total`` as instances go. Jobs live
-in this process's memory (the last ``keep`` of them); a restart forgets them and does not
-resume a transfer. The durable job store (issue "jobs") is meant to replace this class
-behind the same ``submit``.
+:func:`submit_transfer` checks the request and queues a job of kind ``dimse.send``,
+``dimse.move`` or ``dimse.get`` (label ``dimse``); a job worker runs :func:`run_transfer`,
+which reports progress instance by instance. Jobs survive a restart and every process
+sharing the index sees them. A transfer that completed nothing and met errors fails (and is
+retried up to its attempts); one with some failed instances succeeds with the failures in
+its result.
 
 Example::
 
-    jobs = ScuJobs(settings, archive)
-    job = jobs.submit("send", "orthanc", study_uid="1.2.3")
-    jobs.get(job.id).state  # "running", then "done" or "failed"
+    job = submit_transfer(services.jobs, archive, settings, "send", "orthanc", "1.2.3")
+    services.jobs.get(job.id).state   # queued, running, succeeded or failed
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import uuid
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from radpacs.archive import Archive
+from radpacs.archive.jobs import Job
 from radpacs.dimse import scu
 from radpacs.dimse.nodes import NodeTable
-from radpacs.errors import InvalidInput, NotFound, RadpacsError
+from radpacs.errors import InvalidInput, NotFound, RemoteNodeError
+from radpacs.jobs import JobContext, Jobs
 from radpacs.settings import Settings
 
-__all__ = ["JobKind", "JobState", "ScuJob", "ScuJobs"]
+__all__ = ["LABEL", "TransferKind", "dimse_job", "run_transfer", "submit_transfer"]
 
-log = logging.getLogger(__name__)
+LABEL = "dimse"
 
 
-class JobKind(StrEnum):
+class TransferKind(StrEnum):
     """What an SCU job does."""
 
     SEND = "send"
     MOVE = "move"
     GET = "get"
 
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
+    @property
+    def job_kind(self) -> str:
+        return f"dimse.{self.value}"
 
 
-@dataclass
-class ScuJob:
-    """One transfer and its progress; ``error`` is set when it failed."""
+def submit_transfer(
+    jobs: Jobs,
+    archive: Archive,
+    settings: Settings,
+    kind: TransferKind | str,
+    node: str,
+    study_uid: str,
+    series_uid: str | None = None,
+    destination: str | None = None,
+) -> Job:
+    """Queue a transfer; NotFound for an unknown node (or, to send, an unknown study)."""
+    try:
+        kind = TransferKind(kind)
+    except ValueError:
+        raise InvalidInput(f"transfer {kind!r} is not send, move or get") from None
+    NodeTable.from_settings(settings).get(node)
+    total = 0
+    if kind is TransferKind.SEND:
+        total = len(archive.instance_files(study_uid, series_uid))
+    params = {"node": node, "study": study_uid, "series": series_uid, "destination": destination}
+    job, _ = jobs.submit(
+        kind.job_kind, params, study_uid=study_uid, label=LABEL, total=total, max_attempts=2
+    )
+    return job
 
-    id: str
-    kind: JobKind
-    node: str
-    study_uid: str
-    series_uid: str | None = None
-    destination: str | None = None
-    state: JobState = JobState.QUEUED
-    done: int = 0
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-    error: str = ""
-    errors: list[str] = field(default_factory=list)
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    finished: datetime | None = None
+
+def dimse_job(jobs: Jobs, job_id: str) -> Job:
+    """A DIMSE transfer job; NotFound for another kind's id."""
+    job = jobs.get(job_id)
+    if job.label != LABEL:
+        raise NotFound(f"no DICOM transfer job {job_id}")
+    return job
 
 
-class ScuJobs:
-    """Runs SCU transfers for one process; ``workers`` at a time."""
-
-    def __init__(
-        self, settings: Settings, archive: Archive, workers: int = 2, keep: int = 500
-    ) -> None:
-        self.settings = settings
-        self.archive = archive
-        self.nodes = NodeTable.from_settings(settings)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="radpacs-scu")
-        self._jobs: OrderedDict[str, ScuJob] = OrderedDict()
-        self._lock = threading.Lock()
-        self._keep = keep
-
-    def submit(
-        self,
-        kind: JobKind | str,
-        node: str,
-        study_uid: str,
-        series_uid: str | None = None,
-        destination: str | None = None,
-    ) -> ScuJob:
-        """Queue a transfer; NotFound for an unknown node, InvalidInput for a bad kind."""
-        try:
-            kind = JobKind(kind)
-        except ValueError:
-            raise InvalidInput(f"job kind {kind!r} is not send, move or get") from None
-        self.nodes.get(node)
-        if kind is JobKind.SEND:
-            self.archive.instance_files(study_uid, series_uid)  # NotFound before queueing
-        job = ScuJob(uuid.uuid4().hex, kind, node, study_uid, series_uid, destination)
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                self._jobs.popitem(last=False)
-        self._pool.submit(self._run, job)
-        return job
-
-    def get(self, job_id: str) -> ScuJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"no DICOM transfer job {job_id}")
-        return job
-
-    def list(self) -> list[ScuJob]:
-        with self._lock:
-            return list(reversed(self._jobs.values()))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _run(self, job: ScuJob) -> None:
-        node = self.nodes.get(job.node)
-        job.state = JobState.RUNNING
-
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
-        try:
-            if job.kind is JobKind.SEND:
-                report = scu.send(
-                    self.settings, node, self.archive, job.study_uid, job.series_uid, progress
-                )
-            elif job.kind is JobKind.MOVE:
-                report = scu.move(
-                    self.settings, node, job.study_uid, job.series_uid, job.destination, progress
-                )
-            else:
-                report = scu.get(
-                    self.settings, node, self.archive, job.study_uid, job.series_uid, progress
-                )
-        except RadpacsError as exc:
-            job.state, job.error = JobState.FAILED, str(exc)
-        except Exception as exc:  # a job thread must record, not lose, what went wrong
-            log.exception("DICOM transfer job %s failed", job.id)
-            job.state, job.error = JobState.FAILED, f"unexpected error: {exc}"
-        else:
-            job.completed, job.failed, job.errors = report.completed, report.failed, report.errors
-            job.total = max(report.total, job.total)
-            job.done = report.completed + report.failed
-            job.state = JobState.FAILED if report.failed else JobState.DONE
-            job.error = (
-                f"{report.failed} of {report.total} instances failed" if report.failed else ""
-            )
-        job.finished = datetime.now(UTC)
+def run_transfer(ctx: JobContext) -> dict[str, Any]:
+    """The handler of ``dimse.send``, ``dimse.move`` and ``dimse.get`` jobs."""
+    params = ctx.params
+    kind = TransferKind(ctx.job.kind.removeprefix("dimse."))
+    node = NodeTable.from_settings(ctx.settings).get(params["node"])
+    study, series = params["study"], params.get("series")
+    if kind is TransferKind.SEND:
+        report = scu.send(ctx.settings, node, ctx.archive, study, series, ctx.progress)
+    elif kind is TransferKind.MOVE:
+        report = scu.move(
+            ctx.settings, node, study, series, params.get("destination"), ctx.progress
+        )
+    else:
+        report = scu.get(ctx.settings, node, ctx.archive, study, series, ctx.progress)
+    if report.errors and not report.completed:
+        raise RemoteNodeError(node.ae_title, "; ".join(report.errors[:5]))
+    return {
+        "total": report.total,
+        "completed": report.completed,
+        "failed": report.failed,
+        "warnings": report.warnings,
+        "errors": report.errors[:50],
+    }

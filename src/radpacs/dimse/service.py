@@ -2,7 +2,7 @@
 
 :func:`open_dimse` starts a :class:`DimseServer` on an archive that is already open, so
 instances arriving over DIMSE reach the same listeners (AI rules, follow-up) as STOW-RS.
-:func:`start_node` opens its own archive, audit writer and AI arrival rules around a server
+:func:`start_node` opens its own services (archive, audit writer, AI arrival rules) around a server
 (the parent of several ``radpacs serve`` workers runs it); :func:`run_node` is the whole
 process of ``radpacs dimse``, until SIGINT or SIGTERM.
 """
@@ -35,25 +35,21 @@ def open_dimse(settings: Settings, archive: Archive, audit: AuditLog | None) -> 
 
 
 def start_node(settings: Settings) -> Callable[[], None]:
-    """Open the archive, audit writer and AI arrival rules, start the server; the closer."""
-    from radpacs.ai.startup import start_ai
+    """Open the services (archive, audit writer, jobs, AI arrival rules) and start the server
+    on them; the closer."""
+    from radpacs.services import Services
 
-    archive = Archive.from_settings(settings)
-    audit = AuditLog(archive.engine)
-    ai, watcher = start_ai(settings, archive)
-    server = DimseServer(settings, archive, audit)
+    services = Services.open(settings)
+    server = DimseServer(settings, services.archive, services.auth.audit)
 
     def close() -> None:
         server.stop()
-        watcher.stop()
-        ai.close()
-        audit.close()
-        archive.close()
+        services.close()
 
     try:
         server.start()
     except BaseException:
-        close()
+        services.close()
         raise
     return close
 
