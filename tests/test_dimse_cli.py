@@ -99,3 +99,40 @@ def test_serve_refuses_to_start_when_the_dicom_port_is_taken(tmp_path: Path) -> 
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeError, match="cannot listen for DICOM"):
             LiveServer(tmp_path / "live", ["--dimse", "--dimse-port", str(port)]).start()
+
+
+def test_cli_retrieves_and_sends_as_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydicom.uid import generate_uid
+
+    from _dimse_support import Orthanc
+
+    port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", port)
+    try:
+        study = generate_uid()
+        for number in (1, 2):
+            ct = make_ct(study_uid=study, PatientID="CLI", InstanceNumber=number)
+            assert orthanc.http.post("/instances", content=to_bytes(ct)).status_code == 200
+        monkeypatch.setenv("RADPACS_DIMSE_NODES", json.dumps({"orthanc": orthanc.node}))
+        server = LiveServer(tmp_path / "live", ["--dimse", "--dimse-port", str(port)]).start()
+        try:
+            env = {**os.environ, "RADPACS_URL": server.url}
+            run = [sys.executable, "-m", "radpacs", "dimse"]
+            moved = subprocess.run(
+                [*run, "retrieve", "orthanc", study, "--wait"],
+                env=env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert moved.returncode == 0, moved.stdout + moved.stderr
+            assert "succeeded: 2 completed, 0 failed" in moved.stdout
+            listed = httpx.get(f"{server.url}/dicom-web/studies/{study}/instances").json()
+            assert len(listed) == 2
+            sent = subprocess.run(
+                [*run, "send", "orthanc", study, "--wait", "--json"],
+                env=env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            assert json.loads(sent.stdout)["completed"] == 2
+        finally:
+            server.stop()
+    finally:
+        orthanc.stop()
