@@ -75,6 +75,8 @@ def _concrete(template: str, sop: str) -> str:
         "username": "nobody",
         "token_id": "0" * 32,
         "job_id": "0" * 32,
+        "node": "nowhere",
+        "item_id": "nothing",
         "pseudonym": "RP" + "0" * 16,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
@@ -204,6 +206,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/ai/jobs"): ("store", NO_BODY),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): ("store", MISSING),
     ("POST", "/api/ai/batch"): ("store", NO_BODY),
+    ("GET", "/api/dimse/nodes"): ("read", OK),
+    ("POST", "/api/dimse/nodes/{node}/echo"): ("read", MISSING),
+    ("POST", "/api/dimse/nodes/{node}/query"): ("read", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/send"): ("manage", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): ("store", NO_BODY),
+    ("GET", "/api/dimse/jobs"): ("read", OK),
+    ("GET", "/api/dimse/jobs/{job_id}"): ("read", MISSING),
+    ("POST", "/api/worklist"): ("store", NO_BODY),
+    ("GET", "/api/worklist"): ("read", OK),
+    ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
 }
 
 

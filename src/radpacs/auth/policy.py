@@ -123,6 +123,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/ai/jobs/{job_id}/result"): Rule(P.READ, "ai-job-result"),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): Rule(P.STORE, "ai-job-cancel"),
     ("POST", "/api/ai/batch"): Rule(P.STORE, "ai-job-batch"),
+    # the DICOM node: querying remote nodes reads; retrieving writes into the archive;
+    # sending patient data out to another node is an administrator's decision
+    ("GET", "/api/dimse/nodes"): Rule(P.READ),
+    ("POST", "/api/dimse/nodes/{node}/echo"): Rule(P.READ, "dimse-echo-scu"),
+    ("POST", "/api/dimse/nodes/{node}/query"): Rule(P.READ, "dimse-query-scu"),
+    ("POST", "/api/dimse/nodes/{node}/send"): Rule(P.MANAGE, "dimse-send-scu"),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): Rule(P.STORE, "dimse-retrieve-scu"),
+    ("GET", "/api/dimse/jobs"): Rule(P.READ),
+    ("GET", "/api/dimse/jobs/{job_id}"): Rule(P.READ),
+    # the modality worklist: scheduling is writing, reading it is reading patient data
+    ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
+    ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
+    ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),

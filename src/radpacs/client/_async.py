@@ -411,6 +411,45 @@ class AsyncRadpacsClient:
         call = _core.ai_batch_call(model, query or {}, limit)
         return AiBatch.model_validate((await self.request(call)).json())
 
+    # ------------------------------------------------------------- DICOM node (DIMSE)
+
+    async def dimse_echo(self, node: str) -> dict[str, Any]:
+        """C-ECHO a configured node through the server; RadpacsRequestError 502 if it fails."""
+        result: dict[str, Any] = (await self.request(_core.dimse_echo_call(node))).json()
+        return result
+
+    async def dimse_query(
+        self, node: str, keys: Mapping[str, str], level: str = "STUDY"
+    ) -> list[dict[str, Any]]:
+        """C-FIND a configured node (study root); the matches as DICOM JSON objects."""
+        call = _core.dimse_query_call(node, level, keys)
+        found: list[dict[str, Any]] = (await self.request(call)).json()
+        return found
+
+    async def dimse_send(self, node: str, study: str, series: str | None = None) -> dict[str, Any]:
+        """Queue a C-STORE of a study or series to a node; the job."""
+        call = _core.dimse_transfer_call(node, "send", study, series)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_retrieve(
+        self,
+        node: str,
+        study: str,
+        series: str | None = None,
+        *,
+        method: str = "move",
+        destination: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a C-MOVE (to radpacs by default) or C-GET from a node; the job."""
+        call = _core.dimse_transfer_call(node, "retrieve", study, series, method, destination)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_job(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = (await self.request(_core.dimse_job_call(job_id))).json()
+        return job
+
     # ------------------------------------------------------------------ REST API
 
     async def login(self, username: str, password: str) -> str:

@@ -669,3 +669,50 @@ class JobWait:
 
 HEALTH = Call("GET", "/api/health")
 COUNTS = Call("GET", "/api/counts")
+
+
+# --------------------------------------------------------------------------- DICOM node (DIMSE)
+
+DIMSE = "/api/dimse"
+DIMSE_JOB_ENDS = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _node_path(node: str, action: str) -> str:
+    if not node or "/" in node:
+        raise ValueError(f"not a node name: {node!r}")
+    return f"{DIMSE}/nodes/{node}/{action}"
+
+
+def dimse_echo_call(node: str) -> Call:
+    """POST /api/dimse/nodes/{node}/echo: C-ECHO through the server."""
+    return Call("POST", _node_path(node, "echo"))
+
+
+def dimse_query_call(node: str, level: str, keys: Mapping[str, str]) -> Call:
+    """POST /api/dimse/nodes/{node}/query: C-FIND through the server."""
+    return Call("POST", _node_path(node, "query"), json={"level": level, "keys": dict(keys)})
+
+
+def dimse_transfer_call(
+    node: str,
+    action: str,
+    study: str,
+    series: str | None,
+    method: str | None = None,
+    destination: str | None = None,
+) -> Call:
+    """POST .../send or .../retrieve: a transfer job (not retried: each POST is a new job)."""
+    body: dict[str, Any] = {"study": study}
+    if series:
+        body["series"] = series
+    if method:
+        body["method"] = method
+    if destination:
+        body["destination"] = destination
+    return Call("POST", _node_path(node, action), json=body, idempotent=False)
+
+
+def dimse_job_call(job_id: str) -> Call:
+    if not job_id or "/" in job_id:
+        raise ValueError(f"not a job id: {job_id!r}")
+    return Call("GET", f"{DIMSE}/jobs/{job_id}")
