@@ -1,11 +1,15 @@
 """Analytical DVH phantoms written as real DICOM: an RTSTRUCT and an RTDOSE built with pydicom.
 
-Shapes (sphere, z-axis cylinder, box) are contoured on axial planes every ``slice_mm``;
-the dose is linear along one patient axis. The reference DVH is the closed form for the
-contoured geometry with half-slice end caps (the convention radpacs documents): each
-plane's cross-section (disc or rectangle) extruded over its slab, and the dose linear, so
-the volume above a dose in each slab is a circular segment or a rectangle slice times the
-slab thickness, or the cross-section times the overlap of the slab with the dose range.
+Shapes are contoured on axial planes every ``slice_mm``; the dose is linear along one
+patient axis. Flat-ended shapes (z-axis cylinders, boxes) have their end planes half a
+slice inside their ends, and their reference DVH is the closed form for the contours
+extruded over their slabs with half-slice end caps: the volume above a dose in each slab
+is a circular segment or a rectangle slice times the slab thickness, or the cross-section
+times the overlap of the slab with the dose range. Round shapes (spheres, and cylinders
+lying across the planes, as in the benchmark of Nelms et al. 2015) are contoured on the
+planes through their centre every ``slice_mm`` that cut them, so their ends lie up to one
+slice beyond the end contours, and their reference is the solid itself: a spherical cap,
+a circular segment times the length, or a disc times an overlap.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ class Slab:
 
 @dataclass(frozen=True)
 class Phantom:
-    """A shape contoured on axial planes, centred at ``center`` (mm)."""
+    """A shape contoured on axial planes, centred at ``center`` (mm); ``solid`` (radius,
+    length) for round shapes whose reference is the solid itself."""
 
     kind: str
     center: tuple[float, float, float]
     slabs: tuple[Slab, ...]
+    solid: tuple[float, float] | None = None
 
     def polygons(self, points: int = 720) -> list[FloatArray]:
         """Closed planar contours, one per slab, in patient coordinates."""
@@ -78,7 +84,20 @@ def sphere(center: tuple[float, float, float], radius: float, slice_mm: float) -
         Slab(z, low, high, radius=math.sqrt(radius**2 - (z - center[2]) ** 2))
         for z, low, high in _slabs(zs, slice_mm)
     )
-    return Phantom("sphere", center, slabs)
+    return Phantom("sphere", center, slabs, solid=(radius, 2 * radius))
+
+
+def lying_cylinder(
+    center: tuple[float, float, float], radius: float, length: float, slice_mm: float
+) -> Phantom:
+    """A cylinder along x (across the planes), planes every ``slice_mm`` through its axis."""
+    count = math.floor((radius - 1e-6) / slice_mm)
+    zs = center[2] + slice_mm * np.arange(-count, count + 1)
+    slabs = tuple(
+        Slab(z, low, high, half_x=length / 2, half_y=math.sqrt(radius**2 - (z - center[2]) ** 2))
+        for z, low, high in _slabs(zs, slice_mm)
+    )
+    return Phantom("lying-cylinder", center, slabs, solid=(radius, length))
 
 
 def cylinder(
@@ -185,8 +204,42 @@ class Reference:
         return self.dose_at(cc / self.volume_cc)
 
 
+def _spherical_cap(radius: float, height: float) -> float:
+    height = min(max(height, 0.0), 2 * radius)
+    return math.pi * height**2 * (3 * radius - height) / 3
+
+
+def solid_reference(phantom: Phantom, dose: LinearDose) -> Reference:
+    """The closed-form DVH of a round phantom's solid (sphere or cylinder along x)."""
+    assert phantom.solid is not None
+    radius, length = phantom.solid
+    centre = phantom.center[AXES[dose.axis]]
+    centre_dose = dose.offset + dose.gradient * (centre - dose.origin)
+    sphere_like = phantom.kind == "sphere"
+    reach = radius if sphere_like or dose.axis != "x" else length / 2
+    volume = 4 / 3 * math.pi * radius**3 if sphere_like else math.pi * radius**2 * length
+
+    def volume_above(d: float) -> float:
+        distance = (d - dose.offset) / dose.gradient + dose.origin - centre  # from the centre
+        if sphere_like:
+            return _spherical_cap(radius, radius - distance)
+        if dose.axis == "x":
+            return math.pi * radius**2 * min(max(length / 2 - distance, 0.0), length)
+        return length * _segment_area(radius, distance)
+
+    return Reference(
+        volume / 1000.0,
+        centre_dose - dose.gradient * reach,
+        centre_dose + dose.gradient * reach,
+        centre_dose,
+        volume_above,
+    )
+
+
 def reference(phantom: Phantom, dose: LinearDose) -> Reference:
     """The closed-form DVH of ``phantom`` in ``dose``."""
+    if phantom.solid is not None:
+        return solid_reference(phantom, dose)
     cx, cy, _ = phantom.center
     volume = 0.0
     moment = 0.0
