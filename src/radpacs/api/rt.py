@@ -8,6 +8,9 @@
   object per ROI, a body that /api/dvh/plot takes as it is (see :meth:`radpacs.rt.DVH.to_dict`).
 - ``POST /api/rt/dvh``: the same from stored objects, JSON
   ``{"rtstruct": uid, "rtdose": uid, "roi": ...}``, read from the archive.
+
+Several RTDOSEs (``file_dose`` parts, or ``"rtdose": [uid, ...]``) are a plan sum, with
+``weights`` (form field ``1,0.5`` or JSON list), see :mod:`radpacs.rt.plansum`.
 - ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}`` (or the list /api/dvh answered);
   PNG, or SVG with ``?format=svg`` or ``Accept: image/svg+xml``; ``?volume=absolute``
   keeps each curve's volume units, ``relative`` (default) scales to % of each ROI.
@@ -46,7 +49,12 @@ class StoredDVHRequest(BaseModel):
     """A DVH request on stored objects."""
 
     rtstruct: str = Field(min_length=1, description="SOP Instance UID of the RTSTRUCT")
-    rtdose: str = Field(min_length=1, description="SOP Instance UID of the RTDOSE")
+    rtdose: str | list[str] = Field(
+        min_length=1, description="SOP Instance UID of the RTDOSE, or several for a plan sum"
+    )
+    weights: list[float] | None = Field(
+        default=None, description="plan sum: one factor per RTDOSE (default 1 each)"
+    )
     roi: int | str | None = Field(default=None, description="ROI number or name; all if absent")
     prescription: float | None = Field(default=None, gt=0, description="prescription dose, Gy")
     relative_volume: bool = False
@@ -57,35 +65,53 @@ class StoredDVHRequest(BaseModel):
 @router.post("/dvh")
 def dvh_from_files(
     file_struct: Annotated[UploadFile | None, File(description="the RTSTRUCT")] = None,
-    file_dose: Annotated[UploadFile | None, File(description="the RTDOSE")] = None,
+    file_dose: Annotated[
+        list[UploadFile] | None, File(description="the RTDOSE; several for a plan sum")
+    ] = None,
     roi: Annotated[str | None, Form(description="ROI number or name")] = None,
     prescription: Annotated[float | None, Form(gt=0)] = None,
     relative_volume: Annotated[bool, Form()] = False,
     bin_width: Annotated[float, Form(gt=0)] = 0.01,
     metrics: Annotated[str | None, Form(description="comma-separated, e.g. D95,V20Gy")] = None,
+    weights: Annotated[
+        str | None, Form(description="plan sum: comma-separated factor per file_dose")
+    ] = None,
 ) -> dict[str, Any]:
-    """DVH of each ROI with contours (or of ``roi``) of an uploaded RTSTRUCT and RTDOSE."""
-    if file_struct is None or file_dose is None:
+    """DVH of each ROI with contours (or of ``roi``) of an uploaded RTSTRUCT and RTDOSE
+    (several ``file_dose`` parts are summed, with ``weights``)."""
+    if file_struct is None or not file_dose:
         raise InvalidInput("both 'file_struct' (RTSTRUCT) and 'file_dose' (RTDOSE) are required")
     rtstruct = read_dataset(file_struct.file.read(), "file_struct")
-    rtdose = read_dataset(file_dose.file.read(), "file_dose")
+    rtdoses = [read_dataset(part.file.read(), "file_dose") for part in file_dose]
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
-    return _dvh_response(rtstruct, rtdose, roi, prescription, relative_volume, bin_width, names)
+    factors = _weights(weights) if weights else None
+    return _dvh_response(
+        rtstruct, rtdoses, roi, prescription, relative_volume, bin_width, names, factors
+    )
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",") if item.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"weights must be comma-separated numbers, not {text!r}") from exc
 
 
 @router.post("/rt/dvh")
 def dvh_from_archive(archive: ArchiveDep, body: StoredDVHRequest) -> dict[str, Any]:
     """DVHs of an RTSTRUCT and an RTDOSE already in the archive, by SOP Instance UID."""
     rtstruct = archive.read_dataset(body.rtstruct)
-    rtdose = archive.read_dataset(body.rtdose)
+    uids = [body.rtdose] if isinstance(body.rtdose, str) else body.rtdose
+    rtdoses = [archive.read_dataset(uid) for uid in uids]
     return _dvh_response(
         rtstruct,
-        rtdose,
+        rtdoses,
         body.roi,
         body.prescription,
         body.relative_volume,
         body.bin_width,
         body.metrics,
+        body.weights,
     )
 
 
@@ -127,14 +153,15 @@ def dvh_plot(
 
 def _dvh_response(
     rtstruct: pydicom.Dataset,
-    rtdose: pydicom.Dataset,
+    rtdoses: list[pydicom.Dataset],
     roi: int | str | None,
     prescription: float | None,
     relative_volume: bool,
     bin_width: float,
     metrics: list[str] | None,
+    weights: list[float] | None = None,
 ) -> dict[str, Any]:
-    dvhs = dvhs_from_datasets(rtstruct, rtdose, roi, DVHOptions())
+    dvhs = dvhs_from_datasets(rtstruct, rtdoses, roi, DVHOptions(), weights)
     objects = [
         dvh.to_dict(
             bin_width=bin_width,

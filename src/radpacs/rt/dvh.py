@@ -36,6 +36,7 @@ import pydicom
 from radpacs.errors import InvalidInput
 from radpacs.rt._sampling import sample_roi
 from radpacs.rt.dose import DoseGrid
+from radpacs.rt.plansum import sum_grids
 from radpacs.rt.rtstruct import ROI, StructureSet
 
 __all__ = [
@@ -435,11 +436,17 @@ def compute_dvhs(
 
 def dvhs_from_datasets(
     rtstruct: pydicom.Dataset,
-    rtdose: pydicom.Dataset,
+    rtdose: pydicom.Dataset | Sequence[pydicom.Dataset],
     roi: int | str | None = None,
     options: DVHOptions | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[DVH]:
-    """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs)."""
-    return compute_dvhs(
-        StructureSet.from_dataset(rtstruct), DoseGrid.from_dataset(rtdose), roi, options
-    )
+    """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs).
+
+    Several RTDOSE datasets (with optional ``weights``) are summed first, as a plan sum
+    (:func:`radpacs.rt.plansum.sum_grids`).
+    """
+    doses = [rtdose] if isinstance(rtdose, pydicom.Dataset) else list(rtdose)
+    grids = [DoseGrid.from_dataset(dataset) for dataset in doses]
+    grid = grids[0] if len(grids) == 1 and weights is None else sum_grids(grids, weights)
+    return compute_dvhs(StructureSet.from_dataset(rtstruct), grid, roi, options)
