@@ -446,7 +446,8 @@ def dvhs_from_datasets(
     Several RTDOSE datasets (with optional ``weights``) are summed first, as a plan sum
     (:func:`radpacs.rt.plansum.sum_grids`).
     """
+    structures = StructureSet.from_dataset(rtstruct)
     doses = [rtdose] if isinstance(rtdose, pydicom.Dataset) else list(rtdose)
     grids = [DoseGrid.from_dataset(dataset) for dataset in doses]
     grid = grids[0] if len(grids) == 1 and weights is None else sum_grids(grids, weights)
-    return compute_dvhs(StructureSet.from_dataset(rtstruct), grid, roi, options)
+    return compute_dvhs(structures, grid, roi, options)
