@@ -3,6 +3,7 @@ half doses on different grids give the DVH of the full dose."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,32 @@ def test_api_upload_and_stored_plan_sums(client: TestClient) -> None:
     wrong = client.post("/api/rt/dvh", json={**body, "weights": [1.0]})
     assert wrong.status_code == 400
     assert "1 weights for 2" in wrong.json()["detail"]
+
+
+def test_command_line_plan_sum(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from radpacs.cli import app
+
+    paths = []
+    for name, dataset in [("rs", _structure()), ("a", _halves()[0]), ("b", _halves()[1])]:
+        path = tmp_path / f"{name}.dcm"
+        path.write_bytes(to_bytes(dataset))
+        paths.append(str(path))
+    full = tmp_path / "full.dcm"
+    full.write_bytes(to_bytes(_full()))
+    runner = CliRunner()
+    summed = runner.invoke(app, ["dvh", *paths, "--local", "--no-plot", "--json"])
+    assert summed.exit_code == 0, summed.output
+    single = runner.invoke(app, ["dvh", paths[0], str(full), "--local", "--no-plot", "--json"])
+    assert single.exit_code == 0, single.output
+    [a], [b] = json.loads(summed.stdout), json.loads(single.stdout)
+    assert a["statistics"]["mean"]["value"] == pytest.approx(b["statistics"]["mean"]["value"])
+    weighted = runner.invoke(
+        app, ["dvh", paths[0], paths[2], "--local", "--no-plot", "--json", "--weights", "2"]
+    )
+    [c] = json.loads(weighted.stdout)
+    assert c["statistics"]["mean"]["value"] == pytest.approx(b["statistics"]["mean"]["value"])
+    refused = runner.invoke(app, ["dvh", *paths, "--no-plot", "--url", "http://127.0.0.1:9"])
+    assert refused.exit_code == 2
+    assert "--local" in refused.output
