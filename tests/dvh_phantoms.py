@@ -386,3 +386,25 @@ def _base(modality: str, sop_class: str, frame_of_reference: str) -> FileDataset
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = frame_of_reference
     return ds
+
+
+def rtplan_dataset(structure_set: pydicom.Dataset, label: str = "plan") -> FileDataset:
+    """An RTPLAN (PS3.3 A.20) naming ``structure_set`` (the parts radpacs reads)."""
+    ds = _base("RTPLAN", "1.2.840.10008.5.1.4.1.1.481.5", str(structure_set.FrameOfReferenceUID))
+    ds.RTPlanLabel = label
+    ds.PlanIntent = "CURATIVE"
+    ds.RTPlanGeometry = "PATIENT"
+    referenced = pydicom.Dataset()
+    referenced.ReferencedSOPClassUID = structure_set.SOPClassUID
+    referenced.ReferencedSOPInstanceUID = structure_set.SOPInstanceUID
+    ds.ReferencedStructureSetSequence = Sequence([referenced])
+    return ds
+
+
+def refer_to_plan(dose: pydicom.Dataset, plan: pydicom.Dataset, summation: str) -> None:
+    """Make an RTDOSE reference ``plan`` with Dose Summation Type ``summation``."""
+    referenced = pydicom.Dataset()
+    referenced.ReferencedSOPClassUID = plan.SOPClassUID
+    referenced.ReferencedSOPInstanceUID = plan.SOPInstanceUID
+    dose.ReferencedRTPlanSequence = Sequence([referenced])
+    dose.DoseSummationType = summation

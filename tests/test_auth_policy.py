@@ -69,6 +69,7 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "plan": sop,
         "frames": "1",
         "path": "7FE00010",
         "name": "nothing",

@@ -9,6 +9,12 @@
 - ``POST /api/rt/dvh``: the same from stored objects, JSON
   ``{"rtstruct": uid, "rtdose": uid, "roi": ...}``, read from the archive.
 
+- ``GET /api/rt/studies/{study}/objects``: the study's plans, structure sets and doses and
+  their references (:mod:`radpacs.rt.objects`).
+- ``GET /api/rt/plans/{plan}/statistics``: statistics of every ROI of a stored plan's
+  structure set in its dose (the ``PLAN`` dose, or the sum of the doses referencing it),
+  ``?metrics=D95,V20Gy&prescription=60``; no curves, for scripts going over many plans.
+
 Several RTDOSEs (``file_dose`` parts, or ``"rtdose": [uid, ...]``) are a plan sum, with
 ``weights`` (form field ``1,0.5`` or JSON list), see :mod:`radpacs.rt.plansum`.
 - ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}`` (or the list /api/dvh answered);
@@ -39,6 +45,7 @@ from radpacs.rt import (
     plot_dvhs,
     read_dataset,
 )
+from radpacs.rt.objects import KINDS, RTObjects, index
 
 __all__ = ["StoredDVHRequest", "router"]
 
@@ -113,6 +120,57 @@ def dvh_from_archive(archive: ArchiveDep, body: StoredDVHRequest) -> dict[str, A
         body.metrics,
         body.weights,
     )
+
+
+@router.get("/rt/studies/{study}/objects")
+def study_objects(archive: ArchiveDep, study: str) -> dict[str, Any]:
+    """The RT plans, structure sets and doses of a stored study."""
+    return _objects(archive, study).to_dict()
+
+
+@router.get("/rt/plans/{plan}/statistics")
+def plan_statistics(
+    archive: ArchiveDep,
+    plan: str,
+    metrics: Annotated[str | None, Query(description="comma-separated, e.g. D95,V20Gy")] = None,
+    prescription: Annotated[float | None, Query(gt=0, description="Gy")] = None,
+) -> dict[str, Any]:
+    """Statistics of every ROI with contours of a stored plan, in one answer."""
+    header = archive.read_dataset(plan)
+    objects = _objects(archive, str(header.get("StudyInstanceUID", "")))
+    rtstruct_uid = objects.plan_structure_set(plan)
+    dose_uids = objects.plan_doses(plan)
+    names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+    rtstruct = archive.read_dataset(rtstruct_uid)
+    rtdoses = [archive.read_dataset(uid) for uid in dose_uids]
+    dvhs = dvhs_from_datasets(rtstruct, rtdoses, None, DVHOptions())
+    return {
+        "plan": plan,
+        "rtstruct": rtstruct_uid,
+        "rtdose": dose_uids,
+        "prescription": prescription,
+        "rois": [
+            {
+                "name": dvh.name,
+                "roi_number": dvh.roi_number,
+                "statistics": {
+                    key: metric.to_dict()
+                    for key, metric in dvh.statistics(names, prescription).items()
+                },
+                "warnings": list(dvh.warnings),
+            }
+            for dvh in dvhs
+        ],
+    }
+
+
+def _objects(archive: Any, study: str) -> RTObjects:
+    files = [item for item in archive.instance_files(study) if item.sop_class_uid in KINDS]
+    headers = []
+    for item in files:
+        with archive.open(item) as stream:
+            headers.append(pydicom.dcmread(stream, stop_before_pixels=True))
+    return index(headers)
 
 
 @router.post(

@@ -99,6 +99,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("GET", "/api/rt/studies/{study}/objects"): Rule(P.READ, "rt-objects"),
+    ("GET", "/api/rt/plans/{plan}/statistics"): Rule(P.READ, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
     # AI models and jobs: results are written into the archive, so running a job needs STORE
     ("GET", "/api/ai/models"): Rule(P.READ),
