@@ -97,3 +97,33 @@ def test_plan_without_dose_or_unknown(client: TestClient) -> None:
     unknown = client.get("/api/rt/plans/1.2.3.4.5/statistics")
     assert unknown.status_code == 404
     assert client.get("/api/rt/studies/1.2.3.4.5/objects").status_code == 404
+
+
+def test_client_plan_statistics_and_stored_plan_sum(tmp_path: Path) -> None:
+    """The Python client against a real server: store, list, statistics, plan sum."""
+    from _client_support import USER, radpacs_with_account
+    from radpacs.client import RadpacsClient
+
+    structures = rtstruct_dataset([("PTV", sphere((0.0, 0.0, 0.0), 8.0, 2.0).polygons())])
+    plan = rtplan_dataset(structures)
+    beams = [rtdose_dataset(LinearDose("x", 10.0, 0.25, 0.0), **GRID) for _ in range(2)]  # type: ignore[arg-type]
+    for beam in beams:
+        refer_to_plan(beam, plan, "BEAM")
+    with radpacs_with_account(tmp_path / "data") as url, RadpacsClient(url) as client:
+        client.login(*USER)
+        for number, item in enumerate((structures, plan, *beams)):
+            (tmp_path / f"{number}.dcm").write_bytes(to_bytes(item))
+        summary = client.store([tmp_path / f"{number}.dcm" for number in range(4)])
+        assert not summary.failed
+        objects = client.rt_objects(str(plan.StudyInstanceUID))
+        assert len(objects["doses"]) == 2
+        stats = client.plan_statistics(str(plan.SOPInstanceUID), ["D50"], prescription=20.0)
+        assert stats["rois"][0]["statistics"]["D50"]["value"] == pytest.approx(20.0, rel=1e-3)
+        summed = client.stored_dvh(
+            str(structures.SOPInstanceUID),
+            [str(beam.SOPInstanceUID) for beam in beams],
+            weights=[1.0, 0.5],
+            metrics=["D50"],
+        )
+        [curve] = summed.dvhs
+        assert curve.statistics()["D50"] == pytest.approx(15.0, rel=1e-3)
