@@ -9,6 +9,8 @@
 - ``POST /api/rt/dvh``: the same from stored objects, JSON
   ``{"rtstruct": uid, "rtdose": uid, "roi": ...}``, read from the archive.
 
+- ``POST /api/rt/dvh/store``: the same, kept in the study as an RT Dose with an RT DVH
+  module (:mod:`radpacs.rt.dicom_dvh`); answers its UIDs.
 - ``GET /api/rt/studies/{study}/objects``: the study's plans, structure sets and doses and
   their references (:mod:`radpacs.rt.objects`).
 - ``GET /api/rt/plans/{plan}/statistics``: statistics of every ROI of a stored plan's
@@ -27,6 +29,7 @@ in the thread pool, never on the event loop.
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
 import pydicom
@@ -45,6 +48,7 @@ from radpacs.rt import (
     plot_dvhs,
     read_dataset,
 )
+from radpacs.rt.dicom_dvh import dvh_dataset
 from radpacs.rt.objects import KINDS, RTObjects, index
 
 __all__ = ["StoredDVHRequest", "router"]
@@ -120,6 +124,29 @@ def dvh_from_archive(archive: ArchiveDep, body: StoredDVHRequest) -> dict[str, A
         body.metrics,
         body.weights,
     )
+
+
+@router.post("/rt/dvh/store")
+def store_dvh(archive: ArchiveDep, body: StoredDVHRequest) -> dict[str, Any]:
+    """Compute as POST /api/rt/dvh and keep the DVHs in the study as an RT Dose with an
+    RT DVH module (:mod:`radpacs.rt.dicom_dvh`)."""
+    rtstruct = archive.read_dataset(body.rtstruct)
+    uids = [body.rtdose] if isinstance(body.rtdose, str) else body.rtdose
+    rtdoses = [archive.read_dataset(uid) for uid in uids]
+    dvhs = dvhs_from_datasets(rtstruct, rtdoses, body.roi, DVHOptions(), body.weights)
+    dataset = dvh_dataset(dvhs, rtstruct, rtdoses, body.weights, body.bin_width)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    [result] = archive.store_many([buffer.getvalue()])
+    if result.outcome.value not in ("stored", "already_stored"):
+        raise InvalidInput(f"the DVH object was not stored: {result.message}")
+    return {
+        "sop_instance_uid": str(dataset.SOPInstanceUID),
+        "series_instance_uid": str(dataset.SeriesInstanceUID),
+        "study_instance_uid": str(dataset.StudyInstanceUID),
+        "rois": [{"name": dvh.name, "roi_number": dvh.roi_number} for dvh in dvhs],
+        "method": str(dataset.DoseComment),
+    }
 
 
 @router.get("/rt/studies/{study}/objects")

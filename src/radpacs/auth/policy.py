@@ -99,6 +99,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("POST", "/api/rt/dvh/store"): Rule(P.STORE, "dvh-store"),
     ("GET", "/api/rt/studies/{study}/objects"): Rule(P.READ, "rt-objects"),
     ("GET", "/api/rt/plans/{plan}/statistics"): Rule(P.READ, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
