@@ -212,6 +212,13 @@
         remove.title = `Your role (${(session.user?.roles || []).join(", ") || "none"}) may not delete`;
       }
       actions.append(open, " ", remove);
+      if (/\bRT(STRUCT|DOSE|PLAN)\b/.test(value(match, "ModalitiesInStudy") || "")) {
+        const rt = document.createElement("a");
+        rt.textContent = "DVH";
+        rt.className = "button rt";
+        rt.href = `rt?study=${encodeURIComponent(uid)}`;
+        actions.append(" ", rt);
+      }
       body.appendChild(row);
     }
     for (const th of document.querySelectorAll("#study-table th[data-sort]")) {
