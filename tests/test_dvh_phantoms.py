@@ -1,4 +1,5 @@
-"""DVHs of analytical phantoms written as DICOM, against their closed-form values (1 %)."""
+"""DVHs of analytical phantoms written as DICOM, against their closed-form values (0.05 %,
+the claim of docs/rt.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from dvh_phantoms import (
 )
 from radpacs.rt import DVH, dvhs_from_datasets
 
-TOLERANCE = 0.01
+TOLERANCE = 0.0005
+#: Round-ended solids against the solid itself: radpacs lays the interpolated surface down
+#: as thin planes (>= 0.1 mm apart), which puts D99 a few micrometres off (up to 0.09 %).
+SOLID_TOLERANCE = 0.0015
 DOSE_FRACTIONS = (0.99, 0.95, 0.50, 0.05, 0.01)
 
 
@@ -39,7 +43,9 @@ def _compute(phantom: Phantom, dose: LinearDose, spacing: float, shift: float) -
     return dvh
 
 
-def _check(dvh: DVH, phantom: Phantom, dose: LinearDose) -> None:
+def _check(
+    dvh: DVH, phantom: Phantom, dose: LinearDose, tolerance: float = TOLERANCE
+) -> None:
     ref = reference(phantom, dose)
     pairs = {
         "volume": (dvh.volume, ref.volume_cc),
@@ -58,7 +64,7 @@ def _check(dvh: DVH, phantom: Phantom, dose: LinearDose) -> None:
     }
     assert all(got is not None for got, _ in pairs.values())
     worst = max(errors, key=lambda name: errors[name])
-    assert errors[worst] < TOLERANCE, (
+    assert errors[worst] < tolerance, (
         f"{worst}: got {pairs[worst][0]:.4f}, closed form {pairs[worst][1]:.4f} "
         f"({100 * errors[worst]:.2f} %)"
     )
@@ -110,10 +116,10 @@ def test_round_ends_in_a_superior_inferior_gradient(name: str, shift: float) -> 
     assert phantom.solid is not None
     offset = 16.0 if phantom.solid[0] <= 12.0 else phantom.solid[0] + 10.0
     dose = LinearDose(axis="z", offset=offset, gradient=1.0, origin=phantom.center[2])
-    _check(_compute(phantom, dose, spacing, shift), phantom, dose)
+    _check(_compute(phantom, dose, spacing, shift), phantom, dose, SOLID_TOLERANCE)
 
 
-def test_steep_gradient_on_a_coarse_grid_stays_within_one_percent() -> None:
+def test_steep_gradient_on_a_coarse_grid_stays_within_the_tolerance() -> None:
     phantom = sphere((0.0, 0.0, 0.0), 15.0, 2.0)
     dose = LinearDose(axis="x", offset=40.0, gradient=2.0, origin=0.0)
     _check(_compute(phantom, dose, 5.0, 0.5), phantom, dose)
@@ -131,3 +137,4 @@ def test_absolute_frame_offsets_give_the_same_dvh() -> None:
     [b] = dvhs_from_datasets(rtstruct, absolute)
     assert b.volume == pytest.approx(a.volume, rel=1e-9)
     assert b.statistic("D50").value == pytest.approx(a.statistic("D50").value, rel=1e-9)
+    _check(b, phantom, dose)  # and both against the closed form

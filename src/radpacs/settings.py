@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_base_url: str | None = None
     trust_forwarded_headers: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses, networks or names
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
@@ -96,6 +97,8 @@ class Settings(BaseSettings):
     ai_models_dir: Path | None = None
     ai_plugins: list[str] = Field(default_factory=list)
     ai_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
+    job_kinds: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("allowed_hosts")
     @classmethod

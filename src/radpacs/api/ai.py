@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from radpacs.ai.models import model_json
+from radpacs.ai.interface import model_json
 from radpacs.archive.jobs import JobState
 from radpacs.errors import NotFound
 from radpacs.http.deps import AiDep
@@ -66,7 +66,7 @@ async def list_jobs(
     study: str | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(
         ai.jobs.find, state.value if state else None, study, model, limit, offset

@@ -5,7 +5,8 @@
   study and answers its Study Instance UID, "zip" answers the files as application/zip.
   A study of more than ``deid_job_threshold`` instances is stored by a background job:
   202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives.
-  Jobs live in memory in the process that started them (see :mod:`radpacs.deid.jobs`).
+  Jobs are rows of the one job table (:mod:`radpacs.jobs`): they survive a restart and
+  any server process sharing the index answers for them.
 - ``GET /api/deid/pseudonyms/{pseudonym}``: the original patient behind a pseudonym
   (administrators only; the policy table enforces it and audits the look-up).
 """
@@ -16,16 +17,16 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from radpacs.api.deid import anonymizer_for, pseudonym_store
+from radpacs.api.deid import anonymizer_for
 from radpacs.deid import Option
-from radpacs.deid.jobs import DeidJobs
+from radpacs.deid import jobs as deid_jobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
-from radpacs.http.deps import ArchiveDep, SettingsDep
+from radpacs.http.deps import ArchiveDep, JobsDep, PseudonymStoreDep, SettingsDep
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -41,12 +42,6 @@ class DeidStudyRequest(BaseModel):
     options: list[Option] = Field(default_factory=list, description="Option values")
     output: Literal["store", "zip"] = "store"
     pixels_checked: bool = False
-
-
-def _jobs(request: Request) -> DeidJobs:
-    """This process's de-identification jobs (made with the app)."""
-    jobs: DeidJobs = request.app.state.deid_jobs
-    return jobs
 
 
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
@@ -66,14 +61,15 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 )
 def deidentify_study(
     study: str,
-    request: Request,
     archive: ArchiveDep,
     settings: SettingsDep,
+    store: PseudonymStoreDep,
+    jobs: JobsDep,
     body: Annotated[DeidStudyRequest | None, Body()] = None,
 ) -> Response:
     """De-identify a stored study into a new study (``output`` store) or a zip."""
     body = body or DeidStudyRequest()
-    anonymizer = anonymizer_for(request, body.options)
+    anonymizer = anonymizer_for(settings, store, body.options)
     if body.output == "zip":
         spool = tempfile.SpooledTemporaryFile(max_size=_ZIP_IN_MEMORY)  # noqa: SIM115
         try:
@@ -90,15 +86,10 @@ def deidentify_study(
         raise InvalidInput("retain_uids cannot be used to store a copy: the UIDs would collide")
     total = len(archive.instance_files(study))
     if total > settings.deid_job_threshold:
-        job = _jobs(request).start(
-            study,
-            total,
-            lambda progress: store_copy(
-                archive, anonymizer, study, pixels_checked=body.pixels_checked, progress=progress
-            ),
-        )
+        params = deid_jobs.study_params(study, body.options, body.pixels_checked)
+        job, _ = jobs.submit(deid_jobs.KIND, params, study_uid=study, total=total)
         return JSONResponse(
-            {**job.public(), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
+            {**deid_jobs.public(job), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
         )
     copy = store_copy(archive, anonymizer, study, pixels_checked=body.pixels_checked)
     return JSONResponse(
@@ -107,18 +98,19 @@ def deidentify_study(
 
 
 @router.get("/jobs/{job_id}")
-def deid_job(job_id: str, request: Request) -> dict[str, object]:
+def deid_job(job_id: str, jobs: JobsDep) -> dict[str, object]:
     """State (running, done, failed), progress (done/total) and result of a job."""
-    job = _jobs(request).get(job_id)
-    if job is None:
-        raise NotFound(f"no de-identification job {job_id} in this server process")
-    return job.public()
+    try:
+        job = jobs.get(job_id, deid_jobs.KIND)
+    except NotFound as exc:
+        raise NotFound(f"no de-identification job {job_id}") from exc
+    return deid_jobs.public(job)
 
 
 @router.get("/pseudonyms/{pseudonym}")
-def lookup_pseudonym(pseudonym: str, request: Request) -> dict[str, str]:
+def lookup_pseudonym(pseudonym: str, store: PseudonymStoreDep) -> dict[str, str]:
     """The original Patient ID, Patient's Name and issuer behind a patient pseudonym."""
-    record = pseudonym_store(request).lookup(pseudonym)
+    record = store.lookup(pseudonym)
     if record is None:
         raise NotFound(f"no patient pseudonym {pseudonym}")
     return {

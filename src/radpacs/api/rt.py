@@ -67,9 +67,13 @@ class StoredDVHRequest(BaseModel):
         default=None, description="plan sum: one factor per RTDOSE (default 1 each)"
     )
     roi: int | str | None = Field(default=None, description="ROI number or name; all if absent")
-    prescription: float | None = Field(default=None, gt=0, description="prescription dose, Gy")
+    prescription: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="prescription dose, Gy"
+    )
     relative_volume: bool = False
-    bin_width: float = Field(default=0.01, gt=0, description="dose step of the curve, Gy")
+    bin_width: float = Field(
+        default=0.01, gt=0, allow_inf_nan=False, description="dose step of the curve, Gy"
+    )
     metrics: list[str] | None = None
 
 
@@ -80,9 +84,9 @@ def dvh_from_files(
         list[UploadFile] | None, File(description="the RTDOSE; several for a plan sum")
     ] = None,
     roi: Annotated[str | None, Form(description="ROI number or name")] = None,
-    prescription: Annotated[float | None, Form(gt=0)] = None,
+    prescription: Annotated[float | None, Form(gt=0, allow_inf_nan=False)] = None,
     relative_volume: Annotated[bool, Form()] = False,
-    bin_width: Annotated[float, Form(gt=0)] = 0.01,
+    bin_width: Annotated[float, Form(gt=0, allow_inf_nan=False)] = 0.01,
     metrics: Annotated[str | None, Form(description="comma-separated, e.g. D95,V20Gy")] = None,
     weights: Annotated[
         str | None, Form(description="plan sum: comma-separated factor per file_dose")

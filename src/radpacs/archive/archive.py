@@ -2,9 +2,11 @@
 
 ``store_many`` checks each object, writes its file durably, then records it in one index
 transaction, so a crash leaves at most an orphan file (reported by :meth:`Archive.check`), never
-an index row without its file. The same object twice is stored once; a different object under a
-known SOP Instance UID follows the duplicate policy. Listeners registered with
-:meth:`Archive.add_listener` hear about every stored batch after it commits.
+an index row without its file; a file the index then refuses (a concurrent store of other
+content under the same SOP Instance UID) is removed again. The same object twice is stored
+once; a different object under a known SOP Instance UID follows the duplicate policy.
+Listeners registered with :meth:`Archive.add_listener` hear about every stored batch after it
+commits.
 
 Example::
 
@@ -20,10 +22,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import IO, Any, cast
+from typing import IO, Any, Self, cast
 
 import pydicom
 from pydicom import Dataset
@@ -34,7 +35,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from radpacs.archive.blobs import BlobStore, FolderBlobStore
 from radpacs.archive.database import create_index_engine, migrate
-from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.index import Instance, Patient, Series, Study, utc_now
 from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
 from radpacs.archive.query import ATTRIBUTES, Kind, Level, Query
 from radpacs.dicom.json import attribute
@@ -115,11 +116,14 @@ class SearchResult:
 
 @dataclass
 class CheckReport:
-    """Files without index rows (orphans) and index rows without files (missing)."""
+    """Files without index rows (orphans), index rows without files (missing), and temporary
+    files of interrupted writes."""
 
     orphan_keys: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     cleaned: int = 0
+    temporaries: list[str] = field(default_factory=list)
+    temporaries_cleaned: int = 0
 
 
 # Statements of the store path, built once: building one costs more than SQLite running it.
@@ -143,10 +147,6 @@ _BUMP_STUDIES = (
     .where(Study.pk.in_(select(Series.study_pk).where(_BUMPED_SERIES).scalar_subquery()))
     .values(version=Study.version + 1, updated_at=bindparam("now"))
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Archive:
@@ -180,6 +180,12 @@ class Archive:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
         """Call ``listener`` with the results of every store batch after it commits."""
@@ -242,7 +248,12 @@ class Archive:
             for key in written:
                 self._delete_unreferenced(key)
             raise
-        for key in replaced_keys:
+        refused = {
+            parsed.storage_key
+            for index, parsed in to_write.items()
+            if (result := results[index]) is not None and result.outcome is Outcome.FAILED
+        }
+        for key in [*replaced_keys, *refused]:  # a refused store leaves no file behind
             self._delete_unreferenced(key)
 
     def _index(
@@ -450,7 +461,7 @@ class Archive:
     def _bump_versions(session: Session, series_pks: set[int]) -> None:
         if not series_pks:
             return
-        parameters = {"series_pks": sorted(series_pks), "now": _now()}
+        parameters = {"series_pks": sorted(series_pks), "now": utc_now()}
         connection = session.connection()  # Core statements: no ORM bookkeeping
         connection.execute(_BUMP_SERIES, parameters)
         connection.execute(_BUMP_STUDIES, parameters)
@@ -779,8 +790,10 @@ class Archive:
 
     # -------------------------------------------------------------- checking
 
-    def check(self, clean: bool = False) -> CheckReport:
-        """Compare the blob store with the index; with ``clean``, remove orphan files."""
+    def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
+        """Compare the blob store with the index and list temporary files that interrupted
+        writes left; with ``clean``, remove orphan files, and temporary files not written for
+        ``temporary_grace_s`` seconds (a younger one may be a write in progress)."""
         with self._read() as session:
             indexed = dict(session.execute(select(Instance.storage_key, Instance.sop_uid)).all())
         report = CheckReport()
@@ -788,10 +801,16 @@ class Archive:
             if key not in indexed:
                 report.orphan_keys.append(key)
         report.missing = [sop for key, sop in indexed.items() if not self.blobs.exists(key)]
+        temporaries = list(self.blobs.temporaries())
+        report.temporaries = [name for name, _age in temporaries]
         if clean:
             for key in report.orphan_keys:
                 self._delete_unreferenced(key)
                 report.cleaned += 1
+            for name, age in temporaries:
+                if age >= temporary_grace_s:
+                    self.blobs.remove_temporary(name)
+                    report.temporaries_cleaned += 1
         return report
 
     def counts(self) -> dict[str, int]:

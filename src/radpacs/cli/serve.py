@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from radpacs import __version__
 from radpacs.cli.options import DatabaseUrl, DataDir
-from radpacs.settings import DuplicatePolicy, load_settings
+from radpacs.settings import DuplicatePolicy, Settings, load_settings
 
 __all__ = ["check", "register", "serve"]
 
@@ -68,15 +68,16 @@ def serve(
         "open_enrolment": open_enrolment,
     }
     settings = load_settings(**overrides)
-    Archive.from_settings(settings).close()  # create and migrate once, before any worker
-    if demo:
-        names = load_demo_into(settings, demo_dir)
-        typer.echo(f"demo datasets: {', '.join(names)}")
+    with Archive.from_settings(settings) as archive:  # create and migrate, before any worker
+        if demo:
+            names = load_demo_into(archive, demo_dir)
+            typer.echo(f"demo datasets: {', '.join(names)}")
+        hint = login_hint(settings, archive)
     typer.echo(
         f"radpacs {__version__} serving http://{settings.host}:{settings.port}/ "
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
-    typer.echo(login_hint(settings))
+    typer.echo(hint)
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -84,6 +85,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             log_config=logging_config(settings),
+            **proxy_options(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -97,22 +99,34 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings, per_process=True),
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: on only for the ``trusted_proxies`` (uvicorn's own
+    default trusts 127.0.0.1, which let any local client choose its address)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def check(
     data_dir: DataDir = None,
-    clean: Annotated[bool, typer.Option(help="Remove files that no index row refers to.")] = False,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            help="Remove files that no index row refers to, and temporary files of interrupted "
+            "writes untouched for 10 minutes."
+        ),
+    ] = False,
 ) -> None:
     """Compare stored files with the index: orphan files and missing files."""
     from radpacs.archive import Archive
 
-    archive = Archive.from_settings(load_settings(data_dir=data_dir))
-    try:
+    with Archive.from_settings(load_settings(data_dir=data_dir)) as archive:
         report = archive.check(clean=clean)
         counts = archive.counts()
-    finally:
-        archive.close()
     typer.echo(
         f"{counts['studies']} studies, {counts['series']} series, {counts['instances']} instances"
     )
@@ -121,6 +135,10 @@ def check(
     )
     for key in report.orphan_keys[:20]:
         typer.echo(f"  orphan {key}")
+    typer.echo(
+        f"{len(report.temporaries)} temporary files of interrupted writes"
+        + (f", {report.temporaries_cleaned} removed (untouched for 10 minutes)" if clean else "")
+    )
     typer.echo(f"{len(report.missing)} indexed instances without a file")
     for sop in report.missing[:20]:
         typer.echo(f"  missing {sop}")

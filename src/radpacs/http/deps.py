@@ -10,41 +10,73 @@ STOW request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from radpacs.ai.service import AiService
 from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
-from radpacs.services import AuthServices
+from radpacs.cache import BodyCache
+from radpacs.deid.pseudonyms import PseudonymStore
+from radpacs.errors import StorageError
+from radpacs.jobs import Jobs
+from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
 
 __all__ = [
     "AiDep",
     "ArchiveDep",
     "AuthServicesDep",
+    "JobsDep",
+    "MetadataCacheDep",
     "PrincipalDep",
+    "PseudonymStoreDep",
+    "ServicesDep",
     "SettingsDep",
     "dicomweb_root",
-    "get_archive",
-    "get_settings",
     "public_root",
+    "services_of",
+    "settings_of",
 ]
 
 
+def settings_of(app: Any) -> Settings:
+    """The settings ``app`` was built with (for middleware, which has no Request)."""
+    settings: Settings = app.state.settings
+    return settings
+
+
+def services_of(app: Any) -> Services | None:
+    """The services ``app`` opened at start-up; None before start and after stop."""
+    services: Services | None = getattr(app.state, "services", None)
+    return services
+
+
+def _opened(request: Request) -> Services:
+    services = services_of(request.app)
+    if services is None:
+        raise StorageError("the server is starting or stopping; its services are not open")
+    return services
+
+
+async def get_services(request: Request) -> Services:
+    """The services the application opened at start-up (503 before that)."""
+    return _opened(request)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
 async def get_archive(request: Request) -> Archive:
-    """The archive the application opened at start-up."""
-    archive: Archive = request.app.state.archive
-    return archive
+    return _opened(request).archive
 
 
 async def get_settings(request: Request) -> Settings:
-    """The settings the application was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return settings_of(request.app)
 
 
 async def current_principal(request: Request) -> Principal:
@@ -54,41 +86,87 @@ async def current_principal(request: Request) -> Principal:
 
 
 async def get_auth(request: Request) -> AuthServices:
-    """The accounts, audit, tokens and limiter built at start-up."""
-    services: AuthServices = request.app.state.auth
-    return services
+    return _opened(request).auth
 
 
 async def get_ai(request: Request) -> AiService:
-    """The AI service (models, queue, jobs) built at start-up."""
-    service: AiService = request.app.state.ai
-    return service
+    return _opened(request).ai
+
+
+async def get_pseudonyms(request: Request) -> PseudonymStore:
+    return _opened(request).pseudonyms
+
+
+async def get_jobs(request: Request) -> Jobs:
+    return _opened(request).jobs
+
+
+async def get_metadata_cache(request: Request) -> BodyCache:
+    return _opened(request).metadata_cache
 
 
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
+"""The archive: store, search, retrieve, delete, check."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+"""The settings the application was built with."""
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+"""Who the request acts as."""
 AuthServicesDep = Annotated[AuthServices, Depends(get_auth)]
+"""Accounts, audit, dataset names, token issuer, login limiter."""
 AiDep = Annotated[AiService, Depends(get_ai)]
+"""The AI service: models, queue, jobs."""
+PseudonymStoreDep = Annotated[PseudonymStore, Depends(get_pseudonyms)]
+"""The database store of patient pseudonyms (PS3.15 Annex E)."""
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+"""The de-identification jobs of this process."""
+MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
+"""Prepared WADO-RS metadata bodies by ETag."""
 
 
 def _first(value: str) -> str:
     return value.split(",")[0].strip()
 
 
+@lru_cache(maxsize=1024)
+def is_trusted_proxy(peer: str, trusted: tuple[str, ...]) -> bool:
+    """Whether the address a request came from is one of ``trusted_proxies`` (an address, a
+    network such as ``10.0.0.0/8``, or a name compared as it is)."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer in trusted
+    for entry in trusted:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def public_root(request: Request) -> str:
-    """The server's public URL: the public_base_url setting, X-Forwarded-*, else the request's."""
-    settings: Settings = request.app.state.settings
+    """The server's public URL: the public_base_url setting; else X-Forwarded-* and Host when
+    the request came through one of ``trusted_proxies``; else the address and port the client
+    connected to. A client that is not a trusted proxy cannot choose the URLs given out
+    (RetrieveURL, BulkDataURI) with Host or X-Forwarded-Host."""
+    settings = settings_of(request.app)
     if settings.public_base_url:
         return settings.public_base_url
     headers = request.headers
-    forwarded = settings.trust_forwarded_headers and (
-        "x-forwarded-host" in headers or "x-forwarded-proto" in headers
-    )
     scope = request.scope
+    peer = (scope.get("client") or ("",))[0]
+    trusted = bool(settings.trusted_proxies) and is_trusted_proxy(
+        peer, tuple(settings.trusted_proxies)
+    )
+    forwarded = (
+        trusted
+        and settings.trust_forwarded_headers
+        and ("x-forwarded-host" in headers or "x-forwarded-proto" in headers)
+    )
+    host = headers.get("host", "") if trusted else ""  # "": the server's own address
     return _root_of(
         scope["scheme"],
-        headers.get("host", ""),
+        host,
         tuple(scope["server"]) if scope.get("server") else None,
         scope.get("app_root_path", scope.get("root_path", "")),
         headers.get("x-forwarded-proto", "") if forwarded else "",
@@ -113,7 +191,8 @@ def _root_of(
     metadata answer needs it, and building the request's URL costs more than the rest)."""
     default_port = {"http": 80, "https": 443}.get(scheme)
     if not host and server:  # as Starlette builds the request's URL without a Host header
-        host = server[0] if server[1] == default_port else f"{server[0]}:{server[1]}"
+        address = f"[{server[0]}]" if ":" in server[0] else server[0]
+        host = address if server[1] == default_port else f"{address}:{server[1]}"
     if forwarded:
         proto = _first(forwarded_proto or scheme)
         forwarded_to = _first(forwarded_host or host)

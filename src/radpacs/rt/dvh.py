@@ -23,21 +23,25 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from pydicom.errors import BytesLengthException
 
 from radpacs.errors import InvalidInput
 from radpacs.rt._sampling import sample_roi
 from radpacs.rt.dose import DoseGrid
 from radpacs.rt.plansum import sum_grids
 from radpacs.rt.rtstruct import ROI, StructureSet
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -306,8 +310,8 @@ class DVH:
         with ``relative_volume``; doses in % of ``prescription`` when it is given.
         """
         kind = CurveKind(kind)
-        if not bin_width > 0:
-            raise ValueError(f"bin_width must be positive, not {bin_width}")
+        if not (bin_width > 0 and math.isfinite(bin_width)):
+            raise InvalidInput(f"bin_width must be a positive finite number, not {bin_width}")
         top = self.dose_max if np.isfinite(self.dose_max) else 0.0
         count = int(np.floor(top / bin_width)) + 2
         if count > 200_000:
@@ -444,10 +448,31 @@ def dvhs_from_datasets(
     """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs).
 
     Several RTDOSE datasets (with optional ``weights``) are summed first, as a plan sum
-    (:func:`radpacs.rt.plansum.sum_grids`).
+    (:func:`radpacs.rt.plansum.sum_grids`). A value pydicom cannot convert (a damaged
+    number, an unknown VR) is InvalidInput naming the file, as is every other fault of the
+    input.
     """
-    structures = StructureSet.from_dataset(rtstruct)
+    structures = _from_dataset(StructureSet.from_dataset, rtstruct, "RTSTRUCT")
     doses = [rtdose] if isinstance(rtdose, pydicom.Dataset) else list(rtdose)
-    grids = [DoseGrid.from_dataset(dataset) for dataset in doses]
+    grids = [_from_dataset(DoseGrid.from_dataset, dataset, "RTDOSE") for dataset in doses]
     grid = grids[0] if len(grids) == 1 and weights is None else sum_grids(grids, weights)
     return compute_dvhs(structures, grid, roi, options)
+
+
+_READ_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    OverflowError,
+    BytesLengthException,
+)
+
+
+def _from_dataset(read: Callable[[pydicom.Dataset], _T], dataset: pydicom.Dataset, what: str) -> _T:
+    try:
+        return read(dataset)
+    except _READ_ERRORS as exc:  # pydicom converts values lazily, on first access
+        raise InvalidInput(f"the {what} holds a value that cannot be read: {exc}") from exc
