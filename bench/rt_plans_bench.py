@@ -90,7 +90,7 @@ def write_plans(folder: Path, count: int) -> list[dict[str, object]]:
 def run_radpacs(plans: list[dict[str, object]], data_dir: Path) -> dict[str, object]:
     app = create_app(load_settings(data_dir=data_dir, auth_enabled=False))
     with TestClient(app) as client:
-        archive = client.app.state.archive  # type: ignore[attr-defined]
+        archive = client.app.state.services.archive  # type: ignore[attr-defined]
         for plan in plans:
             files = plan["files"]
             assert isinstance(files, dict)

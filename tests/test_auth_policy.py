@@ -107,6 +107,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api"): ("public", OK),
     ("GET", "/api/health"): ("public", OK),
     ("GET", "/"): ("public", OK),
+    ("GET", "/rt"): ("public", OK),
     ("GET", "/viewer"): ("public", OK),
     ("GET", "/viewer/{path:path}"): ("public", OK | MISSING),
     ("POST", "/api/auth"): ("public", NO_BODY),
@@ -172,6 +173,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/anonymize"): ("compute", NO_BODY),
     ("POST", "/api/dvh"): ("compute", NO_BODY),
     ("POST", "/api/rt/dvh"): ("compute", NO_BODY),
+    ("POST", "/api/rt/dvh/store"): ("store", NO_BODY),
+    ("GET", "/api/rt/studies/{study}/objects"): ("read", OK | MISSING),
+    ("GET", "/api/rt/plans/{plan}/statistics"): ("read", MISSING),  # the instance is a CT
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
     ("GET", "/api/deid/jobs/{job_id}"): ("read", MISSING),

@@ -115,7 +115,7 @@ def test_api_upload_and_stored_plan_sums(client: TestClient) -> None:
         assert upload.json()["statistics"][name]["value"] == pytest.approx(
             full[name]["value"], rel=2e-3
         )
-    archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive = client.app.state.services.archive  # type: ignore[attr-defined]
     archive.store_many([to_bytes(item) for item in [structure, *halves]])
     body = {
         "rtstruct": structure.SOPInstanceUID,

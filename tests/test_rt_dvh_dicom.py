@@ -62,7 +62,7 @@ def test_stored_dvhs_read_back_and_pass_dciodvfy(client: TestClient, tmp_path: P
     doses = [rtdose_dataset(LinearDose("z", 10.0, 0.25, 0.0), **GRID) for _ in plans]  # type: ignore[arg-type]
     for dose, plan in zip(doses, plans, strict=True):
         refer_to_plan(dose, plan, "PLAN")
-    archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive = client.app.state.services.archive  # type: ignore[attr-defined]
     archive.store_many([to_bytes(item) for item in (structures, *plans, *doses)])
 
     body = {

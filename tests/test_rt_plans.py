@@ -35,7 +35,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _store(client: TestClient, *datasets: object) -> None:
-    archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive = client.app.state.services.archive  # type: ignore[attr-defined]
     results = archive.store_many([to_bytes(ds) for ds in datasets])  # type: ignore[arg-type]
     assert all(result.outcome.value == "stored" for result in results)
 
