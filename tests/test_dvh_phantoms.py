@@ -43,9 +43,7 @@ def _compute(phantom: Phantom, dose: LinearDose, spacing: float, shift: float) -
     return dvh
 
 
-def _check(
-    dvh: DVH, phantom: Phantom, dose: LinearDose, tolerance: float = TOLERANCE
-) -> None:
+def _check(dvh: DVH, phantom: Phantom, dose: LinearDose, tolerance: float = TOLERANCE) -> None:
     ref = reference(phantom, dose)
     pairs = {
         "volume": (dvh.volume, ref.volume_cc),
