@@ -281,22 +281,29 @@ def rtdose_dataset(
     frame_of_reference: str = FRAME_OF_REFERENCE,
     relative_offsets: bool = True,
     scaling: float | None = 1e-5,
+    orientation: tuple[float, float, float, float, float, float] = (1, 0, 0, 0, 1, 0),
 ) -> FileDataset:
     """An RTDOSE (PS3.3 A.18) with the dose sampled at the voxel centres.
 
-    ``shape`` is (planes, rows, columns), ``spacing`` (column, row, plane) in mm.
+    ``shape`` is (planes, rows, columns), ``spacing`` (column, row, plane) in mm, along the
+    row and column directions of ``orientation`` and their cross product.
     """
     planes, rows, columns = shape
-    x = origin[0] + spacing[0] * np.arange(columns)
-    y = origin[1] + spacing[1] * np.arange(rows)
-    z = origin[2] + spacing[2] * np.arange(planes)
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    values = np.clip(dose(xx, yy, zz), 0.0, None)
+    row_dir, col_dir = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    k, j, i = np.meshgrid(np.arange(planes), np.arange(rows), np.arange(columns), indexing="ij")
+    position = (
+        np.asarray(origin, float)[:, None, None, None]
+        + row_dir[:, None, None, None] * (spacing[0] * i)
+        + col_dir[:, None, None, None] * (spacing[1] * j)
+        + normal[:, None, None, None] * (spacing[2] * k)
+    )
+    values = np.clip(dose(position[0], position[1], position[2]), 0.0, None)
     ds = _base("RTDOSE", "1.2.840.10008.5.1.4.1.1.481.2", frame_of_reference)
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, planes
     ds.PixelSpacing = [spacing[1], spacing[0]]
     ds.ImagePositionPatient = list(origin)
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImageOrientationPatient = [f"{value:.9f}" for value in orientation]
     offsets = spacing[2] * np.arange(planes)
     ds.GridFrameOffsetVector = list(offsets if relative_offsets else offsets + origin[2])
     ds.FrameIncrementPointer = 0x3004000C

@@ -266,7 +266,7 @@ def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
         raise InvalidInput(
             f"ROI {roi.label}: a contour spans {spread:.2f} mm along the dose grid "
             "normal; contours must lie in planes parallel to the dose planes "
-            "(oblique dose grids are not supported)"
+            "(after resampling the dose onto their planes)"
         )
     uv = np.column_stack([u, v])
     for index, centre in enumerate(centres):

@@ -36,9 +36,9 @@ import pydicom
 from pydicom.errors import BytesLengthException
 
 from radpacs.errors import InvalidInput
-from radpacs.rt._sampling import sample_roi
+from radpacs.rt._sampling import PLANE_TOLERANCE_MM, sample_roi
 from radpacs.rt.dose import DoseGrid
-from radpacs.rt.plansum import sum_grids
+from radpacs.rt.plansum import align_grid, sum_grids
 from radpacs.rt.rtstruct import ROI, StructureSet
 
 _T = TypeVar("_T")
@@ -388,9 +388,13 @@ def compute_dvh(
             f"ROI {roi.label} is in Frame of Reference {roi_frame} but the dose is in "
             f"{grid.frame_of_reference_uid}: they cannot be combined"
         )
+    warnings: list[str] = []
+    normal = _contour_normal(roi, grid)
+    if normal is not None:
+        grid = _aligned(roi, grid, normal, options, warnings)
     samples = sample_roi(roi, grid, options.samples_per_voxel)
     total = samples.volume + samples.outside_volume
-    warnings = list(samples.warnings)
+    warnings = list(samples.warnings) + warnings
     if total <= 0:
         raise InvalidInput(f"ROI {roi.label} encloses no volume")
     outside_fraction = samples.outside_volume / total
@@ -421,6 +425,60 @@ def compute_dvh(
         samples_per_voxel=samples.samples_per_voxel,
         warnings=tuple(warnings),
     )
+
+
+def _contour_normal(roi: ROI, grid: DoseGrid) -> FloatArray | None:
+    """The common normal of the ROI's contour planes when they are not parallel to the dose
+    planes (a contour spans more than PLANE_TOLERANCE_MM along the dose normal), else
+    None; InvalidInput when the contours do not lie in parallel planes."""
+    if not roi.contours:
+        return None
+    spread = max(float(np.ptp(contour @ grid.normal)) for contour in roi.contours)
+    if spread <= PLANE_TOLERANCE_MM:
+        return None
+    normals = []
+    for contour in roi.contours:
+        following = np.roll(contour, -1, axis=0)
+        newell = np.sum(np.cross(contour, following), axis=0)  # twice the vector area
+        size = float(np.linalg.norm(newell))
+        if size > 1e-9:
+            normals.append(newell / size)
+    if not normals:
+        return None
+    reference = normals[int(np.argmax([abs(n @ grid.normal) for n in normals]))]
+    for n in normals:
+        if abs(float(n @ reference)) < 1 - 1e-4:
+            raise InvalidInput(
+                f"ROI {roi.label}: its contours do not lie in parallel planes "
+                f"(normals {np.round(reference, 4).tolist()} and {np.round(n, 4).tolist()})"
+            )
+    heights = [float(np.ptp(contour @ reference)) for contour in roi.contours]
+    if max(heights) > PLANE_TOLERANCE_MM:
+        raise InvalidInput(f"ROI {roi.label}: a contour is not planar")
+    return np.asarray(reference, dtype=np.float64)
+
+
+def _aligned(
+    roi: ROI, grid: DoseGrid, normal: FloatArray, options: DVHOptions, warnings: list[str]
+) -> DoseGrid:
+    """The dose resampled onto planes parallel to the contours (PS3.3 allows any Image
+    Orientation for both); the coverage is checked on the original grid, by the share of
+    contour vertices beyond its voxels."""
+    points = np.concatenate(roi.contours)
+    inside = grid.inside(*grid.to_grid(points))
+    outside = 1.0 - float(np.count_nonzero(inside)) / inside.size
+    if outside > options.max_outside_fraction:
+        raise InvalidInput(
+            f"the dose grid does not cover ROI {roi.label}: {100 * outside:.2f} % of its "
+            "contour points lie outside it"
+        )
+    aligned = align_grid(grid, normal)
+    warnings.append(
+        f"the dose planes are not parallel to the contours of ROI {roi.label}: the dose "
+        f"was resampled trilinearly onto planes parallel to them, every "
+        f"{aligned.column_spacing:g} mm"
+    )
+    return aligned
 
 
 def compute_dvhs(

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from radpacs.errors import InvalidInput
 from radpacs.rt.dose import DoseGrid
 
-__all__ = ["sum_grids"]
+__all__ = ["align_grid", "resample", "sum_grids"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,51 +55,102 @@ def sum_grids(grids: Sequence[DoseGrid], weights: Sequence[float] | None = None)
     if len(units) > 1:
         raise InvalidInput(f"the RTDOSE grids mix dose units ({', '.join(sorted(units))})")
     target = min(grids, key=_voxel_volume)
-    step = _plane_step(target)
-    normal = target.normal
-    axes = np.stack([target.row_direction, target.column_direction, normal])
+    spacing = (target.column_spacing, target.row_spacing, _plane_step(target))
+    return resample(
+        grids,
+        factors,
+        target.row_direction,
+        target.column_direction,
+        spacing,
+        anchor=target.origin,
+        frame_of_reference=next(iter(frames), ""),
+    )
+
+
+def align_grid(grid: DoseGrid, normal: FloatArray) -> DoseGrid:
+    """``grid`` resampled trilinearly onto a grid whose planes are normal to ``normal``
+    (for contours in planes not parallel to the dose planes), at the grid's finest spacing
+    on all three axes, over its whole extent; points beyond the grid's voxels take the
+    edge values (callers check the coverage against the original grid)."""
+    n = np.asarray(normal, dtype=np.float64) / np.linalg.norm(normal)
+    if float(n @ grid.normal) < 0:
+        n = -n
+    row = grid.row_direction - (grid.row_direction @ n) * n
+    if np.linalg.norm(row) < 1e-3:
+        row = grid.column_direction - (grid.column_direction @ n) * n
+    row = row / np.linalg.norm(row)
+    column = np.cross(n, row)
+    step = min(grid.column_spacing, grid.row_spacing, _plane_step(grid))
+    return resample(
+        [grid],
+        [1.0],
+        row,
+        column,
+        (step, step, step),
+        anchor=grid.origin,
+        frame_of_reference=grid.frame_of_reference_uid,
+        outside="edge",
+    )
+
+
+def resample(
+    grids: Sequence[DoseGrid],
+    factors: Sequence[float],
+    row_direction: FloatArray,
+    column_direction: FloatArray,
+    spacing: tuple[float, float, float],
+    anchor: FloatArray,
+    frame_of_reference: str = "",
+    outside: str = "zero",
+) -> DoseGrid:
+    """``sum factor_i * grid_i`` on the lattice with these directions and ``spacing``
+    (column, row, plane; mm) through the point ``anchor`` that covers every grid;
+    ``outside``: a grid counts ``"zero"`` beyond its voxels, or its ``"edge"`` values."""
+    normal = np.cross(row_direction, column_direction)
+    axes = np.stack([row_direction, column_direction, normal])
     corners = np.concatenate([_corners(grid) for grid in grids]) @ axes.T  # (n, 3) in mm
-    spacing = np.array([target.column_spacing, target.row_spacing, step])
-    # The target lattice, extended to cover every grid's voxels.
-    reference = axes @ target.origin
-    first = np.floor((corners.min(axis=0) - reference) / spacing + 0.5 - 1e-9)
-    last = np.ceil((corners.max(axis=0) - reference) / spacing - 0.5 + 1e-9)
+    steps = np.asarray(spacing, dtype=np.float64)
+    reference = axes @ np.asarray(anchor, dtype=np.float64)
+    first = np.floor((corners.min(axis=0) - reference) / steps + 0.5 - 1e-9)
+    last = np.ceil((corners.max(axis=0) - reference) / steps - 0.5 + 1e-9)
     counts = (last - first + 1).astype(int)
     columns, rows, planes = (int(value) for value in counts)
     if columns * rows * planes > MAX_VOXELS:
         raise InvalidInput(
-            f"the plan sum grid would have {columns * rows * planes} voxels "
+            f"the resampled dose grid would have {columns * rows * planes} voxels "
             f"(more than {MAX_VOXELS}): the RTDOSE grids lie too far apart"
         )
-    origin = target.origin + axes.T @ (first * spacing)
+    origin = np.asarray(anchor, dtype=np.float64) + axes.T @ (first * steps)
     total = np.zeros((planes, rows, columns), dtype=np.float64)
     jj, ii = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
     in_plane = (
         origin
-        + np.multiply.outer(ii.ravel() * target.column_spacing, target.row_direction)
-        + np.multiply.outer(jj.ravel() * target.row_spacing, target.column_direction)
+        + np.multiply.outer(ii.ravel() * steps[0], row_direction)
+        + np.multiply.outer(jj.ravel() * steps[1], column_direction)
     )
     for k in range(planes):
-        points = in_plane + k * step * normal
+        points = in_plane + k * steps[2] * normal
+        plane = total[k].reshape(-1)
         for grid, factor in zip(grids, factors, strict=True):
             if factor == 0.0:
                 continue
             u, v, w = grid.to_grid(points)
-            inside = grid.inside(u, v, w)
-            if not inside.any():
+            if outside == "edge":
+                plane += factor * grid.sample(u, v, w)
                 continue
-            plane = total[k].reshape(-1)
-            plane[inside] += factor * grid.sample(u[inside], v[inside], w[inside])
+            inside = grid.inside(u, v, w)
+            if inside.any():
+                plane[inside] += factor * grid.sample(u[inside], v[inside], w[inside])
     return DoseGrid(
         dose=total,
         origin=origin,
-        row_direction=target.row_direction,
-        column_direction=target.column_direction,
-        column_spacing=target.column_spacing,
-        row_spacing=target.row_spacing,
-        plane_offsets=step * np.arange(planes, dtype=np.float64),
-        units=target.units,
-        frame_of_reference_uid=next(iter(frames), ""),
+        row_direction=np.asarray(row_direction, dtype=np.float64),
+        column_direction=np.asarray(column_direction, dtype=np.float64),
+        column_spacing=float(steps[0]),
+        row_spacing=float(steps[1]),
+        plane_offsets=steps[2] * np.arange(planes, dtype=np.float64),
+        units=grids[0].units,
+        frame_of_reference_uid=frame_of_reference,
         sop_instance_uid="",
     )
 
