@@ -127,3 +127,33 @@ def test_client_plan_statistics_and_stored_plan_sum(tmp_path: Path) -> None:
         )
         [curve] = summed.dvhs
         assert curve.statistics()["D50"] == pytest.approx(15.0, rel=1e-3)
+
+
+def test_bad_stored_input_is_a_clear_400(client: TestClient) -> None:
+    """A dose without DoseGridScaling, a structure set of another Frame of Reference and an
+    ROI without contours, through the stored-object routes."""
+    structures = rtstruct_dataset(
+        [("PTV", sphere((0.0, 0.0, 0.0), 8.0, 2.0).polygons())],
+        extra=[("empty", "CLOSED_PLANAR", [])],
+    )
+    plan = rtplan_dataset(structures)
+    unscaled = rtdose_dataset(LinearDose("z", 10.0, 0.25, 0.0), scaling=None, **GRID)  # type: ignore[arg-type]
+    refer_to_plan(unscaled, plan, "PLAN")
+    elsewhere = rtdose_dataset(
+        LinearDose("z", 10.0, 0.25, 0.0),
+        frame_of_reference="1.2.3.4.5",
+        **GRID,  # type: ignore[arg-type]
+    )
+    good = rtdose_dataset(LinearDose("z", 10.0, 0.25, 0.0), **GRID)  # type: ignore[arg-type]
+    _store(client, structures, plan, unscaled, elsewhere, good)
+
+    answer = client.get(f"/api/rt/plans/{plan.SOPInstanceUID}/statistics")
+    assert answer.status_code == 400
+    assert "DoseGridScaling" in answer.json()["detail"]
+    body = {"rtstruct": structures.SOPInstanceUID, "rtdose": elsewhere.SOPInstanceUID}
+    other = client.post("/api/rt/dvh", json=body)
+    assert other.status_code == 400
+    assert "Frame of Reference" in other.json()["detail"]
+    empty = client.post("/api/rt/dvh", json={**body, "rtdose": good.SOPInstanceUID, "roi": "empty"})
+    assert empty.status_code == 400
+    assert "no closed planar contours" in empty.json()["detail"]

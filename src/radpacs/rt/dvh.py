@@ -377,10 +377,15 @@ class DVH:
 
 
 def compute_dvh(
-    structures: StructureSet, grid: DoseGrid, roi: ROI, options: DVHOptions | None = None
+    structures: StructureSet,
+    grid: DoseGrid,
+    roi: ROI,
+    options: DVHOptions | None = None,
+    aligned: dict[tuple[float, ...], DoseGrid] | None = None,
 ) -> DVH:
     """The DVH of one ROI; InvalidInput when the frames of reference differ, the ROI has
-    no contours, or too much of it lies outside the grid."""
+    no contours, or too much of it lies outside the grid. ``aligned`` keeps the grids
+    resampled for oblique contours, by normal, for the next ROIs."""
     options = options or DVHOptions()
     roi_frame = roi.frame_of_reference_uid or structures.frame_of_reference_uid
     if roi_frame and grid.frame_of_reference_uid and roi_frame != grid.frame_of_reference_uid:
@@ -391,7 +396,7 @@ def compute_dvh(
     warnings: list[str] = []
     normal = _contour_normal(roi, grid)
     if normal is not None:
-        grid = _aligned(roi, grid, normal, options, warnings)
+        grid = _aligned(roi, grid, normal, options, warnings, aligned)
     samples = sample_roi(roi, grid, options.samples_per_voxel)
     total = samples.volume + samples.outside_volume
     warnings = list(samples.warnings) + warnings
@@ -459,7 +464,12 @@ def _contour_normal(roi: ROI, grid: DoseGrid) -> FloatArray | None:
 
 
 def _aligned(
-    roi: ROI, grid: DoseGrid, normal: FloatArray, options: DVHOptions, warnings: list[str]
+    roi: ROI,
+    grid: DoseGrid,
+    normal: FloatArray,
+    options: DVHOptions,
+    warnings: list[str],
+    cache: dict[tuple[float, ...], DoseGrid] | None,
 ) -> DoseGrid:
     """The dose resampled onto planes parallel to the contours (PS3.3 allows any Image
     Orientation for both); the coverage is checked on the original grid, by the share of
@@ -472,7 +482,12 @@ def _aligned(
             f"the dose grid does not cover ROI {roi.label}: {100 * outside:.2f} % of its "
             "contour points lie outside it"
         )
-    aligned = align_grid(grid, normal)
+    key = tuple(float(value) for value in np.round(normal, 6))
+    aligned = cache.get(key) if cache is not None else None
+    if aligned is None:
+        aligned = align_grid(grid, normal)
+        if cache is not None:
+            cache[key] = aligned
     warnings.append(
         f"the dose planes are not parallel to the contours of ROI {roi.label}: the dose "
         f"was resampled trilinearly onto planes parallel to them, every "
@@ -493,7 +508,8 @@ def compute_dvhs(
     chosen = structures.rois_with_contours()
     if not chosen:
         raise InvalidInput("the RTSTRUCT has no ROI with closed planar contours")
-    return [compute_dvh(structures, grid, item, options) for item in chosen]
+    aligned: dict[tuple[float, ...], DoseGrid] = {}
+    return [compute_dvh(structures, grid, item, options, aligned) for item in chosen]
 
 
 def dvhs_from_datasets(
