@@ -8,7 +8,6 @@
   object per ROI, a body that /api/dvh/plot takes as it is (see :meth:`radpacs.rt.DVH.to_dict`).
 - ``POST /api/rt/dvh``: the same from stored objects, JSON
   ``{"rtstruct": uid, "rtdose": uid, "roi": ...}``, read from the archive.
-
 - ``POST /api/rt/dvh/store``: the same, kept in the study as an RT Dose with an RT DVH
   module (:mod:`radpacs.rt.dicom_dvh`); answers its UIDs.
 - ``GET /api/rt/studies/{study}/objects``: the study's plans, structure sets and doses and
@@ -16,12 +15,13 @@
 - ``GET /api/rt/plans/{plan}/statistics``: statistics of every ROI of a stored plan's
   structure set in its dose (the ``PLAN`` dose, or the sum of the doses referencing it),
   ``?metrics=D95,V20Gy&prescription=60``; no curves, for scripts going over many plans.
+- ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}``, or what /api/dvh answered as it is (one
+  DVH object, or ``{"dvhs": [...]}``), or a bare list;
+  PNG, or SVG with ``?format=svg`` or ``Accept: image/svg+xml``; ``?volume=absolute``
+  keeps each curve's volume units, ``relative`` (default) scales to % of each ROI.
 
 Several RTDOSEs (``file_dose`` parts, or ``"rtdose": [uid, ...]``) are a plan sum, with
 ``weights`` (form field ``1,0.5`` or JSON list), see :mod:`radpacs.rt.plansum`.
-- ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}`` (or the list /api/dvh answered);
-  PNG, or SVG with ``?format=svg`` or ``Accept: image/svg+xml``; ``?volume=absolute``
-  keeps each curve's volume units, ``relative`` (default) scales to % of each ROI.
 
 Parse, call :mod:`radpacs.rt`, respond: the routes are plain ``def`` so the DVH work runs
 in the thread pool, never on the event loop.
@@ -215,17 +215,19 @@ def dvh_plot(
     format: Annotated[PlotFormat | None, Query(description="png (default) or svg")] = None,
     volume: Annotated[VolumeScale | None, Query(description="relative or absolute")] = None,
 ) -> Response:
-    """Plot DVHs given as ``{"dvhs": [...]}`` (or a bare list) as PNG or SVG."""
+    """Plot DVHs given as ``{"dvhs": [...]}``, one DVH object or a bare list, as PNG or SVG."""
     if isinstance(payload, dict):
-        if "dvhs" not in payload:
+        if "dvhs" not in payload and "doses" not in payload:
             raise InvalidInput("the body must hold 'dvhs': a list of DVH objects")
-        items = payload["dvhs"]
-        if volume is None and "volume" in payload:
+        items = payload.get("dvhs", payload)
+        if isinstance(items, dict):  # one DVH, as /api/dvh answers for one ROI
+            items = [items]
+        if volume is None and "dvhs" in payload and "volume" in payload:
             try:
                 volume = VolumeScale(str(payload["volume"]))
             except ValueError as exc:
                 raise InvalidInput(f"volume must be relative or absolute: {exc}") from exc
-        title = payload.get("title")
+        title = payload.get("title") if "dvhs" in payload else None
     else:
         items, title = payload, None
     if format is None:

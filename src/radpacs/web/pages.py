@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from radpacs import __version__
@@ -42,6 +42,8 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>radpacs</title>
+<link rel="icon" href="static/favicon.svg?v={version}" type="image/svg+xml">
+<link rel="icon" href="static/favicon.ico?v={version}" sizes="16x16 32x32 48x48">
 <link rel="stylesheet" href="static/radpacs.css?v={version}">
 </head>
 <body>
@@ -105,6 +107,7 @@ _PAGE = """<!doctype html>
 <dialog id="login" aria-labelledby="login-title">
   <form id="login-form">
     <h2 id="login-title">Log in to radpacs</h2>
+    <p id="login-next" hidden>Log in to open the viewer link you followed.</p>
     <label>User name <input name="username" id="login-username" autocomplete="username"
       required></label>
     <label>Password <input name="password" id="login-password" type="password"
@@ -145,6 +148,16 @@ _MODALITIES = (
     "SR",
     "OT",
 )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The site icon, for browsers that ask /favicon.ico whatever the page says."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/vnd.microsoft.icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

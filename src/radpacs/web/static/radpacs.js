@@ -322,6 +322,42 @@
     }
   }
 
+  // FailureReason (0008,1197) in words, for a failure the Warning header did not explain.
+  const FAILURE_REASONS = {
+    0x0111: "another object is already stored under its SOP Instance UID",
+    0x0122: "its SOP Class is not supported",
+    0xa700: "the server ran out of resources",
+    0xa900: "its data set does not match its SOP Class",
+    0xc000: "the server cannot understand it",
+    0xc409: "it belongs to another study than the one uploaded to",
+  };
+
+  const fileName = (file) => file.relativePath || file.webkitRelativePath || file.name;
+
+  // Why a file cannot be a DICOM PS3.10 file, read from its first 132 bytes; null if it can.
+  async function notDicom(file) {
+    if (file.size === 0) return "empty file";
+    if (file.size < 132) return `not a DICOM file: only ${file.size} bytes, no DICM prefix`;
+    const magic = new Uint8Array(await file.slice(128, 132).arrayBuffer());
+    return String.fromCharCode(...magic) === "DICM"
+      ? null
+      : "not a DICOM file: no DICM prefix at byte 128";
+  }
+
+  // The file of a batch holding this SOP Instance UID (it sits in the first kilobytes).
+  async function fileWithUid(files, uid) {
+    if (!uid) return null;
+    for (const file of files) {
+      const head = new Uint8Array(await file.slice(0, 65536).arrayBuffer());
+      let text = "";
+      for (let i = 0; i < head.length; i += 8192) {
+        text += String.fromCharCode(...head.subarray(i, i + 8192));
+      }
+      if (text.includes(uid)) return file;
+    }
+    return null;
+  }
+
   async function stowBatch(files, progress) {
     const boundary = `radpacs-${Math.random().toString(16).slice(2)}`;
     const parts = [];
@@ -340,17 +376,23 @@
     const stored = ((answer["00081199"] || {}).Value || []).length;
     const failed = [];
     if (xhr.status === 0) {
-      failed.push(`${files.length} files: the server could not be reached`);
+      for (const file of files) failed.push(`${fileName(file)}: the server could not be reached`);
     } else if (xhr.status >= 400 && xhr.status !== 409) {
-      failed.push(`${files.length} files: HTTP ${xhr.status} ${answer.detail || ""}`);
+      const why = answer.detail || `the server answered HTTP ${xhr.status}`;
+      for (const file of files) failed.push(`${fileName(file)}: ${why}`);
     } else {
       const reasons = warnings(xhr).filter((w) => !w.includes("replaced the object"));
       const failedSops = (answer["00081198"] || {}).Value || [];
-      failedSops.forEach((entry, index) => {
-        const code = ((entry["00081197"] || {}).Value || [])[0];
-        const reason = reasons[index] || `failure reason 0x${Number(code || 0).toString(16)}`;
-        failed.push(reason);
-      });
+      for (const [index, entry] of failedSops.entries()) {
+        const code = Number(((entry["00081197"] || {}).Value || [])[0] || 0);
+        const uid = ((entry["00081155"] || {}).Value || [])[0] || "";
+        let reason = reasons[index] || FAILURE_REASONS[code] || `failure reason 0x${code.toString(16)}`;
+        if (uid && reason.startsWith(`${uid}: `)) reason = reason.slice(uid.length + 2);
+        const part = /^part (\d+)\b/.exec(reason);
+        const file = (await fileWithUid(files, uid)) || (part ? files[Number(part[1]) - 1] : null);
+        const who = file ? fileName(file) : `one of ${files.map(fileName).join(", ")}`;
+        failed.push(`${who}: ${reason}`);
+      }
     }
     return { stored, failed };
   }
@@ -391,6 +433,12 @@
       ui.summary.textContent = `${stored} stored…`;
     };
     for (const file of dicoms) {
+      const why = await notDicom(file);
+      if (why) {
+        failed.push(`${fileName(file)}: ${why}`);
+        done += file.size;
+        continue;
+      }
       batch.push(file);
       batchBytes += file.size;
       if (batch.length >= STOW_BATCH_FILES || batchBytes >= STOW_BATCH_BYTES) await flush();
@@ -506,8 +554,21 @@
     }
   }
 
+  // A viewer link opened without a session lands here as ?next=viewer/...; once logged in,
+  // go back to it. Only viewer paths of this server are followed.
+  function nextLink() {
+    const next = new URLSearchParams(window.location.search).get("next") || "";
+    return /^viewer(\/|$)/.test(next) ? next : null;
+  }
+
   async function start() {
+    const next = nextLink();
+    if (next) $("#login-next").hidden = false;
     await refreshUser();
+    if (next) {
+      window.location.replace(next);
+      return;
+    }
     await loadStudies();
   }
 
