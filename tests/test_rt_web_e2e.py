@@ -1,6 +1,7 @@
 """The radiotherapy page in headless Chromium (Debian's, through Playwright): a stored plan
 of two beam doses, summed with weights on the page; the DVH plot draws (Chart.js served by
-radpacs), the statistics table matches radpacs.rt within 1 %, the CSV files download.
+radpacs), the statistics table matches radpacs.rt within 1 %, the CSV files download, and the
+DVHs are kept in the study as a DICOM RT Dose.
 Screenshot in test-artifacts/web/rt.png."""
 
 from __future__ import annotations
@@ -141,5 +142,14 @@ def test_dvh_page_plots_tabulates_and_exports(
             assert curves[0] == ["dose [% of prescription]", "PTV [cm3]", "Cube [cm3]"]
             assert float(curves[1][1]) == pytest.approx(expected["PTV"].volume, rel=1e-3)
             assert float(curves[-1][1]) == 0.0
+
+            page.click("#store-dvh")
+            sync_api.expect(page.locator("#store-status")).to_contain_text(
+                "Kept as RT Dose", timeout=30_000
+            )
+            sync_api.expect(page.locator("#object-table tbody tr")).to_have_count(5)
+            sync_api.expect(
+                page.locator("#object-table tbody tr", has_text="RTDOSE (DVH)")
+            ).to_have_count(1)
         finally:
             browser.close()
