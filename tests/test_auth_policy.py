@@ -190,6 +190,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api/rt/plans/{plan}/statistics"): ("read", MISSING),  # the instance is a CT
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
+    ("GET", "/api/deid/jobs"): ("read", OK),
     ("GET", "/api/deid/jobs/{job_id}"): ("read", MISSING),
     ("GET", "/api/deid/pseudonyms/{pseudonym}"): ("manage", MISSING),
     ("DELETE", "/api/tokens/{token_id}"): ("manage", {204}),

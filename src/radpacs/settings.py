@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     ai_models_dir: Path | None = None
     ai_plugins: list[str] = Field(default_factory=list)
     ai_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # torchxrayvision plugin (docs/ai.md): folder holding the weight files, never downloaded
+    xrv_weights_dir: Path | None = None
+    xrv_weights: list[str] = Field(default_factory=lambda: ["densenet121-res224-all"])
+    xrv_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # MONAI plugin (docs/ai.md): one *.json manifest per model (network, checkpoint, inputs)
+    monai_models_dir: Path | None = None
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
 

@@ -111,6 +111,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
     # de-identified copies of stored studies are written into the archive: STORE
     ("POST", "/api/deid/studies/{study}"): Rule(P.STORE, "deid-study"),
+    ("GET", "/api/deid/jobs"): Rule(P.READ, "deid-job-list"),
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),

@@ -1,10 +1,13 @@
-"""The radpacs web UI at /: an HTML shell; the study list, upload and delete run in radpacs.js.
+"""The radpacs web UI at /: an HTML shell; study list, upload, delete and AI run in radpacs.js.
 
 The page talks to the server as any client does: QIDO-RS for the list, STOW-RS for files,
 POST /api/upload-zip for .zip archives, DELETE for studies, and links into OHIF at /viewer/.
 When a call answers 401 the page shows its login form and posts it to /api/session, whose
 HttpOnly cookie then authenticates the page and OHIF alike (same origin); the header shows
 the account and role from GET /api/auth/me and a "Log out" button (DELETE /api/session).
+"Analyze" on a study lists the models that take its series (GET /api/ai/models?study=),
+submits a job (POST /api/ai/jobs), shows its progress and then its results
+(GET /api/ai/jobs/{id}/result) with a link that opens the study in OHIF.
 Paths are relative, so the UI works behind a proxy prefix. No build step: static/ holds the
 one script and the one stylesheet.
 """
@@ -122,6 +125,24 @@ _PAGE = """<!doctype html>
     <menu>
       <button value="cancel" id="cancel-delete">Cancel</button>
       <button value="delete" id="confirm-delete-button" class="danger">Delete</button>
+    </menu>
+  </form>
+</dialog>
+<dialog id="analyze" aria-labelledby="analyze-title">
+  <form id="analyze-form" method="dialog">
+    <h2 id="analyze-title">Analyze</h2>
+    <p id="analyze-study"></p>
+    <label>Model <select id="analyze-model" name="model" required></select></label>
+    <p id="analyze-description"></p>
+    <label>Parameters (JSON, optional)
+      <textarea id="analyze-parameters" name="parameters" rows="3"
+        placeholder='{{"polarity": "dark"}}'></textarea></label>
+    <progress id="analyze-progress" max="1" value="0" hidden></progress>
+    <p id="analyze-status" role="status"></p>
+    <ul id="analyze-results"></ul>
+    <menu>
+      <button value="close" id="analyze-close" formnovalidate>Close</button>
+      <button value="run" id="analyze-run" type="submit">Run</button>
     </menu>
   </form>
 </dialog>
