@@ -181,7 +181,7 @@ class LiveServer:
             *self.extra,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine (shared CI) starts slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 error = self.process.stderr.read().decode() if self.process.stderr else ""
@@ -191,7 +191,7 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("radpacs serve did not become ready in 30 s")
+        raise RuntimeError("radpacs serve did not become ready in 120 s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

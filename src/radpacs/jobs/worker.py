@@ -62,16 +62,13 @@ def stale_after(settings: Settings) -> timedelta:
 
 def _child(settings: Settings, job_id: str, spec: str, errors: Connection) -> None:
     try:
-        archive = Archive.from_settings(settings)
-        try:
+        with Archive.from_settings(settings) as archive:
             store = JobStore(archive.engine)
             context = JobContext(store.get(job_id), settings, archive, store)
             outcome = load(spec)(context)
             if not isinstance(outcome, JobOutcome):
                 outcome = JobOutcome(outcome or {})
             store.succeed(job_id, outcome.result, outcome.output)
-        finally:
-            archive.close()
     except BaseException as exc:
         message = str(exc) if isinstance(exc, RadpacsError) else traceback.format_exc(limit=8)
         try:
@@ -202,24 +199,25 @@ def run_worker(settings: Settings, threads: int | None = None) -> None:
     its own process), sweeping for jobs whose worker died."""
     logging.basicConfig(level=settings.log_level.upper())
     queue: HueyQueue = open_queue(settings)
-    archive = Archive.from_settings(settings)
-    store = JobStore(archive.engine)
     stop = threading.Event()
-    try:
-        recovered = recover(settings, store, queue)
-        log.info("job worker ready (%s queue, %d jobs re-enqueued)", settings.ai_queue, recovered)
-        sweeper = threading.Thread(
-            target=_sweep, args=(settings, store, queue, stop), name="radpacs-job-sweeper"
-        )
-        sweeper.daemon = True
-        sweeper.start()
-        queue.run_consumer(
-            lambda job_id: run_attempt(settings, queue, store, job_id),
-            threads or settings.ai_worker_processes,
-        )
-    finally:
-        stop.set()
-        archive.close()
+    with Archive.from_settings(settings) as archive:
+        store = JobStore(archive.engine)
+        try:
+            recovered = recover(settings, store, queue)
+            log.info(
+                "job worker ready (%s queue, %d jobs re-enqueued)", settings.ai_queue, recovered
+            )
+            sweeper = threading.Thread(
+                target=_sweep, args=(settings, store, queue, stop), name="radpacs-job-sweeper"
+            )
+            sweeper.daemon = True
+            sweeper.start()
+            queue.run_consumer(
+                lambda job_id: run_attempt(settings, queue, store, job_id),
+                threads or settings.ai_worker_processes,
+            )
+        finally:
+            stop.set()
 
 
 def start_worker_process(settings: Settings) -> Any:
