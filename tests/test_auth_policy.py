@@ -75,6 +75,8 @@ def _concrete(template: str, sop: str) -> str:
         "username": "nobody",
         "token_id": "0" * 32,
         "job_id": "0" * 32,
+        "node": "nowhere",
+        "item_id": "nothing",
         "pseudonym": "RP" + "0" * 16,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
@@ -106,6 +108,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api"): ("public", OK),
     ("GET", "/api/health"): ("public", OK),
     ("GET", "/"): ("public", OK),
+    ("GET", "/favicon.ico"): ("public", OK),
     ("GET", "/viewer"): ("public", OK),
     ("GET", "/viewer/{path:path}"): ("public", OK | MISSING),
     ("POST", "/api/auth"): ("public", NO_BODY),
@@ -185,6 +188,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/rt/dvh"): ("compute", NO_BODY),
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
+    ("GET", "/api/deid/jobs"): ("read", OK),
     ("GET", "/api/deid/jobs/{job_id}"): ("read", MISSING),
     ("GET", "/api/deid/pseudonyms/{pseudonym}"): ("manage", MISSING),
     ("DELETE", "/api/tokens/{token_id}"): ("manage", {204}),
@@ -203,6 +207,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/ai/jobs"): ("store", NO_BODY),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): ("store", MISSING),
     ("POST", "/api/ai/batch"): ("store", NO_BODY),
+    ("GET", "/api/dimse/nodes"): ("read", OK),
+    ("POST", "/api/dimse/nodes/{node}/echo"): ("read", MISSING),
+    ("POST", "/api/dimse/nodes/{node}/query"): ("read", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/send"): ("manage", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): ("store", NO_BODY),
+    ("GET", "/api/dimse/jobs"): ("read", OK),
+    ("GET", "/api/dimse/jobs/{job_id}"): ("read", MISSING),
+    ("POST", "/api/worklist"): ("store", NO_BODY),
+    ("GET", "/api/worklist"): ("read", OK),
+    ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
 }
 
 

@@ -116,7 +116,8 @@ class Archive:
             return self._search.search_patients(query)
 
     def locate(self, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, str]:
-        """The (study, series) UIDs above a series or an instance; NotFound if not stored."""
+        """The (study, series) UIDs above a series or an instance, which are globally unique
+        (PS3.5 9); NotFound if it is not stored."""
         with database_errors("read"):
             return self._files.locate(series_uid, sop_uid)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from radpacs.auth.roles import Permission
 
-__all__ = ["POLICY", "Rule", "rule_for"]
+__all__ = ["POLICY", "WORKSHOP_OPEN", "Rule", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
     ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/favicon.ico"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
     ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
     ("MOUNT", "/static"): Rule(P.PUBLIC),
@@ -110,6 +111,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
     # de-identified copies of stored studies are written into the archive: STORE
     ("POST", "/api/deid/studies/{study}"): Rule(P.STORE, "deid-study"),
+    ("GET", "/api/deid/jobs"): Rule(P.READ, "deid-job-list"),
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
@@ -122,6 +124,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/ai/jobs/{job_id}/result"): Rule(P.READ, "ai-job-result"),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): Rule(P.STORE, "ai-job-cancel"),
     ("POST", "/api/ai/batch"): Rule(P.STORE, "ai-job-batch"),
+    # the DICOM node: querying remote nodes reads; retrieving writes into the archive;
+    # sending patient data out to another node is an administrator's decision
+    ("GET", "/api/dimse/nodes"): Rule(P.READ),
+    ("POST", "/api/dimse/nodes/{node}/echo"): Rule(P.READ, "dimse-echo-scu"),
+    ("POST", "/api/dimse/nodes/{node}/query"): Rule(P.READ, "dimse-query-scu"),
+    ("POST", "/api/dimse/nodes/{node}/send"): Rule(P.MANAGE, "dimse-send-scu"),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): Rule(P.STORE, "dimse-retrieve-scu"),
+    ("GET", "/api/dimse/jobs"): Rule(P.READ),
+    ("GET", "/api/dimse/jobs/{job_id}"): Rule(P.READ),
+    # the modality worklist: scheduling is writing, reading it is reading patient data
+    ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
+    ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
+    ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),
@@ -132,9 +147,22 @@ POLICY: dict[tuple[str, str], Rule] = {
 }
 
 
-def rule_for(method: str, template: str) -> Rule | None:
-    """The rule of a route; HEAD follows GET. None means the route is not in the table."""
+#: The compute routes that read no stored data: the workshop preset (``workshop`` setting,
+#: ``radpacs serve --workshop``) opens them without a token, as the workshop API did. They
+#: are still audited; nothing else changes, and with the default settings nothing does.
+WORKSHOP_OPEN: frozenset[tuple[str, str]] = frozenset(
+    {("POST", "/api/anonymize"), ("POST", "/api/dvh"), ("POST", "/api/dvh/plot")}
+)
+
+
+def rule_for(method: str, template: str, *, workshop: bool = False) -> Rule | None:
+    """The rule of a route; HEAD follows GET. None means the route is not in the table.
+
+    With ``workshop`` the routes of :data:`WORKSHOP_OPEN` are public (same audit action).
+    """
     rule = POLICY.get((method.upper(), template))
     if rule is None and method.upper() == "HEAD":
         rule = POLICY.get(("GET", template))
+    if workshop and rule is not None and (method.upper(), template) in WORKSHOP_OPEN:
+        return Rule(Permission.PUBLIC, rule.action)
     return rule
