@@ -191,6 +191,7 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # the fixture never reaches its own stop(): do not leave the server behind
         raise RuntimeError("radpacs serve did not become ready in 120 s")
 
     def stop(self) -> None:

@@ -1,7 +1,9 @@
 """One :class:`Settings` object, read from a settings.yml and ``RADPACS_*`` environment variables.
 
 Precedence, highest first: explicit overrides (the command line), environment variables,
-the YAML file, the defaults. Every default works on a laptop with no other service.
+the YAML file, the defaults. Every default works on a laptop with no other service. The YAML
+file is radpacs's flat mapping, or Sphere DicomWeb's nested ``api:`` layout (seed 001,
+:func:`read_settings_file`).
 Build settings with :func:`load_settings`; nothing is read at import time.
 
 Example::
@@ -18,15 +20,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
-__all__ = ["AiQueue", "DuplicatePolicy", "Settings", "load_settings"]
+__all__ = ["AiQueue", "DuplicatePolicy", "Settings", "load_settings", "read_settings_file"]
 
 
 class DuplicatePolicy(StrEnum):
@@ -62,6 +65,8 @@ class Settings(BaseSettings):
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
+    api_enabled: bool = True  # the REST API under /api (health, login and sessions stay)
+    dicomweb_enabled: bool = True  # DICOMweb under /dicom-web
     log_level: str = "info"
     deid_secret: str | None = Field(default=None, min_length=16, repr=False)
     deid_job_threshold: int = Field(default=200, ge=0)
@@ -69,6 +74,7 @@ class Settings(BaseSettings):
     # accounts, tokens, audit (docs/auth.md)
     auth_enabled: bool = True
     open_enrolment: bool = False
+    workshop: bool = False  # the workshop preset: compute routes without a token (docs/auth.md)
     auth_secret: str | None = Field(default=None, min_length=32, repr=False)
     token_lifetime_minutes: int = Field(default=480, gt=0)
     login_max_failures: int = Field(default=5, gt=0)
@@ -83,7 +89,9 @@ class Settings(BaseSettings):
     jwt_roles_claim: str = "roles"
     jwt_role_map: dict[str, str] = Field(default_factory=dict)
     log_max_bytes: int = Field(default=10 * 1024**2, gt=0)
-    log_backups: int = Field(default=5, ge=0)
+    log_backups: int = Field(default=20, ge=0)
+    log_dir: Path | None = None  # None: data_dir/logs
+    log_config: Path | None = None  # a logging.config.dictConfig file (YAML) replacing ours
     # AI jobs (docs/ai.md)
     ai_queue: AiQueue = AiQueue.SQLITE
     ai_redis_url: str = "redis://127.0.0.1:6379/0"
@@ -97,6 +105,12 @@ class Settings(BaseSettings):
     ai_models_dir: Path | None = None
     ai_plugins: list[str] = Field(default_factory=list)
     ai_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # torchxrayvision plugin (docs/ai.md): folder holding the weight files, never downloaded
+    xrv_weights_dir: Path | None = None
+    xrv_weights: list[str] = Field(default_factory=lambda: ["densenet121-res224-all"])
+    xrv_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # MONAI plugin (docs/ai.md): one *.json manifest per model (network, checkpoint, inputs)
+    monai_models_dir: Path | None = None
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
 
@@ -134,6 +148,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
 
     @property
+    def resolved_log_dir(self) -> Path:
+        """The folder of the log files: ``log_dir``, else ``data_dir/logs``."""
+        return self.log_dir if self.log_dir is not None else self.data_dir / "logs"
+
+    @property
     def blob_dir(self) -> Path:
         """The folder that holds the stored DICOM files."""
         return self.data_dir / "files"
@@ -150,8 +169,66 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         yaml_file = _config_file()
         if yaml_file is not None:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+            sources.append(InitSettingsSource(settings_cls, read_settings_file(yaml_file)))
         return tuple(sources)
+
+
+#: Sphere DicomWeb's settings.yml (seed 001): ``api:`` and ``api.dicomweb:`` keys, and the
+#: radpacs settings they stand for.
+_SPHERE_API = {
+    "start": "api_enabled",
+    "ip": "host",
+    "port": "port",
+    "allowed_hosts": "allowed_hosts",
+}
+_SPHERE_DICOMWEB = {"start": "dicomweb_enabled", "jwt_validate": "jwt_validate"}
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings a YAML file holds, in radpacs's flat layout or Sphere DicomWeb's::
+
+        api:
+            start: true          # api_enabled
+            ip: 127.0.0.1        # host
+            port: 5555           # port
+            allowed_hosts: ['*', 127.0.0.1]
+            dicomweb:
+                start: true      # dicomweb_enabled
+                jwt_validate: false
+
+    Both may be mixed; a setting given twice, an unknown key under ``api:`` or a file that
+    is not a mapping is a ValueError naming it.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    api = data.pop("api", None)
+    if api is None:
+        return data
+    if not isinstance(api, dict):
+        raise ValueError(f"{path}: api must be a mapping (the Sphere DicomWeb layout)")
+    dicomweb = api.pop("dicomweb", None) or {}
+    if not isinstance(dicomweb, dict):
+        raise ValueError(f"{path}: api.dicomweb must be a mapping")
+    for prefix, section, names in (
+        ("api", api, _SPHERE_API),
+        ("api.dicomweb", dicomweb, _SPHERE_DICOMWEB),
+    ):
+        for key, value in section.items():
+            target = names.get(key)
+            if target is None:
+                raise ValueError(
+                    f"{path}: unknown key {prefix}.{key} (known: {', '.join(sorted(names))})"
+                )
+            if target in data:
+                raise ValueError(f"{path}: {prefix}.{key} and {target} set the same setting")
+            data[target] = value
+    return data
 
 
 def _config_file() -> Path | None:

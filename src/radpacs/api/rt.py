@@ -8,7 +8,8 @@
   object per ROI, a body that /api/dvh/plot takes as it is (see :meth:`radpacs.rt.DVH.to_dict`).
 - ``POST /api/rt/dvh``: the same from stored objects, JSON
   ``{"rtstruct": uid, "rtdose": uid, "roi": ...}``, read from the archive.
-- ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}`` (or the list /api/dvh answered);
+- ``POST /api/dvh/plot``: JSON ``{"dvhs": [...]}``, or what /api/dvh answered as it is (one
+  DVH object, or ``{"dvhs": [...]}``), or a bare list;
   PNG, or SVG with ``?format=svg`` or ``Accept: image/svg+xml``; ``?volume=absolute``
   keeps each curve's volume units, ``relative`` (default) scales to % of each ROI.
 
@@ -104,17 +105,19 @@ def dvh_plot(
     format: Annotated[PlotFormat | None, Query(description="png (default) or svg")] = None,
     volume: Annotated[VolumeScale | None, Query(description="relative or absolute")] = None,
 ) -> Response:
-    """Plot DVHs given as ``{"dvhs": [...]}`` (or a bare list) as PNG or SVG."""
+    """Plot DVHs given as ``{"dvhs": [...]}``, one DVH object or a bare list, as PNG or SVG."""
     if isinstance(payload, dict):
-        if "dvhs" not in payload:
+        if "dvhs" not in payload and "doses" not in payload:
             raise InvalidInput("the body must hold 'dvhs': a list of DVH objects")
-        items = payload["dvhs"]
-        if volume is None and "volume" in payload:
+        items = payload.get("dvhs", payload)
+        if isinstance(items, dict):  # one DVH, as /api/dvh answers for one ROI
+            items = [items]
+        if volume is None and "dvhs" in payload and "volume" in payload:
             try:
                 volume = VolumeScale(str(payload["volume"]))
             except ValueError as exc:
                 raise InvalidInput(f"volume must be relative or absolute: {exc}") from exc
-        title = payload.get("title")
+        title = payload.get("title") if "dvhs" in payload else None
     else:
         items, title = payload, None
     if format is None:

@@ -110,6 +110,12 @@ class Archive:
         with database_errors("search"):
             return self._search.search(query)
 
+    def locate(self, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, str]:
+        """The (study, series) UIDs above a series or an instance, which are globally unique
+        (PS3.5 9); NotFound if it is not stored."""
+        with database_errors("read"):
+            return self._files.locate(series_uid, sop_uid)
+
     def instance_files(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceFile]:

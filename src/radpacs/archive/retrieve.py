@@ -69,6 +69,25 @@ class Retrieval:
             raise NotFound(f"no {describe(study_uid, series_uid, sop_uid)}")
         return files
 
+    def locate(self, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, str]:
+        """The (study, series) UIDs above a series or an instance; NotFound if not stored."""
+        statement = select(Study.study_uid, Series.series_uid).join(
+            Series, Series.study_pk == Study.pk
+        )
+        if sop_uid is not None:
+            statement = statement.join(Instance, Instance.series_pk == Series.pk).where(
+                Instance.sop_uid == sop_uid
+            )
+            what = f"instance {sop_uid}"
+        else:
+            statement = statement.where(Series.series_uid == series_uid)
+            what = f"series {series_uid}"
+        with self.engine.connect() as connection:
+            row = connection.execute(statement.limit(1)).first()
+        if row is None:
+            raise NotFound(f"no {what}")
+        return str(row[0]), str(row[1])
+
     def metadata_version(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> str:

@@ -26,10 +26,18 @@ class Search:
         self._read = read
 
     def search(self, query: Query) -> SearchResult:
-        """One page of matches for a QIDO-RS query, as DICOM JSON objects."""
+        """One page of matches for a QIDO-RS query, as DICOM JSON objects.
+
+        Indexed keys are SQL conditions; keys the index does not hold (``query.residual``)
+        are tested on the stored metadata of the candidates' instances, in order, until the
+        page is full."""
         statement = self._search_statement(query)
         with self._read() as session:
-            rows = session.execute(statement.offset(query.offset).limit(query.limit + 1)).all()
+            rows: Sequence[Any]
+            if query.residual:
+                rows = self._residual_rows(session, query, statement)
+            else:
+                rows = session.execute(statement.offset(query.offset).limit(query.limit + 1)).all()
             has_more = len(rows) > query.limit
             rows = rows[: query.limit]
             matches = [self._match_json(query, row) for row in rows]
@@ -37,6 +45,43 @@ class Search:
             if query.extra_tags or (query.include_all and query.level is Level.INSTANCE):
                 self._add_from_metadata(session, query, rows, matches)
         return SearchResult(matches, has_more)
+
+    @staticmethod
+    def _residual_rows(session: Session, query: Query, statement: Any) -> list[Any]:
+        """The rows of ``statement`` one of whose instances passes every residual test, from
+        ``query.offset`` on, at most ``query.limit + 1`` of them."""
+        kept: list[Any] = []
+        skip = query.offset
+        result = session.execute(statement)
+        for batch in result.partitions(200):
+            pks = [row[0].pk for row in batch]
+            documents: Any
+            if query.level is Level.INSTANCE:
+                documents = select(Instance.pk, Instance.metadata_json).where(Instance.pk.in_(pks))
+            elif query.level is Level.SERIES:
+                documents = select(Instance.series_pk, Instance.metadata_json).where(
+                    Instance.series_pk.in_(pks)
+                )
+            else:
+                documents = (
+                    select(Series.study_pk, Instance.metadata_json)
+                    .join(Instance, Instance.series_pk == Series.pk)
+                    .where(Series.study_pk.in_(pks))
+                )
+            passing: set[int] = set()
+            for pk, text in session.execute(documents):
+                if pk not in passing and all(test(json.loads(text)) for test in query.residual):
+                    passing.add(pk)
+            for row in batch:
+                if row[0].pk not in passing:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                kept.append(row)
+                if len(kept) > query.limit:
+                    return kept
+        return kept
 
     @staticmethod
     def _search_statement(query: Query) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from radpacs.auth.roles import Permission
 
-__all__ = ["POLICY", "Rule", "rule_for"]
+__all__ = ["POLICY", "WORKSHOP_OPEN", "Rule", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
     ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/favicon.ico"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
     ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
     ("MOUNT", "/static"): Rule(P.PUBLIC),
@@ -77,6 +78,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_INSTANCE}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_STUDY}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    # the same by a series or instance UID alone (beyond PS3.18; dicomweb/by_uid.py)
+    ("GET", f"{_DW}/series/{{series}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/series/{{series}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/series/{{series}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/series/{{series}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/instances/{{instance}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}"): Rule(P.READ, "retrieve-frames"),
+    ("GET", f"{_DW}/instances/{{instance}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}/rendered"): Rule(
+        P.READ, "retrieve-rendered"
+    ),
+    ("GET", f"{_DW}/instances/{{instance}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_SERIES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_INSTANCE}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
@@ -96,6 +110,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
     # de-identified copies of stored studies are written into the archive: STORE
     ("POST", "/api/deid/studies/{study}"): Rule(P.STORE, "deid-study"),
+    ("GET", "/api/deid/jobs"): Rule(P.READ, "deid-job-list"),
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
@@ -118,9 +133,22 @@ POLICY: dict[tuple[str, str], Rule] = {
 }
 
 
-def rule_for(method: str, template: str) -> Rule | None:
-    """The rule of a route; HEAD follows GET. None means the route is not in the table."""
+#: The compute routes that read no stored data: the workshop preset (``workshop`` setting,
+#: ``radpacs serve --workshop``) opens them without a token, as the workshop API did. They
+#: are still audited; nothing else changes, and with the default settings nothing does.
+WORKSHOP_OPEN: frozenset[tuple[str, str]] = frozenset(
+    {("POST", "/api/anonymize"), ("POST", "/api/dvh"), ("POST", "/api/dvh/plot")}
+)
+
+
+def rule_for(method: str, template: str, *, workshop: bool = False) -> Rule | None:
+    """The rule of a route; HEAD follows GET. None means the route is not in the table.
+
+    With ``workshop`` the routes of :data:`WORKSHOP_OPEN` are public (same audit action).
+    """
     rule = POLICY.get((method.upper(), template))
     if rule is None and method.upper() == "HEAD":
         rule = POLICY.get(("GET", template))
+    if workshop and rule is not None and (method.upper(), template) in WORKSHOP_OPEN:
+        return Rule(Permission.PUBLIC, rule.action)
     return rule

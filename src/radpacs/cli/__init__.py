@@ -8,6 +8,7 @@
 - :mod:`.dvh`: ``dvh`` (by a server or ``--local``)
 - :mod:`.deid`: ``anonymize``
 - :mod:`.viewer`: ``viewer install|status``
+- :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
 
 Options shared by several commands are declared once in :mod:`.options`. Every group adds
 itself with ``register(app)``.
@@ -28,6 +29,7 @@ app = typer.Typer(
     help="radpacs: a DICOMweb archive for radiology, radiotherapy and AI research.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: rich panels print flags as "--help <bool>"
 )
 
 
@@ -47,7 +49,7 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, dvh, serve, users, viewer
+    from radpacs.cli import ai, client, deid, demo, dvh, serve, users, viewer
 
     serve.register(app)
     ai.register_worker(app)
@@ -57,6 +59,7 @@ def _register_groups() -> None:
     ai.register(app)
     deid.register(app)
     viewer.register(app)
+    demo.register(app)
 
 
 _register_groups()

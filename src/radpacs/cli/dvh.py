@@ -122,7 +122,7 @@ def dvh(
     table = console.table(*columns, title="DVH statistics")
     for row in rows:
         table.add_row(*(console.format_number(row.get(column)) for column in columns))
-    console.out().print(table)
+    console.print_table(table)
     if saved:
         console.out().print(f"plot saved to {saved}", highlight=False)
 

@@ -45,6 +45,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Store and name the RT workshop datasets first.")
     ] = False,
+    workshop: Annotated[
+        bool,
+        typer.Option(
+            "--workshop",
+            help="The RT workshop preset: --demo, --open-enrolment, and /api/anonymize, "
+            "/api/dvh, /api/dvh/plot without a token (docs/auth.md).",
+        ),
+    ] = False,
     demo_dir: Annotated[
         Path | None, typer.Option(help="The rt-workshop folder for --demo.")
     ] = None,
@@ -67,9 +75,13 @@ def serve(
         "auth_enabled": auth,
         "open_enrolment": open_enrolment,
     }
+    if workshop:
+        overrides["workshop"] = True
+        if open_enrolment is None:
+            overrides["open_enrolment"] = True
     settings = load_settings(**overrides)
     with Archive.from_settings(settings) as archive:  # create and migrate, before any worker
-        if demo:
+        if demo or settings.workshop:
             names = load_demo_into(archive, demo_dir)
             typer.echo(f"demo datasets: {', '.join(names)}")
         hint = login_hint(settings, archive)
@@ -78,6 +90,11 @@ def serve(
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
     typer.echo(hint)
+    try:
+        logging_config(settings, per_process=settings.workers > 1)  # a bad log_config file
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),

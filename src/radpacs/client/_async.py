@@ -62,6 +62,7 @@ class AsyncRadpacsClient:
         batch_instances: int = 50,
         batch_bytes: int = 32 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -76,7 +77,11 @@ class AsyncRadpacsClient:
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
+        if token and auth is not None:
+            raise ValueError("give a token or HTTP Basic credentials (auth=), not both")
         self.token = token
+        if auth is not None:  # until a token (login) replaces them
+            self._http.headers["Authorization"] = _core.basic_authorization(*auth)
 
     @classmethod
     def from_config(
@@ -220,6 +225,25 @@ class AsyncRadpacsClient:
     ) -> list[SearchMatch]:
         """Every match of a QIDO-RS search, following the server's paging."""
         return [match async for match in self.iter_search(level, filters, **options)]
+
+    async def find_one(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        *,
+        study: str | None = None,
+        series: str | None = None,
+        **named: str,
+    ) -> SearchMatch | None:
+        """The one match of a QIDO-RS search, None when nothing matches; ValueError when
+        more than one does (see :meth:`RadpacsClient.find_one`)."""
+        pairs = _core.find_one_filters(filters, named)
+        found = await self.search(level, pairs, study=study, series=series, limit=2)
+        return _core.only_match(level, pairs, found)
+
+    async def find_one_study(self, **filters: str) -> SearchMatch | None:
+        """:meth:`find_one` at the study level (the DPAT client's ``find_one_study``)."""
+        return await self.find_one("studies", list(filters.items()))
 
     # ------------------------------------------------------------------ WADO-RS
 

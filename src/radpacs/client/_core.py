@@ -8,6 +8,7 @@ tasks). Keeping all protocol knowledge in this module keeps the two in step.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -247,7 +248,12 @@ class PreparedBatch:
                 item.outcome = _outcome(item, Outcome.FAILED, f"cannot read: {exc}")
             else:
                 if not looks_like_dicom(item.data):
-                    item.outcome = _outcome(item, Outcome.NOT_DICOM)
+                    why = (
+                        "empty file"
+                        if not item.data
+                        else "not a DICOM file: no DICM prefix at byte 128"
+                    )
+                    item.outcome = _outcome(item, Outcome.NOT_DICOM, why)
                     item.data = b""
                 else:
                     item.uid = _sop_uid(item.data)
@@ -473,6 +479,43 @@ def delete_call(study: str, series: str | None = None, sop: str | None = None) -
     return Call("DELETE", dicomweb_path(study, series, sop))
 
 
+#: The DPAT client's filter names (seed 002), read as the DICOM keywords they stand for.
+_FILTER_ALIASES = {
+    "studyInstanceUid": "StudyInstanceUID",
+    "seriesInstanceUid": "SeriesInstanceUID",
+    "sopInstanceUid": "SOPInstanceUID",
+    "patientId": "PatientID",
+    "accessionNumber": "AccessionNumber",
+}
+
+
+def find_one_filters(
+    filters: Mapping[str, str] | Sequence[tuple[str, str]], named: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The filters of a find-one search: pairs, then keyword arguments (a DICOM keyword, an
+    8-digit tag, a :class:`~radpacs.client.models.DicomCodes` value or a DPAT alias)."""
+    pairs = list(filters.items()) if isinstance(filters, Mapping) else list(filters)
+    pairs += list(named.items())
+    return [(_FILTER_ALIASES.get(str(name), str(name)), str(value)) for name, value in pairs]
+
+
+def only_match(
+    level: str, filters: Sequence[tuple[str, str]], matches: list[SearchMatch]
+) -> SearchMatch | None:
+    """The one match of a find-one search, None for none; ValueError when several match."""
+    if len(matches) > 1:
+        shown = ", ".join(f"{name}={value}" for name, value in filters) or "no filter"
+        raise ValueError(f"more than one of the {level} match {shown}: add a filter")
+    return matches[0] if matches else None
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (RFC 7617), for peers that use it."""
+    if ":" in user:
+        raise ValueError("an HTTP Basic user name cannot hold ':' (RFC 7617)")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def login_call(username: str, password: str) -> Call:
     """POST /api/auth: credentials for a bearer token (no side effect: safe to retry)."""
     return Call("POST", "/api/auth", json={"username": username, "password": password})
@@ -495,11 +538,13 @@ def file_part(value: Path | bytes, name: str) -> tuple[str, bytes, str]:
 
 
 def dvh_call(structures: Path | bytes, dose: Path | bytes, params: Mapping[str, str]) -> Call:
-    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``."""
+    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``;
+    ``params`` (roi, prescription, relative_volume, bin_width, metrics) go as form fields,
+    which is where the server reads them."""
     return Call(
         "POST",
         "/api/dvh",
-        params=list(params.items()),
+        data={name: str(value) for name, value in params.items()},
         files={
             "file_struct": file_part(structures, "rtstruct"),
             "file_dose": file_part(dose, "rtdose"),

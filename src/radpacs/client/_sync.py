@@ -61,6 +61,7 @@ class RadpacsClient:
         batch_instances: int = 50,
         batch_bytes: int = 32 * 1024 * 1024,
         transport: httpx.BaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -75,7 +76,11 @@ class RadpacsClient:
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
+        if token and auth is not None:
+            raise ValueError("give a token or HTTP Basic credentials (auth=), not both")
         self.token = token
+        if auth is not None:  # until a token (login) replaces them
+            self._http.headers["Authorization"] = _core.basic_authorization(*auth)
 
     @classmethod
     def from_config(
@@ -230,6 +235,30 @@ class RadpacsClient:
     ) -> list[SearchMatch]:
         """Every match of a QIDO-RS search, following the server's paging."""
         return list(self.iter_search(level, filters, **options))
+
+    def find_one(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        *,
+        study: str | None = None,
+        series: str | None = None,
+        **named: str,
+    ) -> SearchMatch | None:
+        """The one match of a QIDO-RS search, None when nothing matches; ValueError when
+        more than one does. Filters are pairs and/or keyword arguments; ``study`` and
+        ``series`` scope the search as in :meth:`search`::
+
+            study = client.find_one_study(StudyInstanceUID=uid)
+            study.get_value_as_string(DicomCodes.PATIENT_ID)
+        """
+        pairs = _core.find_one_filters(filters, named)
+        found = self.search(level, pairs, study=study, series=series, limit=2)
+        return _core.only_match(level, pairs, found)
+
+    def find_one_study(self, **filters: str) -> SearchMatch | None:
+        """:meth:`find_one` at the study level (the DPAT client's ``find_one_study``)."""
+        return self.find_one("studies", list(filters.items()))
 
     # ------------------------------------------------------------------ WADO-RS
 

@@ -1,6 +1,10 @@
 """QIDO-RS (PS3.18 10.6): search studies, series and instances, answered as DICOM JSON.
 
-Every match carries RetrieveURL. When ``limit`` (or the server's qido_max_results) cut the
+Every match carries RetrieveURL, SpecificCharacterSet ``ISO_IR 192`` (the answer is
+Unicode, whatever the stored sets) and, for studies and instances, InstanceAvailability
+``ONLINE`` (every stored file is served at once), as PS3.18 Tables 10.6.3-3 to -5 list them.
+TimezoneOffsetFromUTC is not indexed: ask for it with ``includefield=00080201`` and it is
+read from a stored instance. When ``limit`` (or the server's qido_max_results) cut the
 results, a ``Warning: 299`` header says that more can be requested with ``offset``. Accept
 ``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
 document per match instead of DICOM JSON.
@@ -21,6 +25,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["QIDO-RS"])
 
 _IGNORED_PARAMETERS = {"token"}  # the access token of simple links, read by the auth layer
+_CHARACTER_SET = "ISO_IR 192"  # DICOM JSON and XML carry Unicode
+_ONLINE = "ONLINE"  # InstanceAvailability (0008,0056): every stored file is served at once
 
 
 def _search(
@@ -49,6 +55,9 @@ def _search(
         if level is Level.INSTANCE:
             url += f"/instances/{match['00080018']['Value'][0]}"
         match["00081190"] = attribute("UR", url)
+        match.setdefault("00080005", attribute("CS", _CHARACTER_SET))
+        if level is not Level.SERIES:
+            match.setdefault("00080056", attribute("CS", _ONLINE))
     warnings = []
     if result.has_more:
         warnings.append(
