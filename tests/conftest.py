@@ -89,8 +89,11 @@ def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
 @pytest.fixture(autouse=True)
 def _auth_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run with auth off (env, inherited by LiveServer) unless they pass auth_enabled
-    or --auth; the auth tests build their own authenticated apps and servers."""
+    or --auth; the auth tests build their own authenticated apps and servers. The DICOM
+    listener is off too (its default port would clash between servers); the DIMSE tests
+    turn it on with a free port."""
     monkeypatch.setenv("RADPACS_AUTH_ENABLED", "false")
+    monkeypatch.setenv("RADPACS_DIMSE_ENABLED", "false")
 
 
 def _postgres_available() -> bool:

@@ -90,6 +90,14 @@ def test_defaults_find_the_lesions_not_the_body() -> None:
         assert got == pytest.approx(truth, rel=0.05)
 
 
+def test_a_lesion_cut_by_the_last_slice_is_still_reported() -> None:
+    array, truths = _issue_phantom()
+    found = _volumes(array[:21], "axial", (2.0, 0.8, 0.8), {})  # slices up to the centre
+    assert len(found) == 2
+    # half of the 8 mm sphere, plus the far half of the slice through its centre (1 mm)
+    assert found[0] == pytest.approx(truths[0] / 2 + np.pi * 8.0**2 * 1.0, rel=0.05)
+
+
 @pytest.mark.parametrize(
     ("parameters", "tolerance"),
     [

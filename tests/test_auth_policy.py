@@ -69,12 +69,15 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "plan": sop,
         "frames": "1",
         "path": "7FE00010",
         "name": "nothing",
         "username": "nobody",
         "token_id": "0" * 32,
         "job_id": "0" * 32,
+        "node": "nowhere",
+        "item_id": "nothing",
         "pseudonym": "RP" + "0" * 16,
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
@@ -106,6 +109,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api"): ("public", OK),
     ("GET", "/api/health"): ("public", OK),
     ("GET", "/"): ("public", OK),
+    ("GET", "/rt"): ("public", OK),
     ("GET", "/favicon.ico"): ("public", OK),
     ("GET", "/viewer"): ("public", OK),
     ("GET", "/viewer/{path:path}"): ("public", OK | MISSING),
@@ -161,6 +165,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
         "GET",
         "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
     ): ("read", OK | MISSING),
+    ("GET", "/dicom-web/patients"): ("read", OK),
     # by series or instance UID alone (beyond PS3.18, dicomweb/by_uid.py): WADO-RS reading
     ("GET", "/dicom-web/series/{series}"): ("read", OK | MISSING),
     ("GET", "/dicom-web/series/{series}/metadata"): ("read", OK | MISSING),
@@ -183,6 +188,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/anonymize"): ("compute", NO_BODY),
     ("POST", "/api/dvh"): ("compute", NO_BODY),
     ("POST", "/api/rt/dvh"): ("compute", NO_BODY),
+    ("POST", "/api/rt/dvh/store"): ("store", NO_BODY),
+    ("GET", "/api/rt/studies/{study}/objects"): ("read", OK | MISSING),
+    ("GET", "/api/rt/plans/{plan}/statistics"): ("read", MISSING),  # the instance is a CT
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
     ("GET", "/api/deid/jobs"): ("read", OK),
@@ -204,6 +212,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/ai/jobs"): ("store", NO_BODY),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): ("store", MISSING),
     ("POST", "/api/ai/batch"): ("store", NO_BODY),
+    ("GET", "/api/dimse/nodes"): ("read", OK),
+    ("POST", "/api/dimse/nodes/{node}/echo"): ("read", MISSING),
+    ("POST", "/api/dimse/nodes/{node}/query"): ("read", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/send"): ("manage", NO_BODY),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): ("store", NO_BODY),
+    ("GET", "/api/dimse/jobs"): ("read", OK),
+    ("GET", "/api/dimse/jobs/{job_id}"): ("read", MISSING),
+    ("POST", "/api/worklist"): ("store", NO_BODY),
+    ("GET", "/api/worklist"): ("read", OK),
+    ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
 }
 
 

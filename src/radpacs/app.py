@@ -17,15 +17,28 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
+from radpacs.api import (
+    accounts,
+    ai,
+    counts,
+    deid,
+    dimse,
+    health,
+    rt,
+    session,
+    upload,
+    worklist,
+    workshop,
+)
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.dicomweb import router as dicomweb_router
+from radpacs.dimse.service import open_dimse
 from radpacs.http.access import AccessControl
 from radpacs.http.audit import note_stored
 from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
-from radpacs.web import pages, viewer
+from radpacs.web import pages, rt_page, viewer
 
 __all__ = ["create_app", "open_access_warnings"]
 
@@ -88,11 +101,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("%s", warning)
         with Services.open(settings) as services:
             services.archive.add_listener(note_stored)  # the request's audit hears stores
+            # One process listens for DICOM: this one, or the parent of several (cli.serve);
+            # it shares this archive, so its arrivals reach the same listeners as STOW-RS.
+            node = (
+                open_dimse(settings, services.archive, services.auth.audit)
+                if settings.workers == 1
+                else None
+            )
             app.state.services = services
             try:
                 yield
             finally:
                 app.state.services = None
+                if node is not None:
+                    node.stop()
 
     app = FastAPI(
         title="radpacs",
@@ -129,8 +151,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)
+    app.include_router(rt_page.router)
     app.mount("/static", pages.static_files(), name="static")
     if settings.api_enabled:
         app.include_router(ai.router)
         app.include_router(rt.router)
+        app.include_router(dimse.router)
+        app.include_router(worklist.router)
     return app

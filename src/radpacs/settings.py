@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -29,7 +29,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-__all__ = ["AiQueue", "DuplicatePolicy", "Settings", "load_settings", "read_settings_file"]
+__all__ = [
+    "AiQueue",
+    "DimseNode",
+    "DimsePermission",
+    "DuplicatePolicy",
+    "Settings",
+    "load_settings",
+    "read_settings_file",
+]
 
 
 class DuplicatePolicy(StrEnum):
@@ -44,6 +52,35 @@ class AiQueue(StrEnum):
 
     SQLITE = "sqlite"
     REDIS = "redis"
+
+
+class DimsePermission(StrEnum):
+    """What a remote DICOM node may ask of radpacs (Orthanc's AllowEcho, AllowStore, ...)."""
+
+    ECHO = "echo"
+    STORE = "store"
+    FIND = "find"
+    MOVE = "move"
+    GET = "get"
+
+
+_AE_TITLE = r"^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$"
+
+
+class DimseNode(BaseModel):
+    """A remote DICOM node, as in Orthanc's DicomModalities (docs/dimse.md).
+
+    ``host`` is where radpacs connects for C-MOVE, a send or a query, and, when
+    ``check_host`` is true, the only address this AE title may call from.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ae_title: str = Field(pattern=_AE_TITLE)
+    host: str
+    port: int = Field(ge=1, le=65535)
+    permissions: frozenset[DimsePermission] = frozenset(DimsePermission)
+    check_host: bool = True
 
 
 class Settings(BaseSettings):
@@ -111,6 +148,16 @@ class Settings(BaseSettings):
     xrv_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     # MONAI plugin (docs/ai.md): one *.json manifest per model (network, checkpoint, inputs)
     monai_models_dir: Path | None = None
+    # DICOM networking, DIMSE (docs/dimse.md)
+    dimse_enabled: bool = True
+    dimse_ae_title: str = Field(default="RADPACS", pattern=_AE_TITLE)
+    dimse_host: str | None = None  # None: the same address as `host`
+    dimse_port: int = Field(default=11112, ge=1, le=65535)
+    dimse_nodes: dict[str, DimseNode] = Field(default_factory=dict)
+    dimse_allow_unknown: bool = False
+    dimse_check_called_ae: bool = True
+    dimse_max_associations: int = Field(default=16, ge=1)
+    dimse_timeout: float = Field(default=30.0, gt=0)
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
 
@@ -138,7 +185,16 @@ class Settings(BaseSettings):
             raise ValueError("jwt_validate needs jwt_issuer, jwt_audience and jwt_jwks_url")
         if bool(self.admin_user) != bool(self.admin_password):
             raise ValueError("admin_user and admin_password go together")
+        titles = [node.ae_title for node in self.dimse_nodes.values()]
+        repeated = sorted({title for title in titles if titles.count(title) > 1})
+        if repeated:
+            raise ValueError(f"dimse_nodes: AE title {repeated[0]!r} is given to several nodes")
         return self
+
+    @property
+    def dimse_listen_host(self) -> str:
+        """The address the DIMSE server listens on: ``dimse_host``, else ``host``."""
+        return self.dimse_host or self.host
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@
 - :mod:`.deid`: ``anonymize``
 - :mod:`.viewer`: ``viewer install|status``
 - :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
+- :mod:`.dimse`: ``dimse`` (the DICOM node alone) and ``dimse echo|query|send|retrieve|job``
 
 Options shared by several commands are declared once in :mod:`.options`. Every group adds
 itself with ``register(app)``.
@@ -49,7 +50,7 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, demo, dvh, serve, users, viewer
+    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, users, viewer
 
     serve.register(app)
     ai.register_worker(app)
@@ -60,6 +61,7 @@ def _register_groups() -> None:
     deid.register(app)
     viewer.register(app)
     demo.register(app)
+    dimse.register(app)
 
 
 _register_groups()

@@ -411,6 +411,45 @@ class AsyncRadpacsClient:
         call = _core.ai_batch_call(model, query or {}, limit)
         return AiBatch.model_validate((await self.request(call)).json())
 
+    # ------------------------------------------------------------- DICOM node (DIMSE)
+
+    async def dimse_echo(self, node: str) -> dict[str, Any]:
+        """C-ECHO a configured node through the server; RadpacsRequestError 502 if it fails."""
+        result: dict[str, Any] = (await self.request(_core.dimse_echo_call(node))).json()
+        return result
+
+    async def dimse_query(
+        self, node: str, keys: Mapping[str, str], level: str = "STUDY"
+    ) -> list[dict[str, Any]]:
+        """C-FIND a configured node (study root); the matches as DICOM JSON objects."""
+        call = _core.dimse_query_call(node, level, keys)
+        found: list[dict[str, Any]] = (await self.request(call)).json()
+        return found
+
+    async def dimse_send(self, node: str, study: str, series: str | None = None) -> dict[str, Any]:
+        """Queue a C-STORE of a study or series to a node; the job."""
+        call = _core.dimse_transfer_call(node, "send", study, series)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_retrieve(
+        self,
+        node: str,
+        study: str,
+        series: str | None = None,
+        *,
+        method: str = "move",
+        destination: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a C-MOVE (to radpacs by default) or C-GET from a node; the job."""
+        call = _core.dimse_transfer_call(node, "retrieve", study, series, method, destination)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_job(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = (await self.request(_core.dimse_job_call(job_id))).json()
+        return job
+
     # ------------------------------------------------------------------ REST API
 
     async def login(self, username: str, password: str) -> str:
@@ -423,6 +462,33 @@ class AsyncRadpacsClient:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
         return DVHResult.from_answer((await self.request(call)).json())
+
+    async def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((await self.request(call)).json())
+
+    async def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((await self.request(_core.rt_objects_call(study))).json())
+
+    async def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((await self.request(call)).json())
 
     async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

@@ -21,6 +21,7 @@ from radpacs.errors import (
     NotFound,
     PermissionDenied,
     RadpacsError,
+    RemoteNodeError,
     StorageError,
     TooManyAttempts,
 )
@@ -42,6 +43,7 @@ STATUS_BY_ERROR: dict[type[RadpacsError], int] = {
     InvalidInstance: 400,
     NotAcceptable: 406,
     StorageError: 503,
+    RemoteNodeError: 502,
     ConfigurationError: 500,
     AuthenticationError: 401,
     PermissionDenied: 403,

@@ -26,6 +26,9 @@ __all__ = ["KINDS", "Handler", "JobContext", "JobOutcome", "handler_spec", "load
 KINDS: dict[str, str] = {
     "ai": "radpacs.ai.execute:run_ai_job",
     "deid.study": "radpacs.jobs.kinds:deid_study",
+    "dimse.send": "radpacs.dimse.jobs:run_transfer",
+    "dimse.move": "radpacs.dimse.jobs:run_transfer",
+    "dimse.get": "radpacs.dimse.jobs:run_transfer",
 }
 """The built-in kinds. Later kinds (follow-up, DIMSE moves, outbound calls) add a line."""
 

@@ -10,8 +10,8 @@ tissue around them, brighter (``polarity: bright``) or darker (``dark``).
    ``max_diameter_mm`` keeps what is smaller than the box and differs from its surroundings;
    candidates are connected regions above ``min_contrast`` (default: the top-hat's median
    plus 4 robust standard deviations, 1.4826 x its median absolute deviation, so the image's
-   own noise sets it) of at least a quarter of ``min_size_mm3``, not touching the edge of
-   the volume.
+   own noise sets it) of at least a quarter of ``min_size_mm3``, not touching the image's
+   edges (rows and columns; a lesion cut by the first or last slice is kept).
 2. Refinement per candidate, on the original voxels inside its bounding box: the
    surroundings level is the median of a shell 3 to 7 mm around it; the lesion level is the
    median of its voxels more than one voxel inside a first half-way outline (so that
@@ -174,10 +174,17 @@ def _focal(
     for number, coarse_box in enumerate(boxes, start=1):
         if coarse_box is None or sizes[number] < 0.25 * float(p["min_size_mm3"]):
             continue
-        if any(
-            b.start == 0 or b.stop == n for b, n in zip(coarse_box, labelled.shape, strict=True)
+        rows, columns = coarse_box[1], coarse_box[2]
+        if (
+            rows.start == 0
+            or columns.start == 0
+            or rows.stop == labelled.shape[1]
+            or columns.stop == labelled.shape[2]
         ):
-            continue  # touches the edge of the volume: not surrounded, so not focal
+            # touches the image's edge (the air between body and field of view): not
+            # surrounded, so not focal; the first and last slices are the scan's range, and
+            # a lesion cut by them is still reported
+            continue
         extent = [(b.stop - b.start) * s for b, s in zip(coarse_box, coarse_spacing, strict=True)]
         if max(extent) > float(p["max_diameter_mm"]) + 2 * max(coarse_spacing):
             continue
