@@ -69,6 +69,7 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "plan": sop,
         "frames": "1",
         "path": "7FE00010",
         "name": "nothing",
@@ -108,6 +109,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api"): ("public", OK),
     ("GET", "/api/health"): ("public", OK),
     ("GET", "/"): ("public", OK),
+    ("GET", "/rt"): ("public", OK),
     ("GET", "/favicon.ico"): ("public", OK),
     ("GET", "/viewer"): ("public", OK),
     ("GET", "/viewer/{path:path}"): ("public", OK | MISSING),
@@ -163,6 +165,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
         "GET",
         "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
     ): ("read", OK | MISSING),
+    ("GET", "/dicom-web/patients"): ("read", OK),
     # by series or instance UID alone (beyond PS3.18, dicomweb/by_uid.py): WADO-RS reading
     ("GET", "/dicom-web/series/{series}"): ("read", OK | MISSING),
     ("GET", "/dicom-web/series/{series}/metadata"): ("read", OK | MISSING),
@@ -185,6 +188,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/anonymize"): ("compute", NO_BODY),
     ("POST", "/api/dvh"): ("compute", NO_BODY),
     ("POST", "/api/rt/dvh"): ("compute", NO_BODY),
+    ("POST", "/api/rt/dvh/store"): ("store", NO_BODY),
+    ("GET", "/api/rt/studies/{study}/objects"): ("read", OK | MISSING),
+    ("GET", "/api/rt/plans/{plan}/statistics"): ("read", MISSING),  # the instance is a CT
     ("POST", "/api/dvh/plot"): ("compute", NO_BODY),
     ("POST", "/api/deid/studies/{study}"): ("store", OK | MISSING),
     ("GET", "/api/deid/jobs"): ("read", OK),

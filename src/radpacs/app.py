@@ -38,7 +38,7 @@ from radpacs.http.audit import note_stored
 from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
-from radpacs.web import pages, viewer
+from radpacs.web import pages, rt_page, viewer
 
 __all__ = ["create_app", "open_access_warnings"]
 
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)
+    app.include_router(rt_page.router)
     app.mount("/static", pages.static_files(), name="static")
     if settings.api_enabled:
         app.include_router(ai.router)

@@ -113,6 +113,11 @@ class Archive:
         with database_errors("search"):
             return self._search.search(query)
 
+    def search_patients(self, query: Query) -> SearchResult:
+        """One page of patients matching a patient-level query, with their number of studies."""
+        with database_errors("search"):
+            return self._search.search_patients(query)
+
     def locate(self, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, str]:
         """The (study, series) UIDs above a series or an instance, which are globally unique
         (PS3.5 9); NotFound if it is not stored."""

@@ -49,6 +49,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
     ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/rt"): Rule(P.PUBLIC),
     ("GET", "/favicon.ico"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
     ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
@@ -61,6 +62,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_DW}/studies"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/series"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/instances"): Rule(P.READ, "search"),
+    ("GET", f"{_DW}/patients"): Rule(P.READ, "search"),  # beyond PS3.18
     ("GET", f"{_STUDY}/series"): Rule(P.READ, "search"),
     ("GET", f"{_STUDY}/instances"): Rule(P.READ, "search"),
     ("GET", f"{_SERIES}/instances"): Rule(P.READ, "search"),
@@ -114,6 +116,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("POST", "/api/rt/dvh/store"): Rule(P.STORE, "dvh-store"),
+    ("GET", "/api/rt/studies/{study}/objects"): Rule(P.READ, "rt-objects"),
+    ("GET", "/api/rt/plans/{plan}/statistics"): Rule(P.READ, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
     # AI models and jobs: results are written into the archive, so running a job needs STORE
     ("GET", "/api/ai/models"): Rule(P.READ),

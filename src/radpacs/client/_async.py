@@ -463,6 +463,33 @@ class AsyncRadpacsClient:
         call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
         return DVHResult.from_answer((await self.request(call)).json())
 
+    async def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((await self.request(call)).json())
+
+    async def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((await self.request(_core.rt_objects_call(study))).json())
+
+    async def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((await self.request(call)).json())
+
     async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""
         dvhs = [curve.model_dump() for curve in result.dvhs]

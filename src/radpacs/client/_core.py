@@ -557,6 +557,44 @@ def dvh_plot_call(dvhs: Sequence[Mapping[str, Any]], media_type: str) -> Call:
     return Call("POST", "/api/dvh/plot", json={"dvhs": list(dvhs)}, headers={"Accept": media_type})
 
 
+def stored_dvh_call(
+    rtstruct: str,
+    rtdose: str | Sequence[str],
+    weights: Sequence[float] | None,
+    options: Mapping[str, Any],
+) -> Call:
+    """POST /api/rt/dvh: DVHs of stored objects; several RTDOSE UIDs are a plan sum."""
+    body: dict[str, Any] = {
+        "rtstruct": rtstruct,
+        "rtdose": rtdose if isinstance(rtdose, str) else list(rtdose),
+        **options,
+    }
+    if weights is not None:
+        body["weights"] = list(weights)
+    return Call("POST", "/api/rt/dvh", json=body)
+
+
+def rt_objects_call(study: str) -> Call:
+    """GET /api/rt/studies/{study}/objects: the study's plans, structure sets and doses."""
+    return Call("GET", f"/api/rt/studies/{_segment(study)}/objects")
+
+
+def plan_statistics_call(
+    plan: str, metrics: Sequence[str] | None, prescription: float | None
+) -> Call:
+    """GET /api/rt/plans/{plan}/statistics: every ROI's statistics in the plan's dose."""
+    params = [("metrics", ",".join(metrics))] if metrics else []
+    if prescription is not None:
+        params.append(("prescription", str(prescription)))
+    return Call("GET", f"/api/rt/plans/{_segment(plan)}/statistics", params=params)
+
+
+def _segment(uid: str) -> str:
+    if not uid or "/" in uid:
+        raise ValueError(f"not a UID: {uid!r}")
+    return uid
+
+
 def anonymize_call(file: Path | bytes, options: Sequence[str], pixels_checked: bool) -> Call:
     """POST /api/anonymize (PS3.15 Annex E), one file; pure computation, safe to retry."""
     params = [("pixels_checked", "true")] if pixels_checked else []
