@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from conftest import PYDICOM_FILES, make_ct, multipart, split_multipart, to_bytes
 from radpacs.app import create_app
 from radpacs.dicom.from_xml import xml_to_json
+from radpacs.dicomweb import stow
 from radpacs.errors import InvalidInput
 from radpacs.settings import load_settings
 
@@ -177,6 +178,18 @@ def test_xml_bomb_is_refused_before_expansion(sqlite_client: TestClient) -> None
     external = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
     with pytest.raises(InvalidInput, match="refused"):
         xml_to_json(external + b"<NativeDicomModel>&e;</NativeDicomModel>")
+
+
+def test_a_metadata_part_over_the_limit_fails_alone_unparsed(
+    sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stow, "_METADATA_PART_BYTES", 4096)
+    huge = b"<NativeDicomModel>" + b"<!-- padding -->" * 400 + b"</NativeDicomModel>"
+    response = sqlite_client.post(
+        STOW, content=_body([huge], {}), headers={"Content-Type": CONTENT_TYPE}
+    )
+    assert response.status_code == 400
+    assert "over the 4096 bytes a metadata part may have" in response.headers["warning"]
 
 
 def test_xml_reader_values_names_and_limits() -> None:

@@ -48,6 +48,7 @@ _FEED_BYTES = 1024 * 1024
 _BATCH_FILES = 64
 _BATCH_BYTES = 64 * 1024 * 1024
 _MAX_WARNINGS = 20
+_METADATA_PART_BYTES = 64 * 1024 * 1024  # a JSON or XML part is parsed whole, into many objects
 _BAD_SYNTAX = CANNOT_UNDERSTAND  # the FailureReason of a part that is not a readable object
 
 
@@ -145,6 +146,19 @@ def _store_metadata(archive: Any, parts: list[Part], study: str | None) -> list[
     try:
         for number, part in enumerate(parts, start=1):
             media = parse_media_type(part.content_type) if part.content_type else None
+            if (
+                media is not None
+                and media.type in (DICOM_JSON, DICOM_XML)
+                and part.size > _METADATA_PART_BYTES
+            ):
+                items.append(
+                    InvalidInstance(
+                        f"part {number}: a {media.type} part of {part.size} bytes, over the "
+                        f"{_METADATA_PART_BYTES} bytes a metadata part may have (bulk data "
+                        "belongs in its own parts)"
+                    )
+                )
+                continue
             if media is not None and media.type == DICOM_JSON:
                 try:
                     loaded = orjson.loads(part.read())
