@@ -165,3 +165,15 @@ def test_migrate_folder_to_s3_and_back_resumes_and_verifies(
     assert all(
         p.name == f"{hashlib.sha256(p.read_bytes()).hexdigest()}.dcm" for p in folder.rglob("*.dcm")
     )
+
+
+def test_a_bucket_that_cannot_be_used_is_one_line_not_a_traceback(
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _use_s3(monkeypatch, s3_server, "no-such-bucket")
+    checked = _check(tmp_path / "data")
+    assert checked.returncode == 2
+    assert checked.stderr.startswith("error: S3 bucket 'no-such-bucket' at http://127.0.0.1:")
+    assert "Traceback" not in checked.stderr
