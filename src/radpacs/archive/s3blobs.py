@@ -213,9 +213,9 @@ class _ObjectStream(io.RawIOBase):
 
 
 def _is_missing(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return error.get("Code", "") in _MISSING or status == "404"
+    """No such object; not NoSuchBucket, which is also a 404 but a storage failure (a HEAD
+    answer has no body, so there a missing bucket reads as a missing object)."""
+    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING
 
 
 def _message(exc: ClientError | BotoCoreError) -> str:
