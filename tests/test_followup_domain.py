@@ -7,6 +7,7 @@ disappear and appear; the RECIST cases are the published criteria's rules, one p
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -289,7 +290,7 @@ def test_sr_with_unknown_codes_is_refused_in_words(phantom: Any) -> None:
 
 
 def test_seg_without_frame_of_reference_is_refused(phantom: Any) -> None:
-    seg = phantom[0][1].copy()
+    seg = copy.deepcopy(phantom[0][1])
     del seg.FrameOfReferenceUID
     with pytest.raises(InvalidInput, match="no FrameOfReferenceUID"):
         findings_from_seg(seg)

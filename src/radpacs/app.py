@@ -25,6 +25,7 @@ from radpacs.archive.pseudonyms import DatabasePseudonymStore
 from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
+from radpacs.followup.feed import FollowupService
 from radpacs.settings import Settings, load_settings
 from radpacs.web import pages, viewer
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
         open_access(app, settings, archive)
         app.state.ai, watcher = start_ai(settings, archive)
+        app.state.followup = FollowupService(archive).attach()
         try:
             yield
         finally:

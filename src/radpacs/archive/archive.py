@@ -166,6 +166,7 @@ class Archive:
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._listeners: list[Callable[[list[StoreResult]], None]] = []
+        self._delete_listeners: list[Callable[[list[str]], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
@@ -184,6 +185,10 @@ class Archive:
     def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
         """Call ``listener`` with the results of every store batch after it commits."""
         self._listeners.append(listener)
+
+    def add_delete_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener`` with the SOP Instance UIDs of every delete after it commits."""
+        self._delete_listeners.append(listener)
 
     # ----------------------------------------------------------------- storing
 
@@ -747,6 +752,7 @@ class Archive:
                 if not targets:
                     raise NotFound(f"no {self._describe(study_uid, series_uid, sop_uid)}")
                 keys = [row.storage_key for row, _, _ in targets]
+                deleted = [row.sop_uid for row, _, _ in targets]
                 series_pks = {row.series_pk for row, _, _ in targets}
                 session.execute(
                     delete(Instance).where(Instance.pk.in_([r.pk for r, _, _ in targets]))
@@ -775,6 +781,11 @@ class Archive:
             raise StorageError(f"the index refused the delete: {exc}") from exc
         for key in keys:
             self._delete_unreferenced(key)
+        for listener in self._delete_listeners:
+            try:
+                listener(deleted)
+            except Exception:  # a listener must never undo a delete
+                log.exception("delete listener failed")
         return len(keys)
 
     # -------------------------------------------------------------- checking

@@ -1,0 +1,267 @@
+"""Feeding the follow-up from the archive: every stored SEG, RTSTRUCT and measurement SR.
+
+:class:`FollowupService` listens to the archive (:meth:`Archive.add_listener` and
+:meth:`Archive.add_delete_listener`). Each stored source goes through :meth:`schedule`, the
+one place that decides how the work runs: today it runs at once, in the thread that stored
+the object, after the store committed (a failure there never undoes the store); when the
+archive's durable job store has job kinds, ``schedule`` submits a ``followup`` job instead.
+
+For each source: read it, extract its findings (:mod:`radpacs.followup.extract`) with the
+geometry of the images it was made on (the body's centre as the anchor for matching across
+frames of reference), record them with a note (or record the refusal and its reason,
+without any finding: nothing half-written), then re-compute the patient
+(:func:`radpacs.followup.tracking.track`) with the stored corrections. A deleted source's
+findings go, and its patient is re-computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from pydicom import Dataset
+
+from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
+from radpacs.archive.followup_store import FollowupStore
+from radpacs.errors import InvalidInput, NotFound, RadpacsError
+from radpacs.followup.extract import (
+    ImageGeometry,
+    findings_from_dataset,
+    referenced_series,
+    source_kind,
+)
+from radpacs.followup.geometry import body_anchor
+from radpacs.followup.model import Finding, SourceKind
+from radpacs.followup.response import Criteria
+from radpacs.followup.tracking import Correction, CorrectionKind, PatientFollowup, track
+
+__all__ = ["FollowupService"]
+
+log = logging.getLogger(__name__)
+
+Anchor = tuple[float, float, float] | None
+
+
+class FollowupService:
+    """The follow-up of every patient, kept up to date from the archive (see the module)."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        store: FollowupStore | None = None,
+        criteria: Criteria = Criteria(),
+        rano: bool = False,
+    ) -> None:
+        self.archive = archive
+        self.store = store or FollowupStore(archive.engine)
+        self.criteria = criteria
+        self.rano = rano
+        self._anchors: OrderedDict[str, Anchor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def attach(self) -> FollowupService:
+        """Start listening to the archive's stores and deletes."""
+        self.archive.add_listener(self.on_stored)
+        self.archive.add_delete_listener(self.on_deleted)
+        return self
+
+    # ------------------------------------------------------------------- feeding
+
+    def on_stored(self, results: list[StoreResult]) -> None:
+        for result in results:
+            if result.outcome in (Outcome.STORED, Outcome.REPLACED) and source_kind(
+                result.sop_class_uid
+            ):
+                self.schedule(result.sop_instance_uid)
+
+    def on_deleted(self, sop_uids: list[str]) -> None:
+        for patient_id in self.store.remove_sources(sop_uids):
+            self.recompute(patient_id)
+
+    def schedule(self, sop_uid: str) -> None:
+        """Have a stored source read into the follow-up (now; a job kind once there is one)."""
+        try:
+            self.ingest(sop_uid)
+        except RadpacsError:
+            log.exception("follow-up of %s failed", sop_uid)
+
+    def ingest(self, sop_uid: str) -> dict[str, Any]:
+        """Read one stored source, record its findings or its refusal, re-compute its patient.
+
+        Returns the source's record: ``state`` ``ok`` or ``refused`` and the ``note``.
+        """
+        ds = self.archive.read_dataset(sop_uid)
+        kind = source_kind(str(ds.get("SOPClassUID", "")))
+        if kind is None:
+            raise InvalidInput(f"instance {sop_uid} is not a SEG, RTSTRUCT or SR")
+        patient_id = str(ds.get("PatientID", "") or "")
+        record: dict[str, Any] = {
+            "sop_uid": sop_uid,
+            "patient_id": patient_id,
+            "patient_name": str(ds.get("PatientName", "") or ""),
+            "study_uid": str(ds.get("StudyInstanceUID", "")),
+            "series_uid": str(ds.get("SeriesInstanceUID", "")),
+            "kind": kind.value,
+        }
+        try:
+            if not patient_id:
+                raise InvalidInput("the object has no PatientID: it cannot join a follow-up")
+            findings, notes = self._extract(ds, kind)
+            self.store.record_source(
+                **record, findings=[f.to_json() for f in findings], note="; ".join(notes)
+            )
+            record.update(state="ok", note="; ".join(notes), findings=len(findings))
+        except InvalidInput as exc:
+            self.store.record_source(**record, findings=[], note=str(exc), refused=True)
+            record.update(state="refused", note=str(exc), findings=0)
+        if patient_id:
+            self.recompute(patient_id)
+        return record
+
+    def _extract(self, ds: Dataset, kind: SourceKind) -> tuple[list[Finding], list[str]]:
+        notes: list[str] = []
+        anchor: Anchor = None
+        if kind is SourceKind.SEG:
+            series = [
+                str(item.SeriesInstanceUID)
+                for item in ds.get("ReferencedSeriesSequence", [])
+                if "SeriesInstanceUID" in item
+            ]
+            anchor = self._anchor_of(series, notes)
+        elif kind is SourceKind.RTSTRUCT:
+            series = referenced_series(ds)
+            known = [uid for uid in series if self._series_study(uid)]
+            if not known:
+                raise InvalidInput(
+                    "the RTSTRUCT references "
+                    + (
+                        f"series {', '.join(series)}, which the archive does not hold"
+                        if series
+                        else "no image series"
+                    )
+                    + ": its contours cannot be checked against images, so it does not feed "
+                    "the follow-up"
+                )
+            anchor = self._anchor_of(known, notes)
+        geometries: dict[str, ImageGeometry | None] = {}
+
+        def image_geometry(uid: str) -> ImageGeometry | None:
+            if uid not in geometries:
+                try:
+                    image = self.archive.read_dataset(uid)
+                    geometries[uid] = ImageGeometry.from_dataset(image)
+                    if "series" not in geometries:
+                        geometries["series"] = None
+                        nonlocal anchor
+                        anchor = self._anchor_of([str(image.SeriesInstanceUID)], notes)
+                except (NotFound, InvalidInput):
+                    geometries[uid] = None
+                    notes.append(f"referenced image {uid} is not in the archive")
+            return geometries[uid]
+
+        if kind is SourceKind.SR:
+            findings, more = findings_from_dataset(ds, image_geometry)
+            for finding in findings:
+                finding.anchor = anchor
+        else:
+            findings, more = findings_from_dataset(ds, image_geometry, anchor)
+        return findings, notes + more
+
+    def _series_study(self, series_uid: str) -> str:
+        matches = self.archive.search(
+            parse_query(Level.SERIES, [("SeriesInstanceUID", series_uid)])
+        ).matches
+        if not matches:
+            return ""
+        return str((matches[0].get("0020000D", {}).get("Value") or [""])[0])
+
+    def _anchor_of(self, series: list[str], notes: list[str]) -> Anchor:
+        """The body centre of the first of ``series`` the archive holds (cached)."""
+        from radpacs.ai.geometry import load_series
+
+        for series_uid in series:
+            with self._lock:
+                if series_uid in self._anchors:
+                    self._anchors.move_to_end(series_uid)
+                    return self._anchors[series_uid]
+            study_uid = self._series_study(series_uid)
+            if not study_uid:
+                continue
+            try:
+                volume = load_series(self.archive, study_uid, series_uid)
+            except (NotFound, InvalidInput) as exc:
+                notes.append(f"series {series_uid} cannot anchor positions: {exc}")
+                continue
+            anchor = body_anchor(volume.array, volume.affine, volume.modality)
+            with self._lock:
+                self._anchors[series_uid] = anchor
+                while len(self._anchors) > 256:
+                    self._anchors.popitem(last=False)
+            return anchor
+        if series:
+            notes.append(
+                "the source images are not in the archive: positions are compared "
+                "without a body anchor"
+            )
+        return None
+
+    # --------------------------------------------------------------- computing
+
+    def recompute(self, patient_id: str) -> PatientFollowup:
+        """Track the patient again from its stored findings and active corrections."""
+        findings = [Finding.from_json(data) for data in self.store.findings(patient_id)]
+        corrections = [
+            Correction(CorrectionKind(c["kind"]), c["payload"], c["id"])
+            for c in self.store.corrections(patient_id)
+        ]
+        result = track(patient_id, findings, corrections, self.criteria, self.rano)
+        self.store.save_result(patient_id, self.store.patient_name(patient_id), result.to_json())
+        return result
+
+    def correct(
+        self, patient_id: str, kind: str, payload: dict[str, str], username: str
+    ) -> dict[str, Any]:
+        """Record a correction (lesions named by tracking UID or finding key) and re-compute.
+
+        Lesion UIDs are turned into the key of the lesion's first finding, which stays valid
+        when the lesion's UID would change (a merge into an earlier lesion).
+        """
+        current = self.store.result(patient_id)
+        anchors = {lesion["uid"]: lesion["anchor_key"] for lesion in current["lesions"]}
+        keys = {
+            f["key"]
+            for lesion in current["lesions"]
+            for m in lesion["measurements"]
+            for f in m.get("findings", [])
+        } | {f["key"] for f in self.store.findings(patient_id)}
+        resolved: dict[str, str] = {}
+        for name, value in payload.items():
+            if name in ("lesion", "other"):
+                if value in anchors:
+                    value = anchors[value]
+                elif value not in keys:
+                    raise NotFound(f"patient {patient_id} has no lesion {value!r}")
+            elif name in ("finding", "at") and value not in keys:
+                raise NotFound(f"patient {patient_id} has no finding {value!r}")
+            resolved[name] = str(value)
+        try:
+            correction = Correction(CorrectionKind(kind), resolved)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        number = self.store.add_correction(
+            patient_id, correction.kind.value, correction.payload, username
+        )
+        self.recompute(patient_id)
+        return {"id": number, "kind": correction.kind.value, "payload": correction.payload}
+
+    def withdraw(self, patient_id: str, correction_id: int, username: str) -> None:
+        self.store.withdraw_correction(patient_id, correction_id, username)
+        self.recompute(patient_id)
+
+    def result(self, patient_id: str) -> dict[str, Any]:
+        data = self.store.result(patient_id)
+        data["sources"] = self.store.sources(patient_id)
+        data["corrections"] = self.store.corrections(patient_id, active_only=False)
+        return data
