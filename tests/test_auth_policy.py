@@ -76,6 +76,9 @@ def _concrete(template: str, sop: str) -> str:
         "token_id": "0" * 32,
         "job_id": "0" * 32,
         "pseudonym": "RP" + "0" * 16,
+        "patient_id": "NOBODY",
+        "uid": "2.25.1",
+        "correction_id": "1",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
 

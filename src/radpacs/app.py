@@ -16,7 +16,18 @@ from fastapi.responses import JSONResponse
 
 from radpacs import __version__
 from radpacs.ai.startup import start_ai
-from radpacs.api import accounts, ai, counts, deid, health, rt, session, upload, workshop
+from radpacs.api import (
+    accounts,
+    ai,
+    counts,
+    deid,
+    followup,
+    health,
+    rt,
+    session,
+    upload,
+    workshop,
+)
 from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.api.errors import install_error_handlers
@@ -116,4 +127,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(ai.router)
     app.include_router(rt.router)
+    app.include_router(followup.router)
     return app

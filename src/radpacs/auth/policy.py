@@ -108,6 +108,20 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/ai/jobs/{job_id}/result"): Rule(P.READ, "ai-job-result"),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): Rule(P.STORE, "ai-job-cancel"),
     ("POST", "/api/ai/batch"): Rule(P.STORE, "ai-job-batch"),
+    # longitudinal follow-up: reads audited; corrections and the SR change stored results
+    ("GET", "/api/followup/patients"): Rule(P.READ, "followup-list"),
+    ("GET", "/api/followup/patients/{patient_id}"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/studies"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/lesions"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/patients/{patient_id}/export"): Rule(P.READ, "followup-export"),
+    ("POST", "/api/followup/patients/{patient_id}/corrections"): Rule(P.STORE, "followup-correct"),
+    ("PATCH", "/api/followup/patients/{patient_id}/lesions/{uid}"): Rule(
+        P.STORE, "followup-correct"
+    ),
+    ("DELETE", "/api/followup/patients/{patient_id}/corrections/{correction_id}"): Rule(
+        P.STORE, "followup-correct"
+    ),
+    ("POST", "/api/followup/patients/{patient_id}/sr"): Rule(P.STORE, "followup-sr"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),

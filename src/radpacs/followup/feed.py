@@ -26,6 +26,7 @@ from pydicom import Dataset
 from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
 from radpacs.archive.followup_store import FollowupStore
 from radpacs.errors import InvalidInput, NotFound, RadpacsError
+from radpacs.followup.export import is_followup_report
 from radpacs.followup.extract import (
     ImageGeometry,
     findings_from_dataset,
@@ -97,6 +98,8 @@ class FollowupService:
         if kind is None:
             raise InvalidInput(f"instance {sop_uid} is not a SEG, RTSTRUCT or SR")
         patient_id = str(ds.get("PatientID", "") or "")
+        if is_followup_report(ds):  # our own export: a summary, not a new measurement
+            return {"sop_uid": sop_uid, "patient_id": patient_id, "state": "skipped"}
         record: dict[str, Any] = {
             "sop_uid": sop_uid,
             "patient_id": patient_id,
@@ -265,3 +268,41 @@ class FollowupService:
         data["sources"] = self.store.sources(patient_id)
         data["corrections"] = self.store.corrections(patient_id, active_only=False)
         return data
+
+    def export_sr(self, patient_id: str) -> dict[str, Any]:
+        """Write the follow-up as a TID 1500 SR (:mod:`radpacs.followup.export`) into the
+        patient's latest study and store it; the answer names the new instance."""
+        from radpacs.followup.export import build_tracking_sr
+
+        result = self.store.result(patient_id)
+        latest = result["timepoints"][-1]["study_uids"][-1]
+        files = self.archive.instance_files(latest)
+        images = [f for f in files if source_kind(f.sop_class_uid) is None] or files
+        first = self.archive.read_file(images[0])
+        evidence = [first]
+        seen = {first.SOPInstanceUID}
+        for source in self.store.sources(patient_id):
+            if source["state"] != "ok" or source["sop_uid"] in seen:
+                continue
+            item = Dataset()
+            item.StudyInstanceUID = source["study_uid"]
+            item.SeriesInstanceUID = source["series_uid"]
+            item.SOPInstanceUID = source["sop_uid"]
+            item.SOPClassUID = self.archive.instance_files(
+                source["study_uid"], source["series_uid"], source["sop_uid"]
+            )[0].sop_class_uid
+            evidence.append(item)
+            seen.add(source["sop_uid"])
+        sr = build_tracking_sr(result, evidence)
+        from io import BytesIO
+
+        buffer = BytesIO()
+        sr.save_as(buffer, enforce_file_format=True)
+        stored = self.archive.store_many([buffer.getvalue()])
+        if stored[0].outcome is Outcome.FAILED:
+            raise InvalidInput(f"the follow-up SR could not be stored: {stored[0].message}")
+        return {
+            "study_uid": str(sr.StudyInstanceUID),
+            "series_uid": str(sr.SeriesInstanceUID),
+            "sop_uid": str(sr.SOPInstanceUID),
+        }
