@@ -158,12 +158,13 @@ def check(
 
 
 def _register_subcommands() -> None:
-    from radpacs import cli_ai, cli_auth, cli_client, cli_deid, cli_viewer
+    from radpacs import cli_ai, cli_auth, cli_client, cli_deid, cli_followup, cli_viewer
 
     cli_ai.register(app)
     cli_auth.register(app)
     cli_client.register(app)
     cli_deid.register(app)
+    cli_followup.register(app)
     cli_viewer.register(app)
 
 
