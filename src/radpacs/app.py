@@ -38,7 +38,7 @@ from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.followup.feed import FollowupService
 from radpacs.settings import Settings, load_settings
-from radpacs.web import pages, viewer
+from radpacs.web import followup_pages, pages, viewer
 
 __all__ = ["create_app"]
 
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)
+    app.include_router(followup_pages.router)
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(ai.router)
     app.include_router(rt.router)

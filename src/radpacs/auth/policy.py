@@ -49,6 +49,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
     ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/followup"): Rule(P.PUBLIC),
+    ("GET", "/tracking"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
     ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
     ("MOUNT", "/static"): Rule(P.PUBLIC),
