@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from radpacs.api.access import AuthServices
 from radpacs.app import create_app
 from radpacs.auth.passwords import hash_password
 from radpacs.auth.roles import Role
+from radpacs.services import AuthServices
 from radpacs.settings import load_settings
 
 PASSWORD = "correct horse battery"

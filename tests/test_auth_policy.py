@@ -14,10 +14,10 @@ from starlette.routing import Mount
 
 from _auth_support import ROLES, auth_client, bearer, token
 from conftest import make_ct, multipart, to_bytes
-from radpacs.api.access import route_entries
 from radpacs.app import create_app
 from radpacs.auth.policy import POLICY
 from radpacs.auth.roles import ROLE_PERMISSIONS, Permission, Role
+from radpacs.http.routes import route_entries
 from radpacs.settings import load_settings
 
 

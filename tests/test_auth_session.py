@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from _auth_support import PASSWORD, auth_client, bearer, token
 from conftest import make_ct, multipart, to_bytes
-from radpacs.api.access import SESSION_COOKIE
+from radpacs.auth.credentials import SESSION_COOKIE
 from radpacs.auth.roles import Role
 
 

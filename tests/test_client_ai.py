@@ -222,9 +222,10 @@ def test_cli_tables_on_a_terminal(
     import typer
     from typer.testing import CliRunner
 
-    from radpacs import cli_client
+    from radpacs.cli import _console
+    from radpacs.cli import ai as ai_cli
 
-    monkeypatch.setattr(cli_client, "_interactive", lambda: True)
+    monkeypatch.setattr(_console, "interactive", lambda: True)
     monkeypatch.setenv("RADPACS_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("COLUMNS", "400")  # rich's width: wide enough for UIDs on one line
     app = typer.Typer()
@@ -233,7 +234,7 @@ def test_cli_tables_on_a_terminal(
     def main() -> None:
         """radpacs (test)"""
 
-    cli_client.register(app)
+    ai_cli.register(app)
     study, series = _ct_series(tmp_path / "ct")
     with RadpacsClient(server.url, retry=FAST) as client:
         client.store([tmp_path / "ct"])

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from _client_support import USER, radpacs_with_account
 from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
-from radpacs.cli_client import register
+from radpacs.cli import dvh as dvh_cli
+from radpacs.cli.client import register
 from radpacs.client.config import read_config, resolve
 
 RADPACS = Path(sys.executable).with_name("radpacs")
@@ -44,6 +45,7 @@ def cli() -> typer.Typer:
         """radpacs (test)"""
 
     register(app)
+    dvh_cli.register(app)
     return app
 
 

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from _deid_support import RT_WORKSHOP
-from radpacs.cli_deid import register
+from radpacs.cli.deid import register
 
 
 @pytest.fixture

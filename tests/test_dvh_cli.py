@@ -1,4 +1,4 @@
-"""The ``dvh`` command that the main CLI adds with radpacs.cli_dvh.register."""
+"""The ``dvh`` command that the main CLI adds with radpacs.cli.dvh.register_local."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from radpacs.cli_dvh import register
+from radpacs.cli.dvh import register_local as register
 
 WORKSHOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rt-workshop"
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from _followup_support import PATIENT_ID, visit_seg
 from conftest import LiveServer, multipart, to_bytes
-from radpacs.cli_followup import register
+from radpacs.cli.followup import register
 from radpacs.client import RadpacsClient
 
 

@@ -28,15 +28,17 @@ from radpacs.api import (
     upload,
     workshop,
 )
-from radpacs.api.access import AccessControl, close_access, open_access
 from radpacs.api.deid_study import router as deid_study_router
-from radpacs.api.errors import install_error_handlers
 from radpacs.archive import Archive
 from radpacs.archive.pseudonyms import DatabasePseudonymStore
 from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.followup.feed import FollowupService
+from radpacs.http.access import AccessControl
+from radpacs.http.audit import note_stored
+from radpacs.http.errors import install_error_handlers
+from radpacs.services import open_auth
 from radpacs.settings import Settings, load_settings
 from radpacs.web import followup_pages, pages, viewer
 
@@ -80,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         archive = Archive.from_settings(settings)
         app.state.archive = archive
         app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
-        open_access(app, settings, archive)
+        app.state.auth = open_auth(settings, archive)
+        archive.add_listener(note_stored)
         app.state.ai, watcher = start_ai(settings, archive)
         app.state.followup = FollowupService(archive).attach()
         try:
@@ -88,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             watcher.stop()
             app.state.ai.close()
-            close_access(app)
+            app.state.auth.close()
             archive.close()
 
     app = FastAPI(

@@ -19,12 +19,14 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.api.access import AuthServices, AuthServicesDep, PrincipalDep, note_audit
 from radpacs.archive.audit import AuditQuery
 from radpacs.auth.passwords import check_password_strength, hash_password, verify_password
 from radpacs.auth.roles import Principal, Role
 from radpacs.auth.usernames import check_username
 from radpacs.errors import AuthenticationError, Conflict, InvalidInput, NotFound
+from radpacs.http.audit import note_audit
+from radpacs.http.deps import AuthServicesDep, PrincipalDep
+from radpacs.services import AuthServices
 
 __all__ = ["log_in", "read_fields", "revoke_principal_token", "router"]
 

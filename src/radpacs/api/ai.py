@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from radpacs.ai.models import model_json
-from radpacs.ai.service import AiService
 from radpacs.archive.jobs import JobState
 from radpacs.errors import NotFound
+from radpacs.http.deps import AiDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/ai", tags=["ai"])
-
-
-async def get_ai(request: Request) -> AiService:
-    service: AiService = request.app.state.ai
-    return service
-
-
-AiDep = Annotated[AiService, Depends(get_ai)]
 
 
 class JobRequest(BaseModel):

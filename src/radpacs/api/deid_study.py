@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from radpacs.api.deid import anonymizer_for, pseudonym_store
-from radpacs.api.deps import ArchiveDep, SettingsDep
 from radpacs.deid import Option
 from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
+from radpacs.http.deps import ArchiveDep, SettingsDep
 
 __all__ = ["DeidStudyRequest", "router"]
 

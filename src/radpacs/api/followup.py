@@ -19,26 +19,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from radpacs.api.access import PrincipalDep, note_audit
 from radpacs.auth.roles import Principal
 from radpacs.followup.export import rows, to_csv
-from radpacs.followup.feed import FollowupService
+from radpacs.http.audit import note_audit
+from radpacs.http.deps import FollowupDep, PrincipalDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/followup", tags=["followup"])
-
-
-async def get_followup(request: Request) -> FollowupService:
-    service: FollowupService = request.app.state.followup
-    return service
-
-
-FollowupDep = Annotated[FollowupService, Depends(get_followup)]
 
 
 class CorrectionRequest(BaseModel):

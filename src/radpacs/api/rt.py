@@ -25,8 +25,8 @@ from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from radpacs.api.deps import ArchiveDep
 from radpacs.errors import InvalidInput
+from radpacs.http.deps import ArchiveDep
 from radpacs.rt import (
     DVHOptions,
     PlotFormat,

@@ -7,7 +7,7 @@
   logged in, without the token: scripts never see it.
 - DELETE /api/session: revoke the token of the request and clear the cookie (log out).
 
-:class:`radpacs.api.access.AccessControl` reads the token from the cookie when the request
+:class:`radpacs.http.access.AccessControl` reads the token from the cookie when the request
 has neither ``Authorization: Bearer`` nor ``?token=``. ``SameSite=Strict`` keeps browsers
 from sending the cookie with any request started by another site, which is what protects
 the state-changing routes (STOW-RS, DELETE, account management) from cross-site request
@@ -21,9 +21,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from radpacs.api.access import SESSION_COOKIE, AuthServicesDep, PrincipalDep
 from radpacs.api.accounts import log_in, revoke_principal_token
-from radpacs.api.deps import public_root
+from radpacs.auth.credentials import SESSION_COOKIE
+from radpacs.http.deps import AuthServicesDep, PrincipalDep, public_root
 
 __all__ = ["SESSION_COOKIE", "router"]
 

@@ -23,9 +23,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.api.deps import ArchiveDep, SettingsDep
 from radpacs.archive import Archive, Outcome, StoreResult
 from radpacs.errors import InvalidInput
+from radpacs.http.deps import ArchiveDep, SettingsDep
 
 __all__ = ["router", "store_zip"]
 

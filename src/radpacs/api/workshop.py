@@ -15,12 +15,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.api.access import AuthServicesDep, note_audit
 from radpacs.api.accounts import read_fields
-from radpacs.api.deps import ArchiveDep
 from radpacs.auth.roles import Role
 from radpacs.auth.usernames import check_username
 from radpacs.errors import InvalidInput, NotFound, PermissionDenied
+from radpacs.http.audit import note_audit
+from radpacs.http.deps import ArchiveDep, AuthServicesDep
 
 __all__ = ["router"]
 

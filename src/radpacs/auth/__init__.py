@@ -1,4 +1,4 @@
-"""Accounts, tokens, roles and the access policy (the HTTP side is radpacs.api.access).
+"""Accounts, tokens, roles and the access policy (the HTTP side is radpacs.http.access).
 
 Passwords are Argon2id hashes (:mod:`.passwords`); radpacs tokens are HS256 JWTs with an
 expiry and a revocable id (:mod:`.tokens`); provider tokens are checked against a JWKS

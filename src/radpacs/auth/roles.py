@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ROLE_PERMISSIONS", "Permission", "Principal", "Role"]
+__all__ = ["ANONYMOUS", "LOCAL_USER", "ROLE_PERMISSIONS", "Permission", "Principal", "Role"]
 
 
 class Role(StrEnum):
@@ -82,3 +82,10 @@ class Principal:
     def can(self, permission: Permission | str) -> bool:
         """Whether one of the principal's roles grants ``permission``."""
         return Permission(permission) in self.permissions
+
+
+ANONYMOUS = Principal("", frozenset())
+"""Who a request on a public route acts as."""
+
+LOCAL_USER = Principal("local", frozenset({Role.ADMIN}), source="no-auth")
+"""Who every request acts as when ``auth_enabled`` is off (a single-user laptop)."""

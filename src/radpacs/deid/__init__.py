@@ -1,7 +1,7 @@
 """De-identification by DICOM PS3.15 Annex E: the Basic Profile, its Options, pseudonyms.
 
 Pure domain code: no HTTP, no database. The HTTP routes live in :mod:`radpacs.api.deid`,
-the command in :mod:`radpacs.cli_deid`.
+the command in :mod:`radpacs.cli.deid`.
 
 Example::
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from radpacs.api.deps import ArchiveDep
+from radpacs.http.deps import ArchiveDep
 
 __all__ = ["router"]
 

@@ -14,7 +14,6 @@ import json
 
 from fastapi import APIRouter, Request, Response
 
-from radpacs.api.deps import ArchiveDep, dicomweb_root
 from radpacs.dicom.json import absolute_bulkdata_uris
 from radpacs.dicomweb.cache import BodyCache
 from radpacs.dicomweb.negotiation import wants_xml
@@ -25,6 +24,7 @@ from radpacs.dicomweb.responses import (
     json_body_response,
     xml_response,
 )
+from radpacs.http.deps import ArchiveDep, dicomweb_root
 
 __all__ = ["router"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from radpacs.api.deps import ArchiveDep, SettingsDep, dicomweb_root
 from radpacs.archive import Level, parse_query
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import json_body_response, xml_response
+from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root
 
 __all__ = ["router"]
 

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Request, Response
 
-from radpacs.api.deps import ArchiveDep
 from radpacs.archive import Archive, InstanceFile
 from radpacs.dicom.render import RenderOptions, render_frame
 from radpacs.dicomweb.negotiation import RenderedChoice, choose_rendered
 from radpacs.dicomweb.responses import multipart_response
 from radpacs.dicomweb.wado import frame_numbers
 from radpacs.errors import NotFound
+from radpacs.http.deps import ArchiveDep
 
 __all__ = ["THUMBNAIL_VIEWPORT", "router"]
 

@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.api.deps import ArchiveDep, SettingsDep, dicomweb_root
 from radpacs.archive import Outcome, StoreResult
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicom.mediatypes import DICOM, MULTIPART_RELATED, parse_media_type
@@ -23,6 +22,7 @@ from radpacs.dicom.multipart import MultipartError, MultipartParser
 from radpacs.dicomweb.negotiation import choose_json
 from radpacs.dicomweb.responses import json_body_response, warning_header
 from radpacs.errors import InvalidInstance
+from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root
 
 __all__ = ["router"]
 

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from pydicom import Dataset
 
-from radpacs.api.deps import ArchiveDep
 from radpacs.archive import Archive, InstanceFile
 from radpacs.dicom.mediatypes import DICOM, OCTET_STREAM
 from radpacs.dicom.pixels import can_transcode, decoded_frames, stored_frames, transcode
 from radpacs.dicomweb.negotiation import AS_STORED, choose_bulkdata, choose_frames, choose_instances
 from radpacs.dicomweb.responses import multipart_response, streamed
 from radpacs.errors import InvalidInput, NotAcceptable, NotFound, StorageError
+from radpacs.http.deps import ArchiveDep
 
 __all__ = ["frame_numbers", "router"]
 

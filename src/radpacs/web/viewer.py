@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from radpacs.api.deps import public_root
+from radpacs.http.deps import public_root
 from radpacs.settings import Settings
 from radpacs.web.ohif import default_viewer_dir, installed_version
 

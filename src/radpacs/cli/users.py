@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from radpacs.auth.roles import Role
+from radpacs.cli.options import DatabaseUrl, DataDir
 from radpacs.settings import Settings, load_settings
 
 __all__ = ["load_demo_into", "register", "user_app"]
@@ -26,11 +27,6 @@ __all__ = ["load_demo_into", "register", "user_app"]
 user_app = typer.Typer(
     help="Manage accounts (admin, uploader, reader, service).", no_args_is_help=True
 )
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Folder for the index and the files.")
-]
-DatabaseUrl = Annotated[str | None, typer.Option(help="SQLAlchemy URL of the index.")]
 
 
 def _open(settings: Settings):  # type: ignore[no-untyped-def]

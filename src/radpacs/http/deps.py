@@ -1,4 +1,7 @@
-"""FastAPI dependencies shared by every router: the archive, the settings, the public root.
+"""Every FastAPI dependency the routers use, as ``Annotated`` aliases: the archive, the
+settings, the principal, the auth and AI services, the public root.
+
+This is the only module that reads ``request.app.state``.
 
 Dependencies that only read application state are ``async def``: FastAPI runs a plain ``def``
 dependency in its thread pool, and that hop cost more than the endpoint's own work on a
@@ -13,10 +16,25 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from radpacs.ai.service import AiService
 from radpacs.archive import Archive
+from radpacs.auth.roles import ANONYMOUS, Principal
+from radpacs.followup.feed import FollowupService
+from radpacs.services import AuthServices
 from radpacs.settings import Settings
 
-__all__ = ["ArchiveDep", "SettingsDep", "dicomweb_root", "get_archive", "get_settings"]
+__all__ = [
+    "AiDep",
+    "ArchiveDep",
+    "AuthServicesDep",
+    "FollowupDep",
+    "PrincipalDep",
+    "SettingsDep",
+    "dicomweb_root",
+    "get_archive",
+    "get_settings",
+    "public_root",
+]
 
 
 async def get_archive(request: Request) -> Archive:
@@ -31,8 +49,36 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def current_principal(request: Request) -> Principal:
+    """Who the request acts as (ANONYMOUS on public routes), as the access control set it."""
+    principal: Principal = request.scope.get("radpacs.principal", ANONYMOUS)
+    return principal
+
+
+async def get_auth(request: Request) -> AuthServices:
+    """The accounts, audit, tokens and limiter built at start-up."""
+    services: AuthServices = request.app.state.auth
+    return services
+
+
+async def get_ai(request: Request) -> AiService:
+    """The AI service (models, queue, jobs) built at start-up."""
+    service: AiService = request.app.state.ai
+    return service
+
+
+async def get_followup(request: Request) -> FollowupService:
+    """The follow-up service (store and feed) built at start-up."""
+    service: FollowupService = request.app.state.followup
+    return service
+
+
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+AuthServicesDep = Annotated[AuthServices, Depends(get_auth)]
+AiDep = Annotated[AiService, Depends(get_ai)]
+FollowupDep = Annotated[FollowupService, Depends(get_followup)]
 
 
 def _first(value: str) -> str:

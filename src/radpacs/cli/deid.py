@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from radpacs.cli.options import DataDir
 from radpacs.deid import Anonymizer, Option
 from radpacs.deid.files import anonymize_bytes
 from radpacs.deid.secret import installation_secret
@@ -76,9 +77,7 @@ def anonymize_command(
     pixels_checked: Annotated[
         bool, typer.Option(help="the pixels of Burned In Annotation YES instances were checked")
     ] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="radpacs data folder holding the deid-secret file")
-    ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """De-identify IN into OUT by the Basic Application Level Confidentiality Profile."""
     settings = load_settings(data_dir=data_dir)

@@ -1,4 +1,4 @@
-"""The ``radpacs`` command: serve the archive, check its storage, and the domain commands.
+"""``radpacs serve`` and ``radpacs check``: run the server, compare files with the index.
 
 Every option also comes from ``RADPACS_*`` environment variables or settings.yml; an option
 given on the command line wins.
@@ -13,45 +13,17 @@ from typing import Annotated
 import typer
 
 from radpacs import __version__
+from radpacs.cli.options import DatabaseUrl, DataDir
 from radpacs.settings import DuplicatePolicy, load_settings
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="radpacs",
-    help="radpacs: a DICOMweb archive for radiology, radiotherapy and AI research.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Folder for the index and the files.")
-]
+__all__ = ["check", "register", "serve"]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"radpacs {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """radpacs command line."""
-
-
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: DataDir = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL of the index (default: SQLite in data dir).")
-    ] = None,
+    database_url: DatabaseUrl = None,
     workers: Annotated[int | None, typer.Option(help="Server processes.")] = None,
     duplicate_policy: Annotated[
         DuplicatePolicy | None,
@@ -82,7 +54,7 @@ def serve(
 
     from radpacs.app import create_app
     from radpacs.archive import Archive
-    from radpacs.cli_auth import load_demo_into, login_hint
+    from radpacs.cli.users import load_demo_into, login_hint
     from radpacs.logs import logging_config
 
     overrides = {
@@ -128,7 +100,6 @@ def serve(
     )
 
 
-@app.command()
 def check(
     data_dir: DataDir = None,
     clean: Annotated[bool, typer.Option(help="Remove files that no index row refers to.")] = False,
@@ -157,20 +128,7 @@ def check(
         raise typer.Exit(code=1)
 
 
-def _register_subcommands() -> None:
-    from radpacs import cli_ai, cli_auth, cli_client, cli_deid, cli_followup, cli_viewer
-
-    cli_ai.register(app)
-    cli_auth.register(app)
-    cli_client.register(app)
-    cli_deid.register(app)
-    cli_followup.register(app)
-    cli_viewer.register(app)
-
-
-_register_subcommands()
-
-
-def main() -> None:
-    """Entry point of the ``radpacs`` console script."""
-    app()
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``check`` to the radpacs command line."""
+    app.command("serve")(serve)
+    app.command("check")(check)

@@ -7,18 +7,8 @@ from typing import Annotated
 
 import typer
 
-from radpacs.cli_client import (
-    JsonOption,
-    TokenOption,
-    UrlOption,
-    _client,
-    _emit_json,
-    _interactive,
-    _out,
-    _request_errors,
-    _table,
-    _text,
-)
+from radpacs.cli import _console as console
+from radpacs.cli.options import JsonOption, TokenOption, UrlOption
 
 __all__ = ["register"]
 
@@ -37,16 +27,16 @@ def list_patients(
     as_json: JsonOption = False,
 ) -> None:
     """Patients with a follow-up: timepoints, lesions, latest RECIST category."""
-    with _request_errors(), _client(url, token) as client:
+    with console.request_errors(), console.client(url, token) as client:
         page = client.followup_patients(search, offset=offset, limit=limit)
-    if as_json or not _interactive():
-        _emit_json(page)
+    if as_json or not console.interactive():
+        console.emit_json(page)
         return
     columns = ["patient_id", "patient_name", "timepoints", "lesions", "latest_response"]
-    table = _table(*columns, title=f"Follow-up patients ({page['total']})")
+    table = console.table(*columns, title=f"Follow-up patients ({page['total']})")
     for patient in page["patients"]:
-        table.add_row(*(_text(patient.get(c)) for c in columns))
-    _out().print(table)
+        table.add_row(*(console.text(patient.get(c)) for c in columns))
+    console.out().print(table)
 
 
 @followup_app.command("show")
@@ -57,27 +47,27 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Lesions x timepoints (longest diameter mm / volume mm3) and the response per visit."""
-    with _request_errors(), _client(url, token) as client:
+    with console.request_errors(), console.client(url, token) as client:
         result = client.followup_patient(patient_id)
-    if as_json or not _interactive():
-        _emit_json(result)
+    if as_json or not console.interactive():
+        console.emit_json(result)
         return
     visits = [f"{tp['visit']} {tp['date']}" for tp in result["timepoints"]]
-    table = _table("lesion", "role", *visits, title=f"Follow-up of {patient_id}")
+    table = console.table("lesion", "role", *visits, title=f"Follow-up of {patient_id}")
     for lesion in result["lesions"]:
         cells = []
         for m in lesion["measurements"]:
             if m["status"] == "absent":
                 cells.append("")
             else:
-                cells.append(
-                    f"{_text(m.get('long_axis_mm'))} mm / {_text(m.get('volume_mm3'))}"
-                    f" mm3 {m['status'] if m['status'] != 'present' else ''}".strip()
-                )
+                size = console.text(m.get("long_axis_mm"))
+                volume = console.text(m.get("volume_mm3"))
+                status = "" if m["status"] == "present" else m["status"]
+                cells.append(f"{size} mm / {volume} mm3 {status}".strip())
         table.add_row(f"{lesion['tracking_id']} {lesion['label']}", lesion["role"], *cells)
     recist = result["responses"].get("recist", [])
     table.add_row("RECIST 1.1", "", *(r["category"] for r in recist))
-    _out().print(table)
+    console.out().print(table)
 
 
 @followup_app.command("export")
@@ -93,7 +83,7 @@ def export(
     """One row per lesion per timepoint, as CSV or JSON."""
     if format not in ("csv", "json"):
         raise typer.BadParameter("--format is csv or json")
-    with _request_errors(), _client(url, token) as client:
+    with console.request_errors(), console.client(url, token) as client:
         text = client.followup_export(patient_id, format)
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
@@ -109,8 +99,8 @@ def store_sr(
     token: TokenOption = None,
 ) -> None:
     """Store the follow-up as a DICOM SR (TID 1500) in the patient's latest study."""
-    with _request_errors(), _client(url, token) as client:
-        _emit_json(client.followup_store_sr(patient_id))
+    with console.request_errors(), console.client(url, token) as client:
+        console.emit_json(client.followup_store_sr(patient_id))
 
 
 def register(app: typer.Typer) -> None:
