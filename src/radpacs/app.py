@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auth = open_auth(settings, archive)
         archive.add_listener(note_stored)
         app.state.ai, watcher = start_ai(settings, archive)
-        app.state.followup = FollowupService(archive).attach()
+        app.state.followup = FollowupService.from_settings(settings, archive).attach()
         try:
             yield
         finally:

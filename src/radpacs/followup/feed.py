@@ -37,6 +37,7 @@ from radpacs.followup.geometry import body_anchor
 from radpacs.followup.model import Finding, SourceKind
 from radpacs.followup.response import Criteria
 from radpacs.followup.tracking import Correction, CorrectionKind, PatientFollowup, track
+from radpacs.settings import Settings
 
 __all__ = ["FollowupService"]
 
@@ -61,6 +62,15 @@ class FollowupService:
         self.rano = rano
         self._anchors: OrderedDict[str, Anchor] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, archive: Archive) -> FollowupService:
+        """The service with the criteria of the ``followup_*`` settings."""
+        criteria = Criteria(
+            volume_pr_percent=settings.followup_volume_pr_percent,
+            volume_pd_percent=settings.followup_volume_pd_percent,
+        )
+        return cls(archive, criteria=criteria, rano=settings.followup_rano_bm)
 
     def attach(self) -> FollowupService:
         """Start listening to the archive's stores and deletes."""
