@@ -128,3 +128,37 @@ def test_bad_sources_are_refused_with_a_note_and_nothing_written(
     assert source is not None and "99FOO X-1 'Wobble'" in source["note"]
     assert service.store.findings(PATIENT_ID) == []
     assert service.store.patients()[1] == 0
+
+
+def test_ai_pipeline_results_feed_the_follow_up(
+    archive: Archive, settings: Any, phantom: Any
+) -> None:
+    """The classical segmenter run as an AI job on two visits: its SEG, RTSTRUCT and SR are
+    stored by the job (in the worker's own archive) and feed the follow-up there."""
+    from radpacs.ai.execute import execute
+    from radpacs.archive.followup_store import FollowupStore
+    from radpacs.archive.jobs import JobStore
+
+    jobs = JobStore(archive.engine)
+    for datasets, _seg, _radii in phantom[:2]:
+        _store(archive, datasets)
+        job, _ = jobs.submit(
+            "classical-segmenter",
+            datasets[0].StudyInstanceUID,
+            datasets[0].SeriesInstanceUID,
+            {"lower": 55, "upper": 100, "label": "metastasis", "min_size_mm3": 100},
+        )
+        assert jobs.claim(job.id) is not None
+        execute(settings, job.id)
+    store = FollowupStore(archive.engine)
+    result = store.result(PATIENT_ID)
+    assert [r["category"] for r in result["responses"]["recist"]] == ["baseline", "PR"]
+    assert len(result["lesions"]) == 3
+    kinds = {s["kind"]: s for s in store.sources(PATIENT_ID)}
+    assert set(kinds) == {"SEG", "RTSTRUCT", "SR"}
+    # the SR's groups measure the SEG's segments: noted, not counted twice
+    assert kinds["SR"]["state"] == "refused" and "the SEG feeds" in kinds["SR"]["note"]
+    used = {
+        f["kind"] for lesion in result["lesions"] for f in lesion["measurements"][0]["findings"]
+    }
+    assert used == {"SEG", "RTSTRUCT"}  # one lesion seen by both, the SEG's values used

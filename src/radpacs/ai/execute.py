@@ -137,7 +137,11 @@ def write_results(
 
 def execute(settings: Settings, job_id: str) -> None:
     """Run a claimed job to the end in this process and record success (raises on failure)."""
+    from radpacs.followup.feed import FollowupService
+
     archive = Archive.from_settings(settings)
+    # results stored here feed the follow-up, as they would through the server
+    FollowupService.from_settings(settings, archive).attach()
     store = JobStore(archive.engine)
     try:
         job = store.get(job_id)
