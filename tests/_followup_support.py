@@ -180,6 +180,22 @@ def ohif_length_sr(
     one Measurement Group per length, tracking identifier "Cornerstone3DTools@^0.1.0:Length",
     a NUM (SRT G-D7FE "Length", mm) inferred from a SCOORD POLYLINE of two image points
     selected from the referenced image. ``lengths`` are (label, (x1, y1, x2, y2), mm)."""
+    return ohif_sr(
+        image,
+        [
+            (f"Length {label}", [(concept, mm, "mm", "POLYLINE", list(points))])
+            for label, points, mm in lengths
+        ],
+    )
+
+
+NumSpec = tuple[tuple[str, str, str], float, str, str, list[float]]
+
+
+def ohif_sr(image: Dataset, groups: list[tuple[str, list[NumSpec]]]) -> Dataset:
+    """A dcmjs-style TID 1500 SR: per group a tracking identifier and UID, then one NUM per
+    spec (concept, value, UCUM unit, graphic type, image points x1, y1, ...), each inferred
+    from a SCOORD selected from ``image``."""
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -220,37 +236,40 @@ def ohif_length_sr(
     template.MappingResource = "DCMR"
     template.TemplateIdentifier = "1500"
     sr.ContentTemplateSequence = [template]
-    groups = []
-    for label, (x1, y1, x2, y2), mm in lengths:
+    items = []
+    for label, specs in groups:
         group = _content("CONTAINER", "CONTAINS", ("125007", "DCM", "Measurement Group"))
         group.ContinuityOfContent = "SEPARATE"
         tracking = _content("TEXT", "HAS OBS CONTEXT", ("112039", "DCM", "Tracking Identifier"))
-        tracking.TextValue = f"Cornerstone3DTools@^0.1.0:Length {label}"
+        tracking.TextValue = f"Cornerstone3DTools@^0.1.0:{label}"
         uid = _content("UIDREF", "HAS OBS CONTEXT", ("112040", "DCM", "Tracking Unique Identifier"))
         uid.UID = generate_uid()
-        num = _content("NUM", "CONTAINS", concept)
-        measured = Dataset()
-        measured.MeasurementUnitsCodeSequence = [_code_item("mm", "UCUM", "millimeter")]
-        measured.NumericValue = f"{mm:.4f}"
-        num.MeasuredValueSequence = [measured]
-        scoord = Dataset()
-        scoord.RelationshipType = "INFERRED FROM"
-        scoord.ValueType = "SCOORD"
-        scoord.GraphicType = "POLYLINE"
-        scoord.GraphicData = [x1, y1, x2, y2]
-        image_item = Dataset()
-        image_item.RelationshipType = "SELECTED FROM"
-        image_item.ValueType = "IMAGE"
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = image.SOPClassUID
-        ref.ReferencedSOPInstanceUID = image.SOPInstanceUID
-        image_item.ReferencedSOPSequence = [ref]
-        scoord.ContentSequence = [image_item]
-        num.ContentSequence = [scoord]
-        group.ContentSequence = [tracking, uid, num]
-        groups.append(group)
+        children = [tracking, uid]
+        for concept, value, unit, graphic, points in specs:
+            num = _content("NUM", "CONTAINS", concept)
+            measured = Dataset()
+            measured.MeasurementUnitsCodeSequence = [_code_item(unit, "UCUM", unit)]
+            measured.NumericValue = f"{value:.4f}"
+            num.MeasuredValueSequence = [measured]
+            scoord = Dataset()
+            scoord.RelationshipType = "INFERRED FROM"
+            scoord.ValueType = "SCOORD"
+            scoord.GraphicType = graphic
+            scoord.GraphicData = points
+            image_item = Dataset()
+            image_item.RelationshipType = "SELECTED FROM"
+            image_item.ValueType = "IMAGE"
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = image.SOPClassUID
+            ref.ReferencedSOPInstanceUID = image.SOPInstanceUID
+            image_item.ReferencedSOPSequence = [ref]
+            scoord.ContentSequence = [image_item]
+            num.ContentSequence = [scoord]
+            children.append(num)
+        group.ContentSequence = children
+        items.append(group)
     container = _content("CONTAINER", "CONTAINS", ("126010", "DCM", "Imaging Measurements"))
     container.ContinuityOfContent = "SEPARATE"
-    container.ContentSequence = groups
+    container.ContentSequence = items
     sr.ContentSequence = [container]
     return sr

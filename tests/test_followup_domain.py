@@ -19,6 +19,7 @@ from _followup_support import (
     VISITS,
     ball_volume,
     ohif_length_sr,
+    ohif_sr,
     visit_seg,
 )
 from radpacs.ai.geometry import volume_from_datasets
@@ -315,3 +316,39 @@ def test_rtstruct_rois_measured_from_contours(phantom: Any) -> None:
     for finding, name in zip(found, sorted(radii), strict=True):
         assert finding.volume_mm3 == pytest.approx(ball_volume(radii[name]), rel=0.08)
         assert finding.long_axis_mm == pytest.approx(2 * radii[name], abs=2.0)
+
+
+def test_ohif_bidirectional_and_ellipse(phantom: Any) -> None:
+    image = phantom[0][0][0]
+    geometry = ImageGeometry.from_dataset(image)
+    sr = ohif_sr(
+        image,
+        [
+            (
+                "Bidirectional",
+                [
+                    (("G-A185", "SRT", "Long Axis"), 22.0, "mm", "POLYLINE", [10, 10, 37.5, 10]),
+                    (("G-A186", "SRT", "Short Axis"), 12.0, "mm", "POLYLINE", [24, 3, 24, 18]),
+                ],
+            ),
+            (
+                "EllipticalROI",
+                [
+                    (
+                        ("G-A166", "SRT", "Area"),
+                        1.2,
+                        "cm2",
+                        "ELLIPSE",
+                        [50, 50, 75, 50, 62.5, 44, 62.5, 56],
+                    ),
+                ],
+            ),
+        ],
+    )
+    found, _ = findings_from_sr(sr, lambda uid: geometry)
+    bidirectional, ellipse = found
+    assert (bidirectional.long_axis_mm, bidirectional.short_axis_mm) == (22.0, 12.0)
+    assert ellipse.extra["area_mm2"] == pytest.approx(120.0)
+    # axes of the ellipse from its points: 25 and 12 pixels of 0.8 mm
+    assert ellipse.long_axis_mm == pytest.approx(20.0)
+    assert ellipse.short_axis_mm == pytest.approx(9.6)
