@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from radpacs.ai.models import Accepts, ModelResult, Progress, SeriesInput, Task
+from radpacs.ai.interface import Accepts, ModelResult, Progress, SeriesInput, Task
 
 
 class _Base:

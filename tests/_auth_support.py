@@ -33,7 +33,7 @@ def auth_client(data_dir: Path, **overrides: Any) -> Iterator[TestClient]:
 
 
 def services(client: TestClient) -> AuthServices:
-    found: AuthServices = client.app.state.auth  # type: ignore[attr-defined]
+    found: AuthServices = client.app.state.services.auth  # type: ignore[attr-defined]
     return found
 
 

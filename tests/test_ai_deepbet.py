@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from _ai_support import ball, make_series
-from radpacs.ai.models import SeriesInput
+from radpacs.ai.interface import SeriesInput
 from radpacs.ai.plugins.deepbet import models
 from radpacs.settings import load_settings
 

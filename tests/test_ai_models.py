@@ -12,7 +12,8 @@ import pytest
 from _ai_support import ball, dice, make_series
 from radpacs.ai.builtin.exposure import ExposureClassifier
 from radpacs.ai.builtin.segmenter import ClassicalSegmenter
-from radpacs.ai.models import SeriesInput, discover_models
+from radpacs.ai.discovery import discover_models
+from radpacs.ai.interface import SeriesInput
 from radpacs.settings import load_settings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -20,8 +21,9 @@ CT = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    return TestClient(create_app(load_settings(data_dir=tmp_path)))
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(load_settings(data_dir=tmp_path))) as started:
+        yield started
 
 
 def _post(client: TestClient, data: bytes, params: str = "", **form: str) -> object:

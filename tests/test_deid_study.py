@@ -18,7 +18,7 @@ from _deid_support import RT_WORKSHOP, walk
 from conftest import make_ct, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Archive
-from radpacs.archive.pseudonyms import DatabasePseudonymStore
+from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.auth.policy import POLICY
 from radpacs.auth.roles import Permission, Role
 from radpacs.deid import PatientRecord
@@ -90,7 +90,7 @@ def test_database_pseudonym_store_records_once_and_looks_up(archive: Archive) ->
 
 
 def test_study_deidentified_into_a_new_study(client: TestClient) -> None:
-    archive: Archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive: Archive = client.app.state.services.archive  # type: ignore[attr-defined]
     before = _store_workshop(archive)
     response = client.post(f"/api/deid/studies/{STUDY}", json={})
     assert response.status_code == 200, response.text
@@ -115,7 +115,7 @@ def test_study_deidentified_into_a_new_study(client: TestClient) -> None:
 
 
 def test_study_deidentified_into_a_zip(sqlite_client: TestClient) -> None:
-    archive: Archive = sqlite_client.app.state.archive  # type: ignore[attr-defined]
+    archive: Archive = sqlite_client.app.state.services.archive  # type: ignore[attr-defined]
     _store_workshop(archive)
     response = sqlite_client.post(
         f"/api/deid/studies/{STUDY}",
@@ -135,7 +135,7 @@ def test_study_deidentified_into_a_zip(sqlite_client: TestClient) -> None:
 
 
 def test_errors(sqlite_client: TestClient) -> None:
-    archive: Archive = sqlite_client.app.state.archive  # type: ignore[attr-defined]
+    archive: Archive = sqlite_client.app.state.services.archive  # type: ignore[attr-defined]
     _store_workshop(archive)
     unknown = sqlite_client.post("/api/deid/studies/1.2.3.4", json={})
     assert unknown.status_code == 404
@@ -164,7 +164,7 @@ def test_errors(sqlite_client: TestClient) -> None:
 def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data", deid_job_threshold=1)
     with TestClient(create_app(settings)) as client:
-        archive: Archive = client.app.state.archive  # type: ignore[attr-defined]
+        archive: Archive = client.app.state.services.archive  # type: ignore[attr-defined]
         _store_workshop(archive)
         response = client.post(f"/api/deid/studies/{STUDY}")
         assert response.status_code == 202, response.text
@@ -185,7 +185,7 @@ def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
 
 def test_only_admins_look_up_pseudonyms(tmp_path: Path) -> None:
     with auth_client(tmp_path) as client:
-        archive: Archive = client.app.state.archive  # type: ignore[attr-defined]
+        archive: Archive = client.app.state.services.archive  # type: ignore[attr-defined]
         _store_workshop(archive)
         reader = bearer(token(client, Role.READER))
         admin = bearer(token(client, Role.ADMIN))

@@ -214,7 +214,7 @@ def test_plot_bad_bodies(client: TestClient, body: dict[str, object], message: s
 def test_stored_dvh_reads_the_archive(client: TestClient) -> None:
     structure = rtstruct_dataset([("box", box((0, 0, 0), (10, 10, 10), 2.0).polygons())])
     dose = rtdose_dataset(LinearDose("z", 20, 1, 0), (-20, -20, -20), (2, 2, 2), (21, 21, 21))
-    archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive = client.app.state.services.archive  # type: ignore[attr-defined]
     stored = archive.store_many([to_bytes(structure), to_bytes(dose)])
     assert all(result.outcome.value == "stored" for result in stored)
     body = {"rtstruct": structure.SOPInstanceUID, "rtdose": dose.SOPInstanceUID, "roi": "box"}

@@ -140,5 +140,5 @@ def test_sr_with_unknown_codes_gets_a_note(client: TestClient, phantom: Any) -> 
     _stow(client, [sr])
     patient = client.get("/api/followup/patients", params={"search": PATIENT_ID}).json()
     assert patient["total"] == 0  # nothing half-written
-    source = client.app.state.followup.store.source(sr.SOPInstanceUID)  # type: ignore[attr-defined]
+    source = client.app.state.services.followup.store.source(sr.SOPInstanceUID)  # type: ignore[attr-defined]
     assert source["state"] == "refused" and "99FOO" in source["note"]

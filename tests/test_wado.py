@@ -252,7 +252,7 @@ def test_a_body_longer_than_one_chunk_streams_with_its_content_length(
 
 def test_a_stored_file_of_the_wrong_size_is_an_error_not_a_wrong_body(client: TestClient) -> None:
     [stored] = store_files(client, "CT_small.dcm")
-    archive = client.app.state.archive  # type: ignore[attr-defined]
+    archive = client.app.state.services.archive  # type: ignore[attr-defined]
     [file] = archive.instance_files(stored.StudyInstanceUID)
     path = archive.blobs.local_path(file.storage_key)
     path.write_bytes(path.read_bytes()[:-10])

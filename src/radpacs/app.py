@@ -1,7 +1,8 @@
 """create_app(settings) -> FastAPI: DICOMweb under /dicom-web, REST under /api, docs at /docs.
 
-The archive opens (and migrates its index) when the application starts and closes when it
-stops; GET /api/health answers once that is done.
+The services (:class:`radpacs.services.Services`: the archive, which migrates its index,
+and what lives on it) open when the application starts and close when it stops; GET
+/api/health answers once that is done.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from radpacs import __version__
-from radpacs.ai.startup import start_ai
 from radpacs.api import (
     accounts,
     ai,
@@ -29,16 +29,11 @@ from radpacs.api import (
     workshop,
 )
 from radpacs.api.deid_study import router as deid_study_router
-from radpacs.archive import Archive
-from radpacs.archive.pseudonyms import DatabasePseudonymStore
-from radpacs.deid.jobs import DeidJobs
 from radpacs.dicomweb import router as dicomweb_router
-from radpacs.dicomweb.cache import BodyCache
-from radpacs.followup.feed import FollowupService
 from radpacs.http.access import AccessControl
 from radpacs.http.audit import note_stored
 from radpacs.http.errors import install_error_handlers
-from radpacs.services import open_auth
+from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
 from radpacs.web import followup_pages, pages, viewer
 
@@ -74,25 +69,18 @@ def _client_filter(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; the archive opens when the app starts."""
+    """Build the application; its services open when the app starts."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        archive = Archive.from_settings(settings)
-        app.state.archive = archive
-        app.state.pseudonym_store = DatabasePseudonymStore(archive.engine)
-        app.state.auth = open_auth(settings, archive)
-        archive.add_listener(note_stored)
-        app.state.ai, watcher = start_ai(settings, archive)
-        app.state.followup = FollowupService.from_settings(settings, archive).attach()
-        try:
-            yield
-        finally:
-            watcher.stop()
-            app.state.ai.close()
-            app.state.auth.close()
-            archive.close()
+        with Services.open(settings) as services:
+            services.archive.add_listener(note_stored)  # the request's audit hears stores
+            app.state.services = services
+            try:
+                yield
+            finally:
+                app.state.services = None
 
     app = FastAPI(
         title="radpacs",
@@ -101,8 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="DICOMweb archive (QIDO-RS, WADO-RS, STOW-RS) with REST APIs under /api.",
     )
     app.state.settings = settings
-    app.state.metadata_cache = BodyCache(settings.metadata_cache_entries)
-    app.state.deid_jobs = DeidJobs()
+    app.state.services = None  # until the lifespan opens them
     install_error_handlers(app)
     app.add_middleware(AccessControl)  # innermost: sees the route; CORS preflights skip it
     if "*" not in settings.allowed_hosts:

@@ -1,5 +1,12 @@
 """The services a running radpacs needs, built in one place and closed in one place.
 
+:meth:`Services.open` builds them from the settings once, when the server starts (the app's
+lifespan); :meth:`Services.close` closes them once, in reverse order, when it stops. Routes
+reach them only through the dependency aliases of :mod:`radpacs.http.deps`. Example::
+
+    with Services.open(load_settings()) as services:
+        services.archive.search(parse_query(Level.STUDY, {}))
+
 :class:`AuthServices` (accounts, audit, dataset names, tokens, login limiter) is built on the
 archive's engine by :func:`open_auth`, which also creates the first administrator named in
 the settings.
@@ -10,20 +17,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Self
 
+from radpacs.ai.service import AiService
+from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
 from radpacs.archive.audit import AuditLog
 from radpacs.archive.names import DatasetNames
+from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.auth.authenticator import Authenticator
 from radpacs.auth.oidc import OidcValidator
 from radpacs.auth.passwords import hash_password
 from radpacs.auth.ratelimit import LoginLimiter
 from radpacs.auth.roles import Role
 from radpacs.auth.tokens import TokenIssuer, signing_secret
+from radpacs.cache import BodyCache
+from radpacs.deid.jobs import DeidJobs
+from radpacs.deid.pseudonyms import PseudonymStore
+from radpacs.followup.feed import FollowupService
 from radpacs.settings import Settings
 
-__all__ = ["AuthServices", "open_auth"]
+__all__ = ["AuthServices", "Services", "open_auth"]
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +100,64 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
         return
     accounts.add(username, Role.ADMIN, password_hash=hash_password(password))
     log.warning("created the first administrator %s from the settings", username)
+
+
+@dataclass
+class Services:
+    """Everything the routes use, opened together: the archive and what lives on its engine
+    (accounts, audit, pseudonyms), the AI service and its arrival rules, the
+    de-identification jobs, the metadata body cache and the follow-up (fed by the archive's
+    stores and deletes)."""
+
+    settings: Settings
+    archive: Archive
+    auth: AuthServices
+    ai: AiService
+    arrivals: ArrivalWatcher
+    pseudonyms: PseudonymStore
+    deid_jobs: DeidJobs
+    metadata_cache: BodyCache
+    followup: FollowupService
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        """Open (and migrate) the archive, then build the services on it; what was opened is
+        closed again if a later step fails."""
+        archive = Archive.from_settings(settings)
+        opened: list[AuthServices | AiService | Archive] = [archive]
+        try:
+            auth = open_auth(settings, archive)
+            opened.append(auth)
+            ai = AiService(settings, archive)
+            opened.append(ai)
+            arrivals = ArrivalWatcher(ai, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
+            arrivals.start()
+        except BaseException:
+            for service in reversed(opened):
+                service.close()
+            raise
+        return cls(
+            settings=settings,
+            archive=archive,
+            auth=auth,
+            ai=ai,
+            arrivals=arrivals,
+            pseudonyms=DatabasePseudonymStore(archive.engine),
+            deid_jobs=DeidJobs(),
+            metadata_cache=BodyCache(settings.metadata_cache_entries),
+            followup=FollowupService.from_settings(settings, archive).attach(),
+        )
+
+    def close(self) -> None:
+        """Stop the arrival rules and the AI service, write the queued audit events, release
+        the database connections."""
+        self.arrivals.stop()
+        self.ai.close()
+        self.auth.close()
+        self.archive.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -21,12 +21,12 @@ from typing import Any
 
 from pydicom import Dataset
 
-from radpacs.ai.models import (
+from radpacs.ai.discovery import discover_models
+from radpacs.ai.interface import (
     Model,
     ModelResult,
     SeriesInput,
     Task,
-    discover_models,
     provenance_of,
 )
 from radpacs.ai.queue import JobQueue
@@ -226,15 +226,12 @@ def _child(settings: Settings, job_id: str, errors: Connection) -> None:
 
 def run_attempt(settings: Settings, queue: JobQueue, job_id: str) -> JobState | None:
     """Claim and run one attempt of ``job_id`` in a child process; the state it ends in."""
-    archive = Archive.from_settings(settings)
-    store = JobStore(archive.engine)
-    try:
+    with Archive.from_settings(settings) as archive:
+        store = JobStore(archive.engine)
         job = store.claim(job_id)
         if job is None:
             return None  # already done, cancelled, or running elsewhere
         return _supervise(settings, queue, store, job)
-    finally:
-        archive.close()
 
 
 def _supervise(settings: Settings, queue: JobQueue, store: JobStore, job: Job) -> JobState:

@@ -9,8 +9,9 @@ import logging
 import threading
 from typing import Any
 
+from radpacs.ai.discovery import discover_models
 from radpacs.ai.execute import accepted_series
-from radpacs.ai.models import ModelRegistry, discover_models
+from radpacs.ai.interface import ModelRegistry
 from radpacs.ai.queue import HueyQueue, open_queue
 from radpacs.ai.worker import start_worker_process
 from radpacs.archive import Archive, Level, parse_query

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from radpacs.ai.models import model_json
+from radpacs.ai.interface import model_json
 from radpacs.archive.jobs import JobState
 from radpacs.errors import NotFound
 from radpacs.http.deps import AiDep

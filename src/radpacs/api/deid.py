@@ -14,27 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from radpacs.deid import Anonymizer, MemoryPseudonymStore, Option, PseudonymStore
+from radpacs.deid import Anonymizer, Option, PseudonymStore
 from radpacs.deid.files import anonymize_bytes
 from radpacs.deid.secret import installation_secret
 from radpacs.errors import InvalidInput
+from radpacs.http.deps import PseudonymStoreDep, SettingsDep
 from radpacs.settings import Settings
 
-__all__ = ["pseudonym_store", "router"]
+__all__ = ["anonymizer_for", "router"]
 
 router = APIRouter(prefix="/api", tags=["deid"])
-
-
-def pseudonym_store(request: Request) -> PseudonymStore:
-    """The app's pseudonym store (the database one); in-memory when the app was not started."""
-    store: PseudonymStore | None = getattr(request.app.state, "pseudonym_store", None)
-    if store is None:
-        store = MemoryPseudonymStore()
-        request.app.state.pseudonym_store = store
-    return store
 
 
 def _listed_options(flags: dict[Option, bool], listed: str | None) -> list[Option | str]:
@@ -44,13 +36,14 @@ def _listed_options(flags: dict[Option, bool], listed: str | None) -> list[Optio
     return chosen
 
 
-def anonymizer_for(request: Request, options: Iterable[Option | str]) -> Anonymizer:
+def anonymizer_for(
+    settings: Settings, store: PseudonymStore, options: Iterable[Option | str]
+) -> Anonymizer:
     """An Anonymizer with this installation's secret and pseudonym store; InvalidInput for
     an unknown or contradictory Option."""
-    settings: Settings = request.app.state.settings
     secret = installation_secret(settings.deid_secret, settings.data_dir)
     try:
-        return Anonymizer(secret, options, store=pseudonym_store(request))
+        return Anonymizer(secret, options, store=store)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
 
@@ -63,7 +56,8 @@ def anonymizer_for(request: Request, options: Iterable[Option | str]) -> Anonymi
     },
 )
 def anonymize(
-    request: Request,
+    settings: SettingsDep,
+    store: PseudonymStoreDep,
     file: Annotated[UploadFile, File(description="one DICOM file")],
     options: Annotated[str | None, Form(description="comma-separated Option values")] = None,
     retain_safe_private: bool = Query(False),
@@ -87,7 +81,7 @@ def anonymize(
         Option.RETAIN_LONGITUDINAL_MODIFIED_DATES: retain_longitudinal_modified_dates,
         Option.CLEAN_DESCRIPTORS: clean_descriptors,
     }
-    anonymizer = anonymizer_for(request, _listed_options(flags, options))
+    anonymizer = anonymizer_for(settings, store, _listed_options(flags, options))
     data = file.file.read()
     body = anonymize_bytes(
         anonymizer, data, pixels_checked=pixels_checked, name=file.filename or "file"

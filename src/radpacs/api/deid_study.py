@@ -16,16 +16,15 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from radpacs.api.deid import anonymizer_for, pseudonym_store
+from radpacs.api.deid import anonymizer_for
 from radpacs.deid import Option
-from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
-from radpacs.http.deps import ArchiveDep, SettingsDep
+from radpacs.http.deps import ArchiveDep, DeidJobsDep, PseudonymStoreDep, SettingsDep
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -41,12 +40,6 @@ class DeidStudyRequest(BaseModel):
     options: list[Option] = Field(default_factory=list, description="Option values")
     output: Literal["store", "zip"] = "store"
     pixels_checked: bool = False
-
-
-def _jobs(request: Request) -> DeidJobs:
-    """This process's de-identification jobs (made with the app)."""
-    jobs: DeidJobs = request.app.state.deid_jobs
-    return jobs
 
 
 def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
@@ -66,14 +59,15 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 )
 def deidentify_study(
     study: str,
-    request: Request,
     archive: ArchiveDep,
     settings: SettingsDep,
+    store: PseudonymStoreDep,
+    jobs: DeidJobsDep,
     body: Annotated[DeidStudyRequest | None, Body()] = None,
 ) -> Response:
     """De-identify a stored study into a new study (``output`` store) or a zip."""
     body = body or DeidStudyRequest()
-    anonymizer = anonymizer_for(request, body.options)
+    anonymizer = anonymizer_for(settings, store, body.options)
     if body.output == "zip":
         spool = tempfile.SpooledTemporaryFile(max_size=_ZIP_IN_MEMORY)  # noqa: SIM115
         try:
@@ -90,7 +84,7 @@ def deidentify_study(
         raise InvalidInput("retain_uids cannot be used to store a copy: the UIDs would collide")
     total = len(archive.instance_files(study))
     if total > settings.deid_job_threshold:
-        job = _jobs(request).start(
+        job = jobs.start(
             study,
             total,
             lambda progress: store_copy(
@@ -107,18 +101,18 @@ def deidentify_study(
 
 
 @router.get("/jobs/{job_id}")
-def deid_job(job_id: str, request: Request) -> dict[str, object]:
+def deid_job(job_id: str, jobs: DeidJobsDep) -> dict[str, object]:
     """State (running, done, failed), progress (done/total) and result of a job."""
-    job = _jobs(request).get(job_id)
+    job = jobs.get(job_id)
     if job is None:
         raise NotFound(f"no de-identification job {job_id} in this server process")
     return job.public()
 
 
 @router.get("/pseudonyms/{pseudonym}")
-def lookup_pseudonym(pseudonym: str, request: Request) -> dict[str, str]:
+def lookup_pseudonym(pseudonym: str, store: PseudonymStoreDep) -> dict[str, str]:
     """The original Patient ID, Patient's Name and issuer behind a patient pseudonym."""
-    record = pseudonym_store(request).lookup(pseudonym)
+    record = store.lookup(pseudonym)
     if record is None:
         raise NotFound(f"no patient pseudonym {pseudonym}")
     return {

@@ -17,15 +17,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Boolean, DateTime, Engine, String, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
-from radpacs.auth.models import Account, RevokedToken
+from radpacs.archive.index import Base, utc_now
 from radpacs.auth.roles import Role
 from radpacs.errors import Conflict, NotFound, StorageError
 
-__all__ = ["AccountInfo", "AccountStore"]
+__all__ = ["Account", "AccountInfo", "AccountStore", "RevokedToken"]
+
+
+class Account(Base):
+    """A local account: a name, one role, an Argon2 hash (None for enrolled workshop accounts)."""
+
+    __tablename__ = "account"
+
+    pk: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RevokedToken(Base):
+    """A token id that is no longer accepted; the row can go once ``expires_at`` has passed."""
+
+    __tablename__ = "revoked_token"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 @dataclass(frozen=True)

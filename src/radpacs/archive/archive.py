@@ -20,10 +20,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import IO, Any, cast
+from typing import IO, Any, Self, cast
 
 import pydicom
 from pydicom import Dataset
@@ -34,7 +33,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from radpacs.archive.blobs import BlobStore, FolderBlobStore
 from radpacs.archive.database import create_index_engine, migrate
-from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.index import Instance, Patient, Series, Study, utc_now
 from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
 from radpacs.archive.query import ATTRIBUTES, Kind, Level, Query
 from radpacs.dicom.json import attribute
@@ -145,10 +144,6 @@ _BUMP_STUDIES = (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Archive:
     """Stores, finds, serves and deletes DICOM instances."""
 
@@ -181,6 +176,12 @@ class Archive:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
         """Call ``listener`` with the results of every store batch after it commits."""
@@ -455,7 +456,7 @@ class Archive:
     def _bump_versions(session: Session, series_pks: set[int]) -> None:
         if not series_pks:
             return
-        parameters = {"series_pks": sorted(series_pks), "now": _now()}
+        parameters = {"series_pks": sorted(series_pks), "now": utc_now()}
         connection = session.connection()  # Core statements: no ORM bookkeeping
         connection.execute(_BUMP_SERIES, parameters)
         connection.execute(_BUMP_STUDIES, parameters)

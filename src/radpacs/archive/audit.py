@@ -25,14 +25,34 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import DateTime, Engine, Integer, String, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
 
-from radpacs.auth.models import AuditEvent
+from radpacs.archive.index import Base
 
-__all__ = ["AuditLog", "AuditQuery", "AuditRecord"]
+__all__ = ["AuditEvent", "AuditLog", "AuditQuery", "AuditRecord"]
 
 log = logging.getLogger("radpacs.audit")
+
+
+class AuditEvent(Base):
+    """One access to patient data or accounts: who, when, from where, what, which UIDs, outcome."""
+
+    __tablename__ = "audit_event"
+
+    pk: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    username: Mapped[str] = mapped_column(String(64), default="", index=True)
+    client: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(1000))
+    study_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), default="")
+    sop_uid: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(1000), default="")
 
 
 def _clip(value: str, size: int) -> str:

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Instance", "Patient", "Series", "Study"]
+__all__ = ["Base", "Instance", "Patient", "Series", "Study", "utc_now"]
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC: every table's timestamps."""
     return datetime.now(UTC)
 
 
@@ -57,8 +58,8 @@ class Study(Base):
     referring_physician: Mapped[str] = mapped_column(String(400), default="")
     referring_physician_lower: Mapped[str] = mapped_column(String(400), default="")
     version: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
@@ -79,7 +80,7 @@ class Series(Base):
     pps_start_date: Mapped[str] = mapped_column(String(8), default="")
     pps_start_time: Mapped[str] = mapped_column(String(13), default="")
     version: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(back_populates="series")
@@ -108,6 +109,6 @@ class Instance(Base):
     digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     metadata_json: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     series: Mapped[Series] = relationship(back_populates="instances")

@@ -68,15 +68,16 @@ def serve(
         "open_enrolment": open_enrolment,
     }
     settings = load_settings(**overrides)
-    Archive.from_settings(settings).close()  # create and migrate once, before any worker
-    if demo:
-        names = load_demo_into(settings, demo_dir)
-        typer.echo(f"demo datasets: {', '.join(names)}")
+    with Archive.from_settings(settings) as archive:  # create and migrate, before any worker
+        if demo:
+            names = load_demo_into(archive, demo_dir)
+            typer.echo(f"demo datasets: {', '.join(names)}")
+        hint = login_hint(settings, archive)
     typer.echo(
         f"radpacs {__version__} serving http://{settings.host}:{settings.port}/ "
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
-    typer.echo(login_hint(settings))
+    typer.echo(hint)
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -107,12 +108,9 @@ def check(
     """Compare stored files with the index: orphan files and missing files."""
     from radpacs.archive import Archive
 
-    archive = Archive.from_settings(load_settings(data_dir=data_dir))
-    try:
+    with Archive.from_settings(load_settings(data_dir=data_dir)) as archive:
         report = archive.check(clean=clean)
         counts = archive.counts()
-    finally:
-        archive.close()
     typer.echo(
         f"{counts['studies']} studies, {counts['series']} series, {counts['instances']} instances"
     )

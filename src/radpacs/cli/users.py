@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from radpacs.auth.roles import Role
 from radpacs.cli.options import DatabaseUrl, DataDir
 from radpacs.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from radpacs.archive import Archive
+    from radpacs.archive.accounts import AccountStore
 
 __all__ = ["load_demo_into", "register", "user_app"]
 
@@ -29,12 +35,14 @@ user_app = typer.Typer(
 )
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
+@contextmanager
+def _accounts(settings: Settings) -> Iterator[AccountStore]:
+    """The account store of the archive ``settings`` name, open for the block."""
     from radpacs.archive import Archive
     from radpacs.archive.accounts import AccountStore
 
-    archive = Archive.from_settings(settings)
-    return archive, AccountStore(archive.engine)
+    with Archive.from_settings(settings) as archive:
+        yield AccountStore(archive.engine)
 
 
 @user_app.command("add")
@@ -65,25 +73,20 @@ def add(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from exc
-    archive, accounts = _open(load_settings(data_dir=data_dir, database_url=database_url))
     try:
-        accounts.add(name, role, password_hash=password_hash)
+        with _accounts(load_settings(data_dir=data_dir, database_url=database_url)) as accounts:
+            accounts.add(name, role, password_hash=password_hash)
     except RadpacsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from exc
-    finally:
-        archive.close()
     typer.echo(f"created {role.value} account {name}")
 
 
 @user_app.command("list")
 def list_accounts(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List accounts: name, role, and whether it was enrolled without a password."""
-    archive, accounts = _open(load_settings(data_dir=data_dir, database_url=database_url))
-    try:
+    with _accounts(load_settings(data_dir=data_dir, database_url=database_url)) as accounts:
         rows = accounts.list()
-    finally:
-        archive.close()
     for account in rows:
         enrolled = "  (enrolled, no password)" if account.enrolled else ""
         typer.echo(f"{account.username}\t{account.role.value}{enrolled}")
@@ -98,20 +101,17 @@ def remove(
     """Remove an account; its tokens stop working at once."""
     from radpacs.errors import NotFound
 
-    archive, accounts = _open(load_settings(data_dir=data_dir, database_url=database_url))
     try:
-        accounts.remove(username)
+        with _accounts(load_settings(data_dir=data_dir, database_url=database_url)) as accounts:
+            accounts.remove(username)
     except NotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from exc
-    finally:
-        archive.close()
     typer.echo(f"removed {username}")
 
 
-def load_demo_into(settings: Settings, demo_dir: Path | None) -> list[str]:
+def load_demo_into(archive: Archive, demo_dir: Path | None) -> list[str]:
     """Store and name the workshop files; the names given. Exit 1 if there is no folder."""
-    from radpacs.archive import Archive
     from radpacs.archive.demo import default_demo_dir, load_demo
     from radpacs.archive.names import DatasetNames
 
@@ -122,11 +122,7 @@ def load_demo_into(settings: Settings, demo_dir: Path | None) -> list[str]:
             err=True,
         )
         raise typer.Exit(code=1)
-    archive = Archive.from_settings(settings)
-    try:
-        named = load_demo(archive, DatasetNames(archive.engine), folder)
-    finally:
-        archive.close()
+    named = load_demo(archive, DatasetNames(archive.engine), folder)
     return sorted(item.name for item in named)
 
 
@@ -139,7 +135,11 @@ def load_demo_command(
     ] = None,
 ) -> None:
     """Store the radiotherapy workshop files and name them (sphere, cylinder, cone, dose)."""
-    names = load_demo_into(load_settings(data_dir=data_dir, database_url=database_url), demo_dir)
+    from radpacs.archive import Archive
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    with Archive.from_settings(settings) as archive:
+        names = load_demo_into(archive, demo_dir)
     typer.echo(f"loaded {len(names)} datasets: {', '.join(names)}")
 
 
@@ -149,18 +149,13 @@ def register(app: typer.Typer) -> None:
     app.command("load-demo")(load_demo_command)
 
 
-def login_hint(settings: Settings) -> str:
+def login_hint(settings: Settings, archive: Archive) -> str:
     """One line for the serve banner: how to get in."""
     if not settings.auth_enabled:
         return "auth is OFF (--no-auth): every request acts as the local administrator"
-    from radpacs.archive import Archive
     from radpacs.archive.accounts import AccountStore
 
-    archive = Archive.from_settings(settings)
-    try:
-        count = AccountStore(archive.engine).count()
-    finally:
-        archive.close()
+    count = AccountStore(archive.engine).count()
     enrolment = " Open enrolment: POST /api/account idul=NAME." if settings.open_enrolment else ""
     if count == 0 and not settings.admin_user:
         return (

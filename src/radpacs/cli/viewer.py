@@ -13,8 +13,7 @@ import typer
 
 from radpacs.errors import RadpacsError
 from radpacs.settings import load_settings
-from radpacs.web.ohif import OHIF_VERSION, install_viewer, installed_version
-from radpacs.web.viewer import viewer_dir
+from radpacs.web.ohif import OHIF_VERSION, install_viewer, installed_version, viewer_dir
 
 __all__ = ["register"]
 

@@ -18,7 +18,7 @@ from radpacs.client._async import AsyncRadpacsClient
 from radpacs.client._core import Call
 from radpacs.client._retry import RetryPolicy
 from radpacs.client._sync import RadpacsClient
-from radpacs.client.models import (
+from radpacs.client.schemas import (
     AiBatch,
     AiCatalog,
     AiJob,

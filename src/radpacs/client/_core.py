@@ -22,7 +22,7 @@ import httpx
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from radpacs.client.models import AiJob, InstanceOutcome, Outcome, SearchMatch
+from radpacs.client.schemas import AiJob, InstanceOutcome, Outcome, SearchMatch
 from radpacs.client.sources import Source, looks_like_dicom
 from radpacs.dicom.mediatypes import parse_media_type
 from radpacs.dicom.multipart import MultipartError, MultipartParser, Part

@@ -15,7 +15,7 @@ from radpacs.client import _core
 from radpacs.client._core import Call, PartWriter, PreparedBatch, SearchPager
 from radpacs.client._retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
 from radpacs.client.config import resolve
-from radpacs.client.models import (
+from radpacs.client.schemas import (
     AiBatch,
     AiCatalog,
     AiJob,

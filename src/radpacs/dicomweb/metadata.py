@@ -14,8 +14,8 @@ import json
 
 from fastapi import APIRouter, Request, Response
 
+from radpacs.cache import BodyCache
 from radpacs.dicom.json import absolute_bulkdata_uris
-from radpacs.dicomweb.cache import BodyCache
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import (
     GZIP_MIN_BYTES,
@@ -24,7 +24,7 @@ from radpacs.dicomweb.responses import (
     json_body_response,
     xml_response,
 )
-from radpacs.http.deps import ArchiveDep, dicomweb_root
+from radpacs.http.deps import ArchiveDep, MetadataCacheDep, dicomweb_root
 
 __all__ = ["router"]
 
@@ -34,6 +34,7 @@ router = APIRouter(tags=["WADO-RS"])
 def _metadata(
     request: Request,
     archive: ArchiveDep,
+    cache: BodyCache,
     study: str,
     series: str | None = None,
     instance: str | None = None,
@@ -45,7 +46,6 @@ def _metadata(
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
-    cache: BodyCache = request.app.state.metadata_cache
     body = cache.get(etag)
     if body is None:
         body = absolute_bulkdata_uris(archive.metadata(study, series, instance), root)
@@ -62,13 +62,17 @@ def _metadata(
 
 
 @router.get("/studies/{study}/metadata", summary="Retrieve study metadata")
-def study_metadata(study: str, request: Request, archive: ArchiveDep) -> Response:
-    return _metadata(request, archive, study)
+def study_metadata(
+    study: str, request: Request, archive: ArchiveDep, cache: MetadataCacheDep
+) -> Response:
+    return _metadata(request, archive, cache, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="Retrieve series metadata")
-def series_metadata(study: str, series: str, request: Request, archive: ArchiveDep) -> Response:
-    return _metadata(request, archive, study, series)
+def series_metadata(
+    study: str, series: str, request: Request, archive: ArchiveDep, cache: MetadataCacheDep
+) -> Response:
+    return _metadata(request, archive, cache, study, series)
 
 
 @router.get(
@@ -76,6 +80,11 @@ def series_metadata(study: str, series: str, request: Request, archive: ArchiveD
     summary="Retrieve instance metadata",
 )
 def instance_metadata(
-    study: str, series: str, instance: str, request: Request, archive: ArchiveDep
+    study: str,
+    series: str,
+    instance: str,
+    request: Request,
+    archive: ArchiveDep,
+    cache: MetadataCacheDep,
 ) -> Response:
-    return _metadata(request, archive, study, series, instance)
+    return _metadata(request, archive, cache, study, series, instance)

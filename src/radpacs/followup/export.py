@@ -63,6 +63,7 @@ COLUMNS = [
     "volumetric",
 ]
 PRIVATE_SCHEME = "99RADPACS"
+MANUFACTURER = "radpacs"
 #: SeriesDescription of the follow-up report: the feed does not read it back as measurements.
 REPORT_DESCRIPTION = "Longitudinal follow-up"
 
@@ -71,7 +72,7 @@ def is_followup_report(ds: Dataset) -> bool:
     """Whether ``ds`` is a report :func:`build_tracking_sr` wrote."""
     return (
         str(ds.get("SeriesDescription", "")) == REPORT_DESCRIPTION
-        and str(ds.get("Manufacturer", "")) == "radpacs"
+        and str(ds.get("Manufacturer", "")) == MANUFACTURER
     )
 
 
@@ -142,8 +143,6 @@ def build_tracking_sr(
     the source objects the measurements came from."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
-
-    from radpacs.ai.provenance import MANUFACTURER
 
     if not result.get("lesions"):
         raise InvalidInput(f"patient {result.get('patient_id')} has no lesion to report")

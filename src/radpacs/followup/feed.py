@@ -33,7 +33,7 @@ from radpacs.followup.extract import (
     referenced_series,
     source_kind,
 )
-from radpacs.followup.geometry import body_anchor
+from radpacs.followup.geometry import series_anchor
 from radpacs.followup.model import Finding, SourceKind
 from radpacs.followup.response import Criteria
 from radpacs.followup.tracking import Correction, CorrectionKind, PatientFollowup, track
@@ -192,8 +192,6 @@ class FollowupService:
 
     def _anchor_of(self, series: list[str], notes: list[str]) -> Anchor:
         """The body centre of the first of ``series`` the archive holds (cached)."""
-        from radpacs.ai.geometry import load_series
-
         for series_uid in series:
             with self._lock:
                 if series_uid in self._anchors:
@@ -203,11 +201,13 @@ class FollowupService:
             if not study_uid:
                 continue
             try:
-                volume = load_series(self.archive, study_uid, series_uid)
-            except (NotFound, InvalidInput) as exc:
+                files = self.archive.instance_files(study_uid, series_uid)
+                anchor = series_anchor([self.archive.read_file(f) for f in files])
+            except NotFound as exc:
                 notes.append(f"series {series_uid} cannot anchor positions: {exc}")
                 continue
-            anchor = body_anchor(volume.array, volume.affine, volume.modality)
+            if anchor is None:
+                notes.append(f"series {series_uid} is not a volume: no body anchor")
             with self._lock:
                 self._anchors[series_uid] = anchor
                 while len(self._anchors) > 256:

@@ -18,12 +18,14 @@ From them, whatever the acquisition plane (axial, sagittal, coronal, oblique):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pydicom import Dataset
 
-__all__ = ["ObjectMeasurement", "body_anchor", "measure_points"]
+__all__ = ["ObjectMeasurement", "body_anchor", "measure_points", "series_anchor"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -134,3 +136,37 @@ def body_anchor(
     k, j, i = ((lo + hi) / 2 for lo, hi in zip(low, high, strict=True))
     point = affine @ np.array([i, j, k, 1.0])
     return (float(point[0]), float(point[1]), float(point[2]))
+
+
+def series_anchor(datasets: Sequence[Dataset]) -> tuple[float, float, float] | None:
+    """:func:`body_anchor` of single-frame images of one series (pydicom datasets), or None
+    when they do not form a volume (no plane geometry, mixed sizes, undecodable pixels)."""
+    try:
+        images = [ds for ds in datasets if "PixelData" in ds]
+        if not images:
+            return None
+        orientation = np.asarray([float(v) for v in images[0].ImageOrientationPatient])
+        normal = np.cross(orientation[:3], orientation[3:])
+        positions = np.asarray([[float(v) for v in ds.ImagePositionPatient] for ds in images])
+        order = np.argsort(positions @ normal, kind="stable")
+        planes = []
+        for index in order:
+            ds = images[index]
+            pixels = np.asarray(ds.pixel_array, dtype=np.float32)
+            slope = float(ds.get("RescaleSlope", 1) or 1)
+            intercept = float(ds.get("RescaleIntercept", 0) or 0)
+            planes.append(pixels * slope + intercept)
+        array = np.stack(planes)
+        spacing = [float(v) for v in images[0].PixelSpacing]
+    except Exception:  # pydicom raises many kinds for missing or undecodable attributes
+        return None
+    affine = np.eye(4)
+    affine[:3, 0] = orientation[:3] * spacing[1]
+    affine[:3, 1] = orientation[3:] * spacing[0]
+    if len(order) > 1:
+        affine[:3, 2] = (positions[order[-1]] - positions[order[0]]) / (len(order) - 1)
+    else:
+        affine[:3, 2] = normal
+    affine[:3, 3] = positions[order[0]]
+    modality = str(images[0].get("Modality", ""))
+    return body_anchor(array, affine, modality)

@@ -34,6 +34,7 @@ from radpacs.auth.roles import ANONYMOUS, LOCAL_USER, Permission, Principal
 from radpacs.errors import AuthenticationError, PermissionDenied, RadpacsError
 from radpacs.http import audit as request_audit
 from radpacs.http.audit import RequestAudit, record_request
+from radpacs.http.deps import services_of, settings_of
 from radpacs.http.errors import error_response
 from radpacs.http.routes import RouteEntry, match_route, route_entries
 from radpacs.services import AuthServices
@@ -76,8 +77,9 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         fastapi_app = scope["app"]
-        settings: Settings = fastapi_app.state.settings
-        services: AuthServices | None = getattr(fastapi_app.state, "auth", None)
+        settings = settings_of(fastapi_app)
+        opened = services_of(fastapi_app)
+        services = opened.auth if opened is not None else None
         found = match_route(self._route_entries(fastapi_app), scope)
         if found is None:  # 404 or 405 from the router; nothing is served
             await self.app(scope, receive, send)

@@ -12,41 +12,72 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from radpacs.ai.service import AiService
 from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
+from radpacs.cache import BodyCache
+from radpacs.deid.jobs import DeidJobs
+from radpacs.deid.pseudonyms import PseudonymStore
+from radpacs.errors import StorageError
 from radpacs.followup.feed import FollowupService
-from radpacs.services import AuthServices
+from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
 
 __all__ = [
     "AiDep",
     "ArchiveDep",
     "AuthServicesDep",
+    "DeidJobsDep",
     "FollowupDep",
+    "MetadataCacheDep",
     "PrincipalDep",
+    "PseudonymStoreDep",
+    "ServicesDep",
     "SettingsDep",
     "dicomweb_root",
-    "get_archive",
-    "get_settings",
     "public_root",
+    "services_of",
+    "settings_of",
 ]
 
 
+def settings_of(app: Any) -> Settings:
+    """The settings ``app`` was built with (for middleware, which has no Request)."""
+    settings: Settings = app.state.settings
+    return settings
+
+
+def services_of(app: Any) -> Services | None:
+    """The services ``app`` opened at start-up; None before start and after stop."""
+    services: Services | None = getattr(app.state, "services", None)
+    return services
+
+
+def _opened(request: Request) -> Services:
+    services = services_of(request.app)
+    if services is None:
+        raise StorageError("the server is starting or stopping; its services are not open")
+    return services
+
+
+async def get_services(request: Request) -> Services:
+    """The services the application opened at start-up (503 before that)."""
+    return _opened(request)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
 async def get_archive(request: Request) -> Archive:
-    """The archive the application opened at start-up."""
-    archive: Archive = request.app.state.archive
-    return archive
+    return _opened(request).archive
 
 
 async def get_settings(request: Request) -> Settings:
-    """The settings the application was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return settings_of(request.app)
 
 
 async def current_principal(request: Request) -> Principal:
@@ -56,29 +87,47 @@ async def current_principal(request: Request) -> Principal:
 
 
 async def get_auth(request: Request) -> AuthServices:
-    """The accounts, audit, tokens and limiter built at start-up."""
-    services: AuthServices = request.app.state.auth
-    return services
+    return _opened(request).auth
 
 
 async def get_ai(request: Request) -> AiService:
-    """The AI service (models, queue, jobs) built at start-up."""
-    service: AiService = request.app.state.ai
-    return service
+    return _opened(request).ai
+
+
+async def get_pseudonyms(request: Request) -> PseudonymStore:
+    return _opened(request).pseudonyms
+
+
+async def get_deid_jobs(request: Request) -> DeidJobs:
+    return _opened(request).deid_jobs
+
+
+async def get_metadata_cache(request: Request) -> BodyCache:
+    return _opened(request).metadata_cache
 
 
 async def get_followup(request: Request) -> FollowupService:
-    """The follow-up service (store and feed) built at start-up."""
-    service: FollowupService = request.app.state.followup
-    return service
+    return _opened(request).followup
 
 
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
+"""The archive: store, search, retrieve, delete, check."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+"""The settings the application was built with."""
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+"""Who the request acts as."""
 AuthServicesDep = Annotated[AuthServices, Depends(get_auth)]
+"""Accounts, audit, dataset names, token issuer, login limiter."""
 AiDep = Annotated[AiService, Depends(get_ai)]
+"""The AI service: models, queue, jobs."""
+PseudonymStoreDep = Annotated[PseudonymStore, Depends(get_pseudonyms)]
+"""The database store of patient pseudonyms (PS3.15 Annex E)."""
+DeidJobsDep = Annotated[DeidJobs, Depends(get_deid_jobs)]
+"""The de-identification jobs of this process."""
+MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
+"""Prepared WADO-RS metadata bodies by ETag."""
 FollowupDep = Annotated[FollowupService, Depends(get_followup)]
+"""The follow-up: its store, and the feed that keeps it up to date."""
 
 
 def _first(value: str) -> str:
@@ -87,7 +136,7 @@ def _first(value: str) -> str:
 
 def public_root(request: Request) -> str:
     """The server's public URL: the public_base_url setting, X-Forwarded-*, else the request's."""
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request.app)
     if settings.public_base_url:
         return settings.public_base_url
     headers = request.headers

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from radpacs.errors import ConfigurationError, StorageError
+from radpacs.settings import Settings
 
 __all__ = [
     "OHIF_PACKAGE",
@@ -28,6 +29,7 @@ __all__ = [
     "default_viewer_dir",
     "install_viewer",
     "installed_version",
+    "viewer_dir",
 ]
 
 OHIF_PACKAGE = "@ohif/app"
@@ -45,6 +47,11 @@ _RELATIVE_PUBLIC_PATH = (
 def default_viewer_dir() -> Path:
     """``src/radpacs/web/ohif`` beside this module (git-ignored)."""
     return Path(__file__).parent / "ohif"
+
+
+def viewer_dir(settings: Settings) -> Path:
+    """Where the OHIF files are: the viewer_dir setting, else src/radpacs/web/ohif."""
+    return settings.viewer_dir or default_viewer_dir()
 
 
 def installed_version(folder: Path) -> str | None:

@@ -15,12 +15,12 @@ import html
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from radpacs import __version__
-from radpacs.settings import Settings
+from radpacs.http.deps import SettingsDep
 from radpacs.web.ohif import installed_version
 from radpacs.web.viewer import INSTALL_COMMAND, viewer_dir
 
@@ -148,9 +148,8 @@ _MODALITIES = (
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index(request: Request) -> HTMLResponse:
+def index(settings: SettingsDep) -> HTMLResponse:
     """The study list page."""
-    settings: Settings = request.app.state.settings
     folder = viewer_dir(settings)
     viewer_installed = installed_version(folder) is not None
     notice = (

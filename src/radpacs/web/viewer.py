@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from radpacs.http.deps import public_root
-from radpacs.settings import Settings
-from radpacs.web.ohif import default_viewer_dir, installed_version
+from radpacs.http.deps import SettingsDep, public_root
+from radpacs.web.ohif import installed_version, viewer_dir
 
 __all__ = ["INSTALL_COMMAND", "router", "viewer_dir"]
 
@@ -27,11 +26,6 @@ router = APIRouter(include_in_schema=False)
 
 INSTALL_COMMAND = "radpacs viewer install"
 _IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def viewer_dir(settings: Settings) -> Path:
-    """Where the OHIF files are: the viewer_dir setting, else src/radpacs/web/ohif."""
-    return settings.viewer_dir or default_viewer_dir()
 
 
 def _prefix(request: Request) -> str:
@@ -109,8 +103,7 @@ def _index(folder: Path, prefix: str) -> HTMLResponse:
 
 @router.get("/viewer", include_in_schema=False)
 @router.get("/viewer/{path:path}", include_in_schema=False)
-def viewer(request: Request, path: str = "") -> Response:
-    settings: Settings = request.app.state.settings
+def viewer(request: Request, settings: SettingsDep, path: str = "") -> Response:
     folder = viewer_dir(settings)
     if installed_version(folder) is None:
         return _not_installed(folder)

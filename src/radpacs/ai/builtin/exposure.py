@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from radpacs.ai.models import (
+from radpacs.ai.interface import (
     Accepts,
     ImageClassification,
     ModelResult,

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radpacs.ai.models import (
+from radpacs.ai.interface import (
     Accepts,
     ImageClassification,
     ModelResult,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radpacs.ai.models import Accepts, ModelResult, Progress, SeriesInput, Task
+from radpacs.ai.interface import Accepts, ModelResult, Progress, SeriesInput, Task
 from radpacs.ai.results.labels import Label
 from radpacs.errors import InvalidInput
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from radpacs.ai.models import Accepts, ModelResult, Progress, SeriesInput, Task
+from radpacs.ai.interface import Accepts, ModelResult, Progress, SeriesInput, Task
 from radpacs.ai.results.labels import Label
 
 __all__ = ["DeepBet", "models"]

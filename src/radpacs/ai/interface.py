@@ -1,11 +1,12 @@
-"""The model plugin interface and the registry of models found at start.
+"""The model plugin interface (what a model is, takes and returns) and the registry of models.
 
 A model is any object with the attributes of :class:`Model`. Plugins publish models
 through the entry-point group ``radpacs.models``; an entry point names either a model
 class (instantiated without arguments), a model instance, or a factory function that is
 called with the :class:`~radpacs.settings.Settings` and returns models. The ``ai_plugins``
 setting adds ``module:attribute`` names the same way, and ``ai_models_dir`` adds one ONNX
-model per ``*.json`` manifest (see :mod:`radpacs.ai.builtin.onnx_runner`).
+model per ``*.json`` manifest (see :mod:`radpacs.ai.builtin.onnx_runner`);
+:func:`radpacs.ai.discovery.discover_models` finds them all at start.
 
 Example plugin (in a package's pyproject.toml)::
 
@@ -17,13 +18,11 @@ with ``MyModel.run(series, progress)`` returning a :class:`ModelResult`.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,10 +33,10 @@ from radpacs.ai.geometry import Volume, volume_from_datasets
 from radpacs.ai.provenance import Provenance
 from radpacs.ai.results.labels import Label
 from radpacs.ai.results.sr import ClassScore
-from radpacs.errors import ConfigurationError, InvalidInput, NotFound
+from radpacs.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from radpacs.settings import Settings
+    pass
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -49,7 +48,6 @@ __all__ = [
     "Progress",
     "SeriesInput",
     "Task",
-    "discover_models",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,49 +183,3 @@ class ModelRegistry:
             self.errors[source] = f"a model named {model.name!r} is already registered"
         else:
             self.models[model.name] = model
-
-
-def _expand(loaded: Any, settings: Settings) -> Iterable[Any]:
-    if isinstance(loaded, type):
-        return [loaded()]
-    if isinstance(loaded, Model):
-        return [loaded]
-    if callable(loaded):
-        return list(loaded(settings))
-    return [loaded]
-
-
-def _import(name: str) -> Any:
-    module_name, _, attribute = name.partition(":")
-    if not attribute:
-        raise ConfigurationError(f"plugin {name!r} is not of the form module:attribute")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
-def _importer(name: str) -> Callable[[], Any]:
-    return lambda: _import(name)
-
-
-def discover_models(settings: Settings) -> ModelRegistry:
-    """Entry points of ``radpacs.models``, the ``ai_plugins`` setting, ONNX manifests."""
-    from radpacs.ai.builtin.onnx_runner import load_manifests
-
-    registry = ModelRegistry()
-    sources: list[tuple[str, Callable[[], Any]]] = [
-        (f"entry point {ep.name}", ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)
-    ]
-    sources += [(f"plugin {name}", _importer(name)) for name in settings.ai_plugins]
-    for source, load in sources:
-        try:
-            for model in _expand(load(), settings):
-                registry.add(model, source)
-        except Exception as exc:  # a broken plugin must not stop the server
-            log.warning("model %s failed to load: %s", source, exc)
-            registry.errors[source] = f"{type(exc).__name__}: {exc}"
-    if settings.ai_models_dir is not None:
-        for path, model_or_error in load_manifests(settings.ai_models_dir):
-            if isinstance(model_or_error, str):
-                registry.errors[f"manifest {path.name}"] = model_or_error
-            else:
-                registry.add(model_or_error, f"manifest {path.name}")
-    return registry

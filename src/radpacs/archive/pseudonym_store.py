@@ -17,21 +17,17 @@ Example::
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Engine, String, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
-from radpacs.archive.index import Base
+from radpacs.archive.index import Base, utc_now
 from radpacs.deid.pseudonyms import PatientRecord
 from radpacs.errors import StorageError
 
 __all__ = ["DatabasePseudonymStore", "PseudonymRow"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PseudonymRow(Base):
@@ -43,7 +39,7 @@ class PseudonymRow(Base):
     original_patient_id: Mapped[str] = mapped_column(String(200), default="")
     original_patient_name: Mapped[str] = mapped_column(String(400), default="")
     issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class DatabasePseudonymStore:
@@ -77,7 +73,7 @@ class DatabasePseudonymStore:
                             original_patient_id=record.original_patient_id,
                             original_patient_name=record.original_patient_name,
                             issuer_of_patient_id=record.issuer_of_patient_id,
-                            created_at=_now(),
+                            created_at=utc_now(),
                         )
                     )
         except IntegrityError:
