@@ -30,7 +30,7 @@ from radpacs.ai.interface import (
     provenance_of,
 )
 from radpacs.ai.queue import JobQueue
-from radpacs.archive import Archive, Level, Outcome, parse_query
+from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
 from radpacs.archive.jobs import Job, JobState, JobStore
 from radpacs.errors import InvalidInput, RadpacsError, StorageError
 from radpacs.settings import Settings
@@ -140,8 +140,10 @@ def execute(settings: Settings, job_id: str) -> None:
     from radpacs.followup.feed import FollowupService
 
     archive = Archive.from_settings(settings)
-    # results stored here feed the follow-up, as they would through the server
-    FollowupService.from_settings(settings, archive).attach()
+    # results stored here feed the follow-up as they would through the server, once the job
+    # has succeeded (the follow-up's work does not count against the job's time)
+    stored_results: list[StoreResult] = []
+    archive.add_listener(stored_results.extend)
     store = JobStore(archive.engine)
     try:
         job = store.get(job_id)
@@ -192,6 +194,7 @@ def execute(settings: Settings, job_id: str) -> None:
             ui.append({"source_series": series_uid, **series_ui})
         timings = {k: round(v, 4) for k, v in timings.items()}
         store.succeed(job_id, _group(results), timings, json.dumps({"results": ui}))
+        FollowupService.from_settings(settings, archive).on_stored(stored_results)
     finally:
         archive.close()
 
