@@ -162,3 +162,20 @@ def test_ai_pipeline_results_feed_the_follow_up(
         f["kind"] for lesion in result["lesions"] for f in lesion["measurements"][0]["findings"]
     }
     assert used == {"SEG", "RTSTRUCT"}  # one lesion seen by both, the SEG's values used
+
+
+def test_concurrent_sources_of_one_patient(
+    archive: Archive, service: FollowupService, phantom: Any
+) -> None:
+    import threading
+
+    for datasets, _seg, _ in phantom[:3]:
+        _store(archive, datasets)
+    threads = [threading.Thread(target=_store, args=(archive, [seg])) for _, seg, _ in phantom[:3]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = service.store.result(PATIENT_ID)
+    assert len(result["timepoints"]) == 3
+    assert [r["category"] for r in result["responses"]["recist"]] == ["baseline", "PR", "PR"]

@@ -25,7 +25,7 @@ from pydicom import Dataset
 
 from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
 from radpacs.archive.followup_store import FollowupStore
-from radpacs.errors import InvalidInput, NotFound, RadpacsError
+from radpacs.errors import InvalidInput, NotFound, RadpacsError, StorageError
 from radpacs.followup.export import is_followup_report
 from radpacs.followup.extract import (
     ImageGeometry,
@@ -62,6 +62,7 @@ class FollowupService:
         self.rano = rano
         self._anchors: OrderedDict[str, Anchor] = OrderedDict()
         self._lock = threading.Lock()
+        self._patient_locks: dict[str, threading.Lock] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, archive: Archive) -> FollowupService:
@@ -223,15 +224,32 @@ class FollowupService:
     # --------------------------------------------------------------- computing
 
     def recompute(self, patient_id: str) -> PatientFollowup:
-        """Track the patient again from its stored findings and active corrections."""
-        findings = [Finding.from_json(data) for data in self.store.findings(patient_id)]
-        corrections = [
-            Correction(CorrectionKind(c["kind"]), c["payload"], c["id"])
-            for c in self.store.corrections(patient_id)
-        ]
-        result = track(patient_id, findings, corrections, self.criteria, self.rano)
-        self.store.save_result(patient_id, self.store.patient_name(patient_id), result.to_json())
-        return result
+        """Track the patient again from its stored findings and active corrections.
+
+        One re-computation per patient at a time in this process; one that collides with
+        another process's (both replace the same rows) is run again once, from the data as
+        it then is.
+        """
+        with self._lock:
+            lock = self._patient_locks.setdefault(patient_id, threading.Lock())
+        with lock:
+            for attempt in (1, 2):
+                findings = [Finding.from_json(data) for data in self.store.findings(patient_id)]
+                corrections = [
+                    Correction(CorrectionKind(c["kind"]), c["payload"], c["id"])
+                    for c in self.store.corrections(patient_id)
+                ]
+                result = track(patient_id, findings, corrections, self.criteria, self.rano)
+                try:
+                    self.store.save_result(
+                        patient_id, self.store.patient_name(patient_id), result.to_json()
+                    )
+                except StorageError:
+                    if attempt == 2:
+                        raise
+                    continue
+                return result
+        raise AssertionError("unreachable")
 
     def correct(
         self, patient_id: str, kind: str, payload: dict[str, str], username: str
