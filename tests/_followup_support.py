@@ -273,3 +273,43 @@ def ohif_sr(image: Dataset, groups: list[tuple[str, list[NumSpec]]]) -> Dataset:
     container.ContentSequence = items
     sr.ContentSequence = [container]
     return sr
+
+
+def wait_for_followup_jobs(store: object, timeout: float = 240.0) -> None:
+    """Wait until no job of a follow-up kind (or an AI job) is queued or running in
+    ``store`` (a :class:`radpacs.archive.jobs.JobStore`): the server feeds the follow-up
+    through background jobs."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [
+            job
+            for state in ("queued", "running")
+            for job in store.find(state=state, limit=1000)  # type: ignore[attr-defined]
+            if job.kind.startswith("followup.") or job.kind == "ai"
+        ]
+        if not pending:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"follow-up jobs still pending after {timeout} s: {pending}")
+
+
+def wait_for_patient(
+    url: str, patient_id: str, timepoints: int, sources: int, timeout: float = 240.0
+) -> dict[str, object]:
+    """Poll a live server until the patient has ``timepoints`` and ``sources`` recorded."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    data: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/followup/patients/{patient_id}", timeout=30)
+        if response.status_code == 200:
+            data = response.json()
+            if len(data["timepoints"]) == timepoints and len(data["sources"]) == sources:  # type: ignore[arg-type]
+                return data
+        time.sleep(0.3)
+    raise AssertionError(f"patient {patient_id} not fed after {timeout} s: {data}")

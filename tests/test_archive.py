@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from conftest import make_ct, to_bytes
 from radpacs.archive import Archive, Level, Outcome, parse_query
@@ -106,29 +107,104 @@ def test_delete_cascades_and_removes_files(archive: Archive) -> None:
         archive.delete(study)
 
 
-def test_a_failing_index_leaves_no_row_and_no_file(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken_index(*_args: object) -> list[str]:
-        raise StorageError("simulated database failure")
+def _refuse_instance_rows(archive: Archive) -> None:
+    """Make the database itself refuse every new instance row (a trigger), so the store path
+    meets the failure where it really happens: in the index transaction."""
+    with archive.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_instances BEFORE INSERT ON instance "
+                    "BEGIN SELECT RAISE(ABORT, 'the disk of the index is full'); END"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION refuse_instances() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'the disk of the index is full'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_instances BEFORE INSERT ON instance "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_instances()"
+                )
+            )
 
-    monkeypatch.setattr(archive, "_index", broken_index)
-    with pytest.raises(StorageError):
-        archive.store_many([to_bytes(make_ct())])
+
+def test_a_failing_index_leaves_no_row_and_no_file(archive: Archive) -> None:
+    _refuse_instance_rows(archive)
+    with pytest.raises(StorageError, match="the index refused the store"):
+        archive.store_many([to_bytes(make_ct()), to_bytes(make_ct())])
     assert archive.counts()["instances"] == 0
     assert list(archive.blobs.keys()) == []
 
 
-def test_a_failing_file_write_leaves_no_row(
+def test_a_failing_file_write_leaves_no_row_and_no_file(archive: Archive) -> None:
+    """The second file of a batch cannot be written (a plain file stands where its folder
+    must go): the first one, already written and fsynced, is removed again, no row is made."""
+    first, second = make_ct(), make_ct()
+    datasets = [to_bytes(first), to_bytes(second)]
+    from radpacs.archive.ingest import parse_instance
+
+    blocked = parse_instance(datasets[1]).storage_key.rsplit("/", 1)[0]
+    assert isinstance(archive.blobs, FolderBlobStore)
+    (archive.blobs.root / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (archive.blobs.root / blocked).write_bytes(b"not a folder")
+    with pytest.raises(StorageError, match="could not write blob"):
+        archive.store_many(datasets)
+    assert archive.counts()["instances"] == 0
+    assert list(archive.blobs.keys()) == [blocked]  # only the obstacle the test put there
+    assert list(archive.blobs.temporaries()) == []
+
+
+def test_files_are_fsynced_before_their_rename_and_the_index_commits_last(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(items: object) -> None:
-        raise StorageError("No space left on device")
+    """Observed, not replaced: every os call still runs. Per file: fsync of the temporary
+    file before the rename onto its key; then the folder's fsync; then the index commit."""
+    import os
 
-    monkeypatch.setattr(archive.blobs, "put_many", full_disk)
-    with pytest.raises(StorageError):
-        archive.store_many([to_bytes(make_ct())])
-    assert archive.counts()["instances"] == 0
+    from sqlalchemy import event
+
+    from radpacs.archive import blobs
+
+    calls: list[tuple[str, str]] = []
+    names: dict[int, str] = {}
+    real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
+
+    def opened(path: str, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)
+        names[fd] = str(path)
+        return fd
+
+    def fsynced(fd: int) -> None:
+        real_fsync(fd)
+        calls.append(("fsync", names.get(fd, "?")))
+
+    def replaced(source: str, target: str) -> None:
+        real_replace(source, target)
+        calls.append(("replace", str(source)))
+
+    monkeypatch.setattr(blobs.os, "open", opened)
+    monkeypatch.setattr(blobs.os, "fsync", fsynced)
+    monkeypatch.setattr(blobs.os, "replace", replaced)
+    event.listen(archive.engine, "commit", lambda _connection: calls.append(("commit", "")))
+    archive.store_many([to_bytes(make_ct()), to_bytes(make_ct())])
+    temporaries = [name for kind, name in calls if kind == "replace"]
+    assert len(temporaries) == 2
+    for temporary in temporaries:
+        assert calls.index(("fsync", temporary)) < calls.index(("replace", temporary))
+    folder_syncs = [
+        i
+        for i, (kind, name) in enumerate(calls)
+        if kind == "fsync" and not name.endswith(".partial")
+    ]
+    last_replace = max(calls.index(("replace", name)) for name in temporaries)
+    assert folder_syncs and min(folder_syncs) > last_replace
+    commits = [i for i, (kind, _) in enumerate(calls) if kind == "commit"]
+    assert commits and commits[-1] > max(folder_syncs)
 
 
 def test_check_reports_orphans_and_missing_files(archive: Archive) -> None:

@@ -121,9 +121,12 @@ def test_wrong_audience_issuer_or_expiry_is_refused(
 
 def test_key_not_in_the_jwks_is_refused(client: TestClient) -> None:
     stranger = _key()
-    for kid in ("k1", "unknown-kid"):  # the published kid with another key, an unknown kid
+    # the published kid with another key; an unknown kid
+    for kid, reason in (("k1", "signature verification failed"), ("unknown-kid", "no key")):
         response = client.get("/dicom-web/studies", headers=bearer(_token(stranger, kid=kid)))
         assert response.status_code == 401, kid
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert reason in response.json()["detail"].lower(), response.json()
 
 
 def test_public_key_used_as_hmac_secret_is_refused(

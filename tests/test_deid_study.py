@@ -8,14 +8,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydicom
+import pytest
 from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from _auth_support import auth_client, bearer, token
 from _deid_support import RT_WORKSHOP, walk
-from conftest import make_ct, to_bytes
+from conftest import LiveServer, make_ct, multipart, to_bytes
 from radpacs.app import create_app
 from radpacs.archive import Archive
 from radpacs.archive.pseudonym_store import DatabasePseudonymStore
@@ -178,6 +180,66 @@ def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
         assert job["state"] == "done", job
         assert job["done"] == 4 and job["error"] is None
         assert len(archive.instance_files(job["new_study_uid"])) == 4
+
+
+def test_a_second_attempt_meets_the_first_attempt_s_copy(archive: Archive) -> None:
+    """What a job retried after a crash does: the same new study, nothing duplicated."""
+    from radpacs.deid import Anonymizer
+    from radpacs.deid.study import store_copy
+
+    _store_workshop(archive)
+    copies = [
+        store_copy(
+            archive, Anonymizer(b"s" * 32, [], store=DatabasePseudonymStore(archive.engine)), STUDY
+        )
+        for _ in range(2)
+    ]
+    assert copies[0] == copies[1] and copies[0].instances == 4
+    assert len(archive.instance_files(copies[0].study_uid)) == 4
+
+
+def test_a_job_survives_a_killed_server_and_every_process_sees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued job outlives the SIGKILLed server that took it; a second server process
+    answers for it; the restarted server's worker runs it to the end."""
+    monkeypatch.setenv("RADPACS_DEID_JOB_THRESHOLD", "1")
+    monkeypatch.setenv("RADPACS_AI_EMBEDDED_WORKER", "false")
+    data = tmp_path / "live"
+    first, other = LiveServer(data).start(), LiveServer(data).start()
+    try:
+        body, content_type = multipart([path.read_bytes() for path in FILES])
+        stored = httpx.post(
+            f"{first.url}/dicom-web/studies", content=body, headers={"Content-Type": content_type}
+        )
+        assert stored.status_code == 200, stored.text
+        response = httpx.post(f"{first.url}/api/deid/studies/{STUDY}", json={})
+        assert response.status_code == 202, response.text
+        job: dict[str, Any] = response.json()
+        assert (job["state"], job["done"], job["total"]) == ("running", 0, 4)
+        seen = httpx.get(f"{other.url}/api/deid/jobs/{job['id']}")
+        assert seen.status_code == 200 and seen.json()["state"] == "running"
+        assert first.process is not None
+        first.process.kill()  # SIGKILL: no shutdown, nothing written on the way out
+        first.process.wait()
+    finally:
+        first.stop()
+        other.stop()
+    monkeypatch.setenv("RADPACS_AI_EMBEDDED_WORKER", "true")
+    restarted = LiveServer(data).start()
+    try:
+        url = f"{restarted.url}/api/deid/jobs/{job['id']}"
+        deadline = time.monotonic() + 90
+        while job["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(url).json()
+            assert 0 <= job["done"] <= job["total"] == 4
+        assert job["state"] == "done", job
+        assert job["done"] == 4 and job["error"] is None
+        copies = httpx.get(f"{restarted.url}/dicom-web/studies/{job['new_study_uid']}/instances")
+        assert copies.status_code == 200 and len(copies.json()) == 4
+    finally:
+        restarted.stop()
 
 
 # ------------------------------------------------------------------ access

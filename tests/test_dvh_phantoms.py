@@ -1,4 +1,5 @@
-"""DVHs of analytical phantoms written as DICOM, against their closed-form values (1 %)."""
+"""DVHs of analytical phantoms written as DICOM, against their closed-form values (0.05 %,
+the claim of docs/rt.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dvh_phantoms import (
 )
 from radpacs.rt import DVH, dvhs_from_datasets
 
-TOLERANCE = 0.01
+TOLERANCE = 0.0005
 DOSE_FRACTIONS = (0.99, 0.95, 0.50, 0.05, 0.01)
 
 
@@ -85,7 +86,7 @@ def test_phantom_dvh_matches_closed_form(name: str, shift: float, axis: str) -> 
     _check(dvh, phantom, dose)
 
 
-def test_steep_gradient_on_a_coarse_grid_stays_within_one_percent() -> None:
+def test_steep_gradient_on_a_coarse_grid_stays_within_the_tolerance() -> None:
     phantom = sphere((0.0, 0.0, 0.0), 15.0, 2.0)
     dose = LinearDose(axis="x", offset=40.0, gradient=2.0, origin=0.0)
     _check(_compute(phantom, dose, 5.0, 0.5), phantom, dose)
@@ -103,3 +104,4 @@ def test_absolute_frame_offsets_give_the_same_dvh() -> None:
     [b] = dvhs_from_datasets(rtstruct, absolute)
     assert b.volume == pytest.approx(a.volume, rel=1e-9)
     assert b.statistic("D50").value == pytest.approx(a.statistic("D50").value, rel=1e-9)
+    _check(b, phantom, dose)  # and both against the closed form

@@ -15,7 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom import Dataset
 
-from _followup_support import PATIENT_ID, VISITS, ohif_length_sr, visit_seg
+from _followup_support import (
+    PATIENT_ID,
+    VISITS,
+    ohif_length_sr,
+    visit_seg,
+    wait_for_followup_jobs,
+)
 from conftest import multipart, to_bytes
 
 
@@ -30,6 +36,8 @@ def _stow(client: TestClient, datasets: list[Dataset]) -> None:
         "/dicom-web/studies", content=body, headers={"Content-Type": content_type}
     )
     assert response.status_code == 200, response.text
+    # the server feeds the follow-up through background jobs
+    wait_for_followup_jobs(client.app.state.services.jobs.store)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -108,6 +116,7 @@ def test_sr_export_is_valid_dicom_and_stays_out_of_the_feed(
     before = loaded.get(f"/api/followup/patients/{PATIENT_ID}").json()
     stored = loaded.post(f"/api/followup/patients/{PATIENT_ID}/sr")
     assert stored.status_code == 201, stored.text
+    wait_for_followup_jobs(loaded.app.state.services.jobs.store)  # type: ignore[attr-defined]
     uids = stored.json()
     assert uids["study_uid"] == phantom[3][0][0].StudyInstanceUID  # the latest study
     body = loaded.get(
@@ -140,5 +149,9 @@ def test_sr_with_unknown_codes_gets_a_note(client: TestClient, phantom: Any) -> 
     _stow(client, [sr])
     patient = client.get("/api/followup/patients", params={"search": PATIENT_ID}).json()
     assert patient["total"] == 0  # nothing half-written
-    source = client.app.state.services.followup.store.source(sr.SOPInstanceUID)  # type: ignore[attr-defined]
+    source = client.get(f"/api/followup/sources/{sr.SOPInstanceUID}").json()
     assert source["state"] == "refused" and "99FOO" in source["note"]
+    jobs = client.app.state.services.jobs.store.find(kind="followup.source")  # type: ignore[attr-defined]
+    job = next(j for j in jobs if j.params["sop_uid"] == sr.SOPInstanceUID)
+    assert job.state.value == "succeeded" and "99FOO" in job.result["note"]
+    assert client.get("/api/followup/sources/1.2.3.4").status_code == 404

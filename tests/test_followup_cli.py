@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from _followup_support import PATIENT_ID, visit_seg
+from _followup_support import PATIENT_ID, visit_seg, wait_for_patient
 from conftest import LiveServer, multipart, to_bytes
 from radpacs.cli.followup import register
 from radpacs.client import RadpacsClient
@@ -38,6 +38,7 @@ def test_followup_commands(live_server: LiveServer, tmp_path: Path) -> None:
             timeout=60,
         )
         assert response.status_code == 200
+    wait_for_patient(live_server.url, PATIENT_ID, timepoints=2, sources=2)
     app = typer.Typer()
 
     @app.callback()

@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 from _followup_support import PATIENT_ID, VISITS, ball_volume, ohif_length_sr, visit_seg
 from conftest import to_bytes
 from radpacs.archive import Archive
+from radpacs.archive.jobs import JobState
 from radpacs.followup.extract import ImageGeometry
 from radpacs.followup.feed import FollowupService
 
@@ -133,23 +134,38 @@ def test_bad_sources_are_refused_with_a_note_and_nothing_written(
 def test_ai_pipeline_results_feed_the_follow_up(
     archive: Archive, settings: Any, phantom: Any
 ) -> None:
-    """The classical segmenter run as an AI job on two visits: its SEG, RTSTRUCT and SR are
-    stored by the job (in the worker's own archive) and feed the follow-up there."""
-    from radpacs.ai.execute import execute
+    """The classical segmenter run as AI jobs on two visits by a job worker: its SEG,
+    RTSTRUCT and SR, stored in the worker's own archive, queue follow-up jobs, which the
+    worker runs too."""
     from radpacs.archive.followup_store import FollowupStore
     from radpacs.archive.jobs import JobStore
+    from radpacs.jobs.queue import open_queue
+    from radpacs.jobs.worker import run_attempt
 
-    jobs = JobStore(archive.engine)
+    jobs, queue = JobStore(archive.engine), open_queue(settings)
     for datasets, _seg, _radii in phantom[:2]:
         _store(archive, datasets)
+        study = datasets[0].StudyInstanceUID
         job, _ = jobs.submit(
-            "classical-segmenter",
-            datasets[0].StudyInstanceUID,
-            datasets[0].SeriesInstanceUID,
-            {"lower": 55, "upper": 100, "label": "metastasis", "min_size_mm3": 100},
+            "ai",
+            {
+                "model": "classical-segmenter",
+                "study": study,
+                "series": datasets[0].SeriesInstanceUID,
+                "parameters": {
+                    "lower": 55,
+                    "upper": 100,
+                    "label": "metastasis",
+                    "min_size_mm3": 100,
+                },
+            },
+            study_uid=study,
         )
-        assert jobs.claim(job.id) is not None
-        execute(settings, job.id)
+        assert run_attempt(settings, queue, jobs, job.id) is JobState.SUCCEEDED, jobs.get(job.id)
+    followup_jobs = jobs.find(kind="followup.source")
+    assert len(followup_jobs) == 6  # SEG, RTSTRUCT and SR of each visit
+    for queued in reversed(followup_jobs):
+        assert run_attempt(settings, queue, jobs, queued.id) is JobState.SUCCEEDED
     store = FollowupStore(archive.engine)
     result = store.result(PATIENT_ID)
     assert [r["category"] for r in result["responses"]["recist"]] == ["baseline", "PR"]

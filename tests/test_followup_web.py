@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _followup_support import PATIENT_ID, VISITS, visit_seg
+from _followup_support import PATIENT_ID, VISITS, visit_seg, wait_for_patient
 from conftest import LiveServer, multipart, to_bytes
 
 pytestmark = pytest.mark.peer
@@ -54,6 +54,7 @@ def test_tracking_page_in_chromium(live_server: LiveServer) -> None:
             timeout=120,
         )
         assert answer.status_code == 200
+    wait_for_patient(live_server.url, PATIENT_ID, timepoints=4, sources=4)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

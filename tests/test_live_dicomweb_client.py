@@ -88,7 +88,9 @@ def test_every_file_pydicom_ships_is_stored_or_clearly_refused(live_server: Live
     stored = answer["00081199"]["Value"]
     failed = answer["00081198"]["Value"]
     assert len(stored) + len(failed) == len(files)
-    assert len(stored) >= 100
+    # 50 files are the header-only CTs of pydicom's DICOMDIR test set (no Rows, Columns or
+    # Pixel Data): refused as truncated images since issue 14 F, like 13 without a preamble
+    assert len(stored) >= 60
     for item in failed:
         assert item["00081197"]["Value"][0] in (0xC000, 0x0111, 0x0110)
     for item in stored[::7]:

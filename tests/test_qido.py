@@ -237,7 +237,11 @@ def test_unknown_study_gives_an_empty_list(sqlite_client: TestClient) -> None:
     assert sqlite_client.get("/dicom-web/studies/1.2.3/series").json() == []
 
 
-def test_retrieve_urls_follow_forwarded_headers(populated: TestClient) -> None:
+def test_retrieve_urls_follow_forwarded_headers(
+    populated: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a trusted proxy (TestClient's address is "testclient"); see test_hostile_access."""
+    monkeypatch.setattr(populated.app.state.settings, "trusted_proxies", ["testclient"])  # type: ignore[attr-defined]
     response = populated.get(
         "/dicom-web/studies",
         params={"PatientID": "P2"},

@@ -53,9 +53,14 @@ def test_store_two_instances_answers_200_with_retrieve_urls(client: TestClient) 
     ],
 )
 def test_type_and_boundary_quoted_or_not(sqlite_client: TestClient, content_type: str) -> None:
-    body, _ = multipart([to_bytes(make_ct())])
+    dataset = make_ct()
+    body, _ = multipart([to_bytes(dataset)])
     response = sqlite_client.post(STOW, content=body, headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text
+    [stored] = response.json()["00081199"]["Value"]
+    assert stored["00081155"]["Value"] == [dataset.SOPInstanceUID]
+    found = sqlite_client.get(f"/dicom-web/instances?SOPInstanceUID={dataset.SOPInstanceUID}")
+    assert [i["00080018"]["Value"] for i in found.json()] == [[dataset.SOPInstanceUID]]
 
 
 def test_chunked_upload(sqlite_client: TestClient) -> None:
@@ -104,7 +109,11 @@ def test_bad_parts_fail_alone_with_failure_reasons(client: TestClient) -> None:
     answer = response.json()
     assert referenced(answer) == [good.SOPInstanceUID]
     assert [reason for _, reason in failures(answer)] == [0xC000, 0xC000, 0xC000]
-    assert "not a DICOM PS3.10 file" in response.headers["warning"]
+    warning = response.headers["warning"]
+    assert "part 1: not a DICOM file (no DICM prefix" in warning
+    assert "part 3: SOPInstanceUID is missing" in warning
+    assert "part 4 (SOP Instance " in warning and "file truncated" in warning
+    assert "force=True" not in warning
     assert count_instances(client) == 1
 
 
@@ -120,14 +129,30 @@ def test_a_part_of_another_media_type_fails_alone(sqlite_client: TestClient) -> 
         headers={"Content-Type": "multipart/related; type=application/dicom; boundary=b"},
     )
     assert response.status_code == 202
-    assert "part 1 is text/plain" in response.headers["warning"]
+    assert "part 1: a text/plain part, not application/dicom" in response.headers["warning"]
 
 
-def test_all_parts_failing_answers_409(sqlite_client: TestClient) -> None:
-    body, content_type = multipart([b"junk", b"more junk"])
+def test_all_parts_failing_for_bad_syntax_answers_400(sqlite_client: TestClient) -> None:
+    """PS3.18 10.5.3: 400 when no instance could be stored because of bad syntax."""
+    body, content_type = multipart([b"", b"more junk", to_bytes(make_ct())[:3000]])
+    response = sqlite_client.post(STOW, content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert [reason for _, reason in failures(response.json())] == [0xC000] * 3
+    warning = response.headers["warning"]
+    assert "part 1: empty body" in warning
+    assert "part 2: not a DICOM file (no DICM prefix" in warning
+    assert "part 3" in warning and "truncated" in warning
+
+
+def test_all_parts_failing_for_a_conflict_answers_409(sqlite_client: TestClient) -> None:
+    """409 is kept for conflicts: here a duplicate with other content beside bad syntax."""
+    first = make_ct()
+    sqlite_client.post(STOW, content=to_bytes(first), headers={"Content-Type": "application/dicom"})
+    first.PatientName = "Other^Content"
+    body, content_type = multipart([to_bytes(first), b"junk"])
     response = sqlite_client.post(STOW, content=body, headers={"Content-Type": content_type})
     assert response.status_code == 409
-    assert len(failures(response.json())) == 2
+    assert sorted(reason for _, reason in failures(response.json())) == [0x0111, 0xC000]
 
 
 def test_study_mismatch_fails_with_c409(client: TestClient) -> None:

@@ -70,7 +70,11 @@ def test_viewer_index_config_files_and_spa_routes(viewer_client: TestClient) -> 
     assert viewer_client.get("/viewer/../pyproject.toml").status_code == 404
 
 
-def test_viewer_behind_a_proxy_prefix(viewer_client: TestClient) -> None:
+def test_viewer_behind_a_proxy_prefix(
+    viewer_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = viewer_client.app.state.settings  # type: ignore[attr-defined]
+    monkeypatch.setattr(settings, "trusted_proxies", ["testclient"])  # TestClient's address
     headers = {"X-Forwarded-Host": "pacs.example", "X-Forwarded-Prefix": "/radpacs"}
     index = viewer_client.get("/viewer/", headers=headers)
     assert 'window.PUBLIC_URL="/radpacs/viewer/"' in index.text

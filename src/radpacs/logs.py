@@ -3,6 +3,8 @@
 ``<data_dir>/logs/radpacs.log`` rolls over at ``log_max_bytes`` and keeps
 ``log_backups`` old files (``radpacs.log.1`` ...). It receives uvicorn's error and access
 logs, radpacs' own loggers and the ``radpacs.audit`` lines (one per audited request).
+Every handler redacts tokens (:class:`RedactTokens`): ``?token=`` (however its name is
+percent-encoded), ``Bearer`` credentials and JWTs never reach a log.
 With several workers each process writes its own file, ``radpacs-<pid>.log``, because
 rotating one file from several processes loses lines.
 """
@@ -14,9 +16,29 @@ import os
 from pathlib import Path
 from typing import Any
 
+from radpacs.auth.credentials import redact_tokens
 from radpacs.settings import Settings
 
-__all__ = ["log_file", "logging_config", "rotating_handler"]
+__all__ = ["RedactTokens", "log_file", "logging_config", "rotating_handler"]
+
+
+class RedactTokens(logging.Filter):
+    """Replace tokens in a record's message and arguments (``?token=`` however encoded,
+    ``Bearer`` credentials, JWTs) with ``[redacted]``: no log line holds a live credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        elif isinstance(record.args, dict):
+            record.args = {
+                key: redact_tokens(value) if isinstance(value, str) else value
+                for key, value in record.args.items()
+            }
+        return True
 
 
 def log_file(settings: Settings, per_process: bool = False) -> Path:
@@ -50,6 +72,7 @@ def logging_config(settings: Settings, per_process: bool = False) -> dict[str, A
         "maxBytes": settings.log_max_bytes,
         "backupCount": settings.log_backups,
         "formatter": "file",
+        "filters": ["redact"],
     }
     return {
         "version": 1,
@@ -65,16 +88,19 @@ def logging_config(settings: Settings, per_process: bool = False) -> dict[str, A
             },
             "file": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         },
+        "filters": {"redact": {"()": "radpacs.logs.RedactTokens"}},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
                 "stream": "ext://sys.stderr",
+                "filters": ["redact"],
             },
             "access_console": {
                 "class": "logging.StreamHandler",
                 "formatter": "access",
                 "stream": "ext://sys.stdout",
+                "filters": ["redact"],
             },
             "file": rotating,
         },

@@ -33,9 +33,10 @@ from radpacs.auth.ratelimit import LoginLimiter
 from radpacs.auth.roles import Role
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cache import BodyCache
-from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.followup.feed import FollowupService
+from radpacs.followup.jobs import jobs_submitter
+from radpacs.jobs import Jobs
 from radpacs.settings import Settings
 
 __all__ = ["AuthServices", "Services", "open_auth"]
@@ -105,9 +106,9 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
 @dataclass
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
-    (accounts, audit, pseudonyms), the AI service and its arrival rules, the
-    de-identification jobs, the metadata body cache and the follow-up (fed by the archive's
-    stores and deletes)."""
+    (accounts, audit, pseudonyms, background jobs of every kind), the AI service and its
+    arrival rules, the metadata body cache and the follow-up (fed by the archive's stores and
+    deletes through follow-up jobs)."""
 
     settings: Settings
     archive: Archive
@@ -115,7 +116,7 @@ class Services:
     ai: AiService
     arrivals: ArrivalWatcher
     pseudonyms: PseudonymStore
-    deid_jobs: DeidJobs
+    jobs: Jobs
     metadata_cache: BodyCache
     followup: FollowupService
 
@@ -124,12 +125,13 @@ class Services:
         """Open (and migrate) the archive, then build the services on it; what was opened is
         closed again if a later step fails."""
         archive = Archive.from_settings(settings)
-        opened: list[AuthServices | AiService | Archive] = [archive]
+        opened: list[AuthServices | Jobs | Archive] = [archive]
         try:
             auth = open_auth(settings, archive)
             opened.append(auth)
-            ai = AiService(settings, archive)
-            opened.append(ai)
+            jobs = Jobs(settings, archive)
+            opened.append(jobs)
+            ai = AiService(settings, archive, jobs)
             arrivals = ArrivalWatcher(ai, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
             arrivals.start()
         except BaseException:
@@ -143,16 +145,18 @@ class Services:
             ai=ai,
             arrivals=arrivals,
             pseudonyms=DatabasePseudonymStore(archive.engine),
-            deid_jobs=DeidJobs(),
+            jobs=jobs,
             metadata_cache=BodyCache(settings.metadata_cache_entries),
-            followup=FollowupService.from_settings(settings, archive).attach(),
+            followup=FollowupService.from_settings(
+                settings, archive, submit=jobs_submitter(jobs)
+            ).attach(),
         )
 
     def close(self) -> None:
-        """Stop the arrival rules and the AI service, write the queued audit events, release
-        the database connections."""
+        """Stop the arrival rules and the embedded job worker, write the queued audit events,
+        release the database connections."""
         self.arrivals.stop()
-        self.ai.close()
+        self.jobs.close()
         self.auth.close()
         self.archive.close()
 

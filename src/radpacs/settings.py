@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     public_base_url: str | None = None
     trust_forwarded_headers: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses, networks or names
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
@@ -100,6 +101,8 @@ class Settings(BaseSettings):
     followup_rano_bm: bool = False
     followup_volume_pr_percent: float = Field(default=-65.0, lt=0)
     followup_volume_pd_percent: float = Field(default=73.0, gt=0)
+    # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
+    job_kinds: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("allowed_hosts")
     @classmethod

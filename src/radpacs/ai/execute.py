@@ -1,11 +1,8 @@
-"""Running one job attempt in its own process: load, infer, write results, record them.
+"""Running one AI job (kind ``ai``): load the series, infer, write and store the results.
 
-:func:`run_attempt` is what a worker thread calls for a job id. It claims the job, starts
-:func:`_child` in a fresh process (``forkserver``, whose server has imported this module
-once), and supervises it: heartbeats and progress every ``ai_heartbeat_seconds``, a kill
-after ``ai_job_timeout`` seconds or on cancel. A crash or a timeout is a failed attempt:
-the job goes back to the queue after ``ai_retry_delay * 2 ** (attempt - 1)`` seconds until
-``max_attempts`` is reached. The web server's event loop never runs any of this.
+:func:`run_ai_job` is the handler the job worker (:mod:`radpacs.jobs.worker`) runs in a
+child process of its own for each attempt; the worker supervises heartbeats, timeouts,
+cancel and retries for every kind alike. The web server's event loop never runs this.
 """
 
 from __future__ import annotations
@@ -13,10 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import multiprocessing
 import time
-import traceback
-from multiprocessing.connection import Connection
 from typing import Any
 
 from pydicom import Dataset
@@ -29,21 +23,19 @@ from radpacs.ai.interface import (
     Task,
     provenance_of,
 )
-from radpacs.ai.queue import JobQueue
 from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
-from radpacs.archive.jobs import Job, JobState, JobStore
-from radpacs.errors import InvalidInput, RadpacsError, StorageError
-from radpacs.settings import Settings
+from radpacs.errors import InvalidInput, StorageError
+from radpacs.followup.feed import FollowupService
+from radpacs.followup.jobs import store_submitter
+from radpacs.jobs.registry import JobContext, JobOutcome
 
-__all__ = ["accepted_series", "run_attempt"]
+__all__ = ["KIND", "PROGRESS_SCALE", "accepted_series", "run_ai_job"]
+
+KIND = "ai"
+PROGRESS_SCALE = 10000
+"""An AI job's progress (0..1) is recorded as ``done`` of this ``total``."""
 
 log = logging.getLogger(__name__)
-
-
-def _context() -> Any:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["radpacs.ai.execute"])
-    return context
 
 
 def accepted_series(
@@ -135,68 +127,63 @@ def write_results(
     return [seg, rtstruct, report], ui
 
 
-def execute(settings: Settings, job_id: str) -> None:
-    """Run a claimed job to the end in this process and record success (raises on failure)."""
-    from radpacs.followup.feed import FollowupService
+def run_ai_job(ctx: JobContext) -> JobOutcome:
+    """Run the job's model on the accepted series of its study and store the results."""
+    archive, params = ctx.archive, ctx.params
+    study_uid, series_uid = params["study"], params.get("series") or None
+    model = discover_models(ctx.settings).get(params["model"])
+    parameters: dict[str, Any] = params.get("parameters") or {}
+    targets, refused = accepted_series(archive, model, study_uid, series_uid)
+    if not targets:
+        raise InvalidInput(
+            f"model {model.name} accepts no series of study {study_uid}: "
+            + "; ".join(refused or ["no series"])
+        )
+    timings = {"load": 0.0, "infer": 0.0, "write": 0.0}
+    stored_all: list[StoreResult] = []
+    results: list[dict[str, Any]] = []
+    ui: list[dict[str, Any]] = []
+    for index, target in enumerate(targets):
 
-    archive = Archive.from_settings(settings)
-    # results stored here feed the follow-up as they would through the server, once the job
-    # has succeeded (the follow-up's work does not count against the job's time)
-    stored_results: list[StoreResult] = []
-    archive.add_listener(stored_results.extend)
-    store = JobStore(archive.engine)
-    try:
-        job = store.get(job_id)
-        model = discover_models(settings).get(job.model)
-        targets, refused = accepted_series(archive, model, job.study_uid, job.series_uid or None)
-        if not targets:
-            raise InvalidInput(
-                f"model {model.name} accepts no series of study {job.study_uid}: "
-                + "; ".join(refused or ["no series"])
+        def progress(fraction: float, index: int = index) -> None:
+            share = (index + 0.1 + 0.7 * max(0.0, min(1.0, fraction))) / len(targets)
+            ctx.progress(round(share * PROGRESS_SCALE), PROGRESS_SCALE)
+
+        start = time.perf_counter()
+        series = SeriesInput(_load(archive, study_uid, target))
+        if model.task is not Task.CLASSIFICATION:
+            series.volume  # noqa: B018 - build the volume inside the load timing
+        loaded = time.perf_counter()
+        result = model.run(series, progress, parameters)
+        inferred = time.perf_counter()
+        objects, series_ui = write_results(model, series, result, parameters)
+        stored = archive.store_many([_bytes(ds) for ds in objects]) if objects else []
+        failed = [r for r in stored if r.outcome is Outcome.FAILED]
+        if failed:
+            raise StorageError(f"the archive refused a result: {failed[0].message}")
+        stored_all.extend(stored)
+        written = time.perf_counter()
+        timings["load"] += loaded - start
+        timings["infer"] += inferred - loaded
+        timings["write"] += written - inferred
+        for ds in objects:
+            results.append(
+                {
+                    "series": str(ds.SeriesInstanceUID),
+                    "sop_uid": str(ds.SOPInstanceUID),
+                    "modality": str(ds.Modality),
+                    "source_series": target,
+                }
             )
-        timings = {"load": 0.0, "infer": 0.0, "write": 0.0}
-        results: list[dict[str, Any]] = []
-        ui: list[dict[str, Any]] = []
-        last_beat = 0.0
-        for index, series_uid in enumerate(targets):
-
-            def progress(fraction: float, index: int = index) -> None:
-                nonlocal last_beat
-                if time.monotonic() - last_beat > settings.ai_heartbeat_seconds:
-                    last_beat = time.monotonic()
-                    store.heartbeat(job_id, (index + 0.1 + 0.7 * fraction) / len(targets))
-
-            start = time.perf_counter()
-            series = SeriesInput(_load(archive, job.study_uid, series_uid))
-            if model.task is not Task.CLASSIFICATION:
-                series.volume  # noqa: B018 - build the volume inside the load timing
-            loaded = time.perf_counter()
-            result = model.run(series, progress, job.parameters)
-            inferred = time.perf_counter()
-            objects, series_ui = write_results(model, series, result, job.parameters)
-            stored = archive.store_many([_bytes(ds) for ds in objects]) if objects else []
-            failed = [r for r in stored if r.outcome is Outcome.FAILED]
-            if failed:
-                raise StorageError(f"the archive refused a result: {failed[0].message}")
-            written = time.perf_counter()
-            timings["load"] += loaded - start
-            timings["infer"] += inferred - loaded
-            timings["write"] += written - inferred
-            for ds in objects:
-                results.append(
-                    {
-                        "series": str(ds.SeriesInstanceUID),
-                        "sop_uid": str(ds.SOPInstanceUID),
-                        "modality": str(ds.Modality),
-                        "source_series": series_uid,
-                    }
-                )
-            ui.append({"source_series": series_uid, **series_ui})
-        timings = {k: round(v, 4) for k, v in timings.items()}
-        store.succeed(job_id, _group(results), timings, json.dumps({"results": ui}))
-        FollowupService.from_settings(settings, archive).on_stored(stored_results)
-    finally:
-        archive.close()
+        ui.append({"source_series": target, **series_ui})
+    rounded = {k: round(v, 4) for k, v in timings.items()}
+    # the results feed the follow-up as objects stored through the server do: as jobs
+    FollowupService.from_settings(
+        ctx.settings, archive, submit=store_submitter(ctx.settings, ctx.store)
+    ).on_stored(stored_all)
+    return JobOutcome(
+        {"result_series": _group(results), "timings": rounded}, json.dumps({"results": ui})
+    )
 
 
 def _group(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,77 +201,3 @@ def _group(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         entry["instances"].append(item["sop_uid"])
     return list(grouped.values())
-
-
-def _child(settings: Settings, job_id: str, errors: Connection) -> None:
-    try:
-        execute(settings, job_id)
-    except BaseException as exc:
-        message = str(exc) if isinstance(exc, RadpacsError) else traceback.format_exc(limit=8)
-        try:
-            errors.send(f"{type(exc).__name__}: {message}".strip())
-        finally:
-            raise SystemExit(1) from None
-
-
-def run_attempt(settings: Settings, queue: JobQueue, job_id: str) -> JobState | None:
-    """Claim and run one attempt of ``job_id`` in a child process; the state it ends in."""
-    with Archive.from_settings(settings) as archive:
-        store = JobStore(archive.engine)
-        job = store.claim(job_id)
-        if job is None:
-            return None  # already done, cancelled, or running elsewhere
-        return _supervise(settings, queue, store, job)
-
-
-def _supervise(settings: Settings, queue: JobQueue, store: JobStore, job: Job) -> JobState:
-    context = _context()
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child,
-        args=(settings, job.id, send),
-        name=f"radpacs-ai-{job.id[:8]}",
-        daemon=True,
-    )
-    process.start()
-    send.close()
-    started = time.monotonic()
-    error = ""
-    while True:
-        process.join(settings.ai_heartbeat_seconds)
-        if not process.is_alive():
-            break
-        if store.heartbeat(job.id):
-            _stop(process)
-            store.mark_cancelled(job.id)
-            return JobState.CANCELLED
-        if time.monotonic() - started > settings.ai_job_timeout:
-            _stop(process)
-            error = f"timed out after {settings.ai_job_timeout:g} s"
-            break
-    if not error and process.exitcode == 0:
-        current = store.get(job.id)
-        if current.state is JobState.SUCCEEDED:
-            return JobState.SUCCEEDED
-        error = "the job process ended without recording a result"
-    if not error:
-        try:
-            error = receive.recv() if receive.poll() else ""
-        except (EOFError, OSError):  # the child died before it could say why
-            error = ""
-        error = error or f"the job process died (exit code {process.exitcode})"
-    receive.close()
-    delay = settings.ai_retry_delay * 2 ** max(0, job.attempts - 1)
-    after = store.fail(job.id, error, retry_in=delay)
-    log.warning("AI job %s attempt %d failed: %s", job.id, job.attempts, error.splitlines()[0])
-    if after.state is JobState.QUEUED:
-        queue.enqueue(job.id, delay)
-    return after.state
-
-
-def _stop(process: Any) -> None:
-    process.terminate()
-    process.join(5)
-    if process.is_alive():
-        process.kill()
-        process.join()

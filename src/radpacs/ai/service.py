@@ -1,49 +1,162 @@
-"""The AI service of a server process: models, job submission, triggers, embedded worker.
+"""The AI service of a server process: models, job submission, and the AI view of jobs.
 
-Nothing here runs a model: submission writes a row and enqueues its id; workers run it.
+Nothing here runs a model: submission writes a job of kind ``ai`` to the one job store
+(:mod:`radpacs.jobs`) and enqueues it; workers run it (:func:`radpacs.ai.execute.run_ai_job`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from radpacs.ai.discovery import discover_models
-from radpacs.ai.execute import accepted_series
+from radpacs.ai.execute import KIND, accepted_series
 from radpacs.ai.interface import ModelRegistry
-from radpacs.ai.queue import HueyQueue, open_queue
-from radpacs.ai.worker import start_worker_process
 from radpacs.archive import Archive, Level, parse_query
-from radpacs.archive.jobs import Job, JobStore
+from radpacs.archive.jobs import Job as StoredJob
+from radpacs.archive.jobs import JobState
 from radpacs.errors import InvalidInput
+from radpacs.jobs import Jobs
 
-__all__ = ["AiService"]
+__all__ = ["AiJob", "AiJobs", "AiService"]
 
 log = logging.getLogger(__name__)
 
 
-class AiService:
-    """Submit, list and cancel AI jobs; start the embedded worker when there is work."""
+@dataclass(frozen=True)
+class AiJob:
+    """An AI job as the AI API shows it (a job of kind ``ai``)."""
 
-    def __init__(self, settings: Any, archive: Archive) -> None:
+    job: StoredJob
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def state(self) -> JobState:
+        return self.job.state
+
+    @property
+    def model(self) -> str:
+        return str(self.job.params["model"])
+
+    @property
+    def study_uid(self) -> str:
+        return str(self.job.params["study"])
+
+    @property
+    def series_uid(self) -> str:
+        return str(self.job.params.get("series") or "")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.job.params.get("parameters") or {})
+
+    @property
+    def trigger(self) -> str:
+        return str(self.job.params.get("trigger", "demand"))
+
+    @property
+    def pending(self) -> bool:
+        return self.job.pending
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        job = self.job
+        return {
+            "id": job.id,
+            "model": self.model,
+            "study": self.study_uid,
+            "series": self.series_uid or None,
+            "parameters": self.parameters,
+            "trigger": self.trigger,
+            "state": job.state.value,
+            "progress": round(job.progress, 4),
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "cancel_requested": job.cancel_requested,
+            "error": job.error or None,
+            "result_series": job.result.get("result_series", []),
+            "timings": job.result.get("timings", {}),
+            "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at),
+            "next_attempt_at": iso(job.next_attempt_at),
+        }
+
+
+class AiJobs:
+    """The jobs of kind ``ai`` in the one job store."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self._jobs = jobs
+
+    def submit(
+        self,
+        model: str,
+        study_uid: str,
+        series_uid: str = "",
+        parameters: dict[str, Any] | None = None,
+        trigger: str = "demand",
+        max_attempts: int | None = None,
+    ) -> tuple[AiJob, bool]:
+        """A queued job, or the pending one with the same request (False)."""
+        parameters = parameters or {}
+        params = {
+            "model": model,
+            "study": study_uid,
+            "series": series_uid,
+            "parameters": parameters,
+            "trigger": trigger,
+        }
+        key = json.dumps([model, study_uid, series_uid, parameters], sort_keys=True)
+        job, created = self._jobs.submit(
+            KIND,
+            params,
+            key=key,
+            study_uid=study_uid,
+            label=model,
+            max_attempts=max_attempts,
+        )
+        return AiJob(job), created
+
+    def get(self, job_id: str) -> AiJob:
+        return AiJob(self._jobs.get(job_id, KIND))
+
+    def result_json(self, job_id: str) -> str | None:
+        return self._jobs.store.output(job_id, KIND)
+
+    def find(
+        self,
+        state: str | None = None,
+        study_uid: str | None = None,
+        model: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AiJob]:
+        found = self._jobs.find(
+            KIND, state=state, study_uid=study_uid, label=model, limit=limit, offset=offset
+        )
+        return [AiJob(job) for job in found]
+
+    def cancel(self, job_id: str) -> AiJob:
+        return AiJob(self._jobs.cancel(job_id, KIND))
+
+
+class AiService:
+    """Submit, list and cancel AI jobs."""
+
+    def __init__(self, settings: Any, archive: Archive, jobs: Jobs) -> None:
         self.settings = settings
         self.archive = archive
         self.registry: ModelRegistry = discover_models(settings)
-        self.jobs = JobStore(archive.engine)
-        self.queue: HueyQueue = open_queue(settings)
-        self._worker: Any = None
-        self._lock = threading.Lock()
-        if self.jobs.queued_ids() or self.jobs.find(state="running", limit=1):
-            self.ensure_worker()
-
-    def ensure_worker(self) -> None:
-        """Start the embedded worker process if the settings ask for one and none runs."""
-        if not self.settings.ai_embedded_worker:
-            return
-        with self._lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = start_worker_process(self.settings)
+        self.jobs = AiJobs(jobs)
 
     def submit(
         self,
@@ -53,7 +166,7 @@ class AiService:
         parameters: dict[str, Any] | None = None,
         trigger: str = "demand",
         max_attempts: int | None = None,
-    ) -> tuple[Job, bool]:
+    ) -> tuple[AiJob, bool]:
         """A queued job (or the pending identical one); InvalidInput if nothing is accepted."""
         model = self.registry.get(model_name)
         accepted, refused = accepted_series(self.archive, model, study_uid, series_uid)
@@ -62,22 +175,13 @@ class AiService:
                 f"model {model_name} accepts no series of study {study_uid}"
                 + (": " + "; ".join(refused) if refused else "")
             )
-        job, created = self.jobs.submit(
-            model_name,
-            study_uid,
-            series_uid or "",
-            parameters,
-            trigger,
-            max_attempts or self.settings.ai_max_attempts,
+        return self.jobs.submit(
+            model_name, study_uid, series_uid or "", parameters, trigger, max_attempts
         )
-        if created:
-            self.queue.enqueue(job.id)
-        self.ensure_worker()
-        return job, created
 
     def batch(
         self, model_name: str, params: list[tuple[str, str]], limit: int = 500
-    ) -> tuple[list[Job], list[str]]:
+    ) -> tuple[list[AiJob], list[str]]:
         """One job per series matching a QIDO-RS series query; the jobs and what was skipped."""
         model = self.registry.get(model_name)
         matches = self.archive.search(parse_query(Level.SERIES, params, max_results=limit))
@@ -102,13 +206,3 @@ class AiService:
                 continue
             jobs.append(job)
         return jobs, skipped
-
-    def close(self) -> None:
-        """Stop the embedded worker (its running job is re-queued by the next worker)."""
-        worker, self._worker = self._worker, None
-        if worker is not None and worker.is_alive():
-            worker.terminate()
-            worker.join(10)
-            if worker.is_alive():
-                worker.kill()
-                worker.join()

@@ -48,12 +48,18 @@ async def read_fields(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+_CLIENT_FACTOR = 4
+
+
 def _login(services: AuthServices, fields: dict[str, str], client: str) -> dict[str, Any]:
     name = (fields.get("username") or fields.get("idul") or "").strip()
     if not name:
         raise InvalidInput("give username and password (or, with open enrolment, idul)")
-    key = (name, client)
-    services.limiter.check(key)
+    account_key, client_key = ("account", name), ("client", client)
+    services.limiter.check(account_key)  # per account: guessing one password from many places
+    # per address: trying many accounts from one place (an office behind one NAT address
+    # gets four times the failures of one account)
+    services.limiter.check(client_key, _CLIENT_FACTOR * services.limiter.max_failures)
     account = services.accounts.get(name)
     password = fields.get("password")
     if password is not None:
@@ -66,13 +72,15 @@ def _login(services: AuthServices, fields: dict[str, str], client: str) -> dict[
             and account.password_hash is None
         )
     if not ok or account is None:
-        services.limiter.failed(key)
+        services.limiter.failed(account_key)
+        services.limiter.failed(client_key)
         raise AuthenticationError(
             "unknown account or wrong password"
             if password is not None
             else "unknown account, or this account needs a password"
         )
-    services.limiter.succeeded(key)
+    services.limiter.succeeded(account_key)  # the address keeps its count: a good login of
+    # one account must not reset the guesses made at others
     issued = services.issuer.issue(account.username, [account.role])
     return {
         "token": issued.token,
@@ -195,7 +203,7 @@ def audit_trail(
     since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
 ) -> dict[str, Any]:
     """Events filtered by account, study, action and time; ``total`` counts every match."""
     services.audit.flush()

@@ -66,7 +66,7 @@ async def list_jobs(
     study: str | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(
         ai.jobs.find, state.value if state else None, study, model, limit, offset

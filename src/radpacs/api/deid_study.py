@@ -5,7 +5,8 @@
   study and answers its Study Instance UID, "zip" answers the files as application/zip.
   A study of more than ``deid_job_threshold`` instances is stored by a background job:
   202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives.
-  Jobs live in memory in the process that started them (see :mod:`radpacs.deid.jobs`).
+  Jobs are rows of the one job table (:mod:`radpacs.jobs`): they survive a restart and
+  any server process sharing the index answers for them.
 - ``GET /api/deid/pseudonyms/{pseudonym}``: the original patient behind a pseudonym
   (administrators only; the policy table enforces it and audits the look-up).
 """
@@ -22,9 +23,10 @@ from pydantic import BaseModel, Field
 
 from radpacs.api.deid import anonymizer_for
 from radpacs.deid import Option
+from radpacs.deid import jobs as deid_jobs
 from radpacs.deid.study import store_copy, write_zip
 from radpacs.errors import InvalidInput, NotFound
-from radpacs.http.deps import ArchiveDep, DeidJobsDep, PseudonymStoreDep, SettingsDep
+from radpacs.http.deps import ArchiveDep, JobsDep, PseudonymStoreDep, SettingsDep
 
 __all__ = ["DeidStudyRequest", "router"]
 
@@ -62,7 +64,7 @@ def deidentify_study(
     archive: ArchiveDep,
     settings: SettingsDep,
     store: PseudonymStoreDep,
-    jobs: DeidJobsDep,
+    jobs: JobsDep,
     body: Annotated[DeidStudyRequest | None, Body()] = None,
 ) -> Response:
     """De-identify a stored study into a new study (``output`` store) or a zip."""
@@ -84,15 +86,10 @@ def deidentify_study(
         raise InvalidInput("retain_uids cannot be used to store a copy: the UIDs would collide")
     total = len(archive.instance_files(study))
     if total > settings.deid_job_threshold:
-        job = jobs.start(
-            study,
-            total,
-            lambda progress: store_copy(
-                archive, anonymizer, study, pixels_checked=body.pixels_checked, progress=progress
-            ),
-        )
+        params = deid_jobs.study_params(study, body.options, body.pixels_checked)
+        job, _ = jobs.submit(deid_jobs.KIND, params, study_uid=study, total=total)
         return JSONResponse(
-            {**job.public(), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
+            {**deid_jobs.public(job), "job_url": f"/api/deid/jobs/{job.id}"}, status_code=202
         )
     copy = store_copy(archive, anonymizer, study, pixels_checked=body.pixels_checked)
     return JSONResponse(
@@ -101,12 +98,13 @@ def deidentify_study(
 
 
 @router.get("/jobs/{job_id}")
-def deid_job(job_id: str, jobs: DeidJobsDep) -> dict[str, object]:
+def deid_job(job_id: str, jobs: JobsDep) -> dict[str, object]:
     """State (running, done, failed), progress (done/total) and result of a job."""
-    job = jobs.get(job_id)
-    if job is None:
-        raise NotFound(f"no de-identification job {job_id} in this server process")
-    return job.public()
+    try:
+        job = jobs.get(job_id, deid_jobs.KIND)
+    except NotFound as exc:
+        raise NotFound(f"no de-identification job {job_id}") from exc
+    return deid_jobs.public(job)
 
 
 @router.get("/pseudonyms/{pseudonym}")

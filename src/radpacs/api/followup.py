@@ -6,6 +6,7 @@ reads as filters, corrections, exports (CSV, JSON, DICOM SR). See docs/followup.
 - ``GET /api/followup/patients/{patient_id}``: timepoints, lesions with their measurements
   per timepoint, responses per timepoint, sources with their notes, corrections;
 - ``GET /api/followup/studies?patient_id=``, ``GET /api/followup/lesions?study_uid=``;
+- ``GET /api/followup/sources/{sop_uid}``: how one stored object fed it (state, note);
 - ``POST /api/followup/patients/{patient_id}/corrections`` (``{"kind": ..., ...}``),
   ``PATCH /api/followup/patients/{patient_id}/lesions/{uid}`` (``label``, ``role``),
   ``DELETE /api/followup/patients/{patient_id}/corrections/{id}`` (withdraw);
@@ -24,6 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from radpacs.auth.roles import Principal
+from radpacs.errors import NotFound
 from radpacs.followup.export import rows, to_csv
 from radpacs.http.audit import note_audit
 from radpacs.http.deps import FollowupDep, PrincipalDep
@@ -91,6 +93,17 @@ def lesions_of_study(
     """Lesions measured (or found gone) in one study ("metastases of a study")."""
     note_audit(request, study_uid=study_uid)
     return {"study_uid": study_uid, "lesions": followup.store.lesions_of_study(study_uid)}
+
+
+@router.get("/sources/{sop_uid}")
+def show_source(sop_uid: str, followup: FollowupDep, request: Request) -> dict[str, Any]:
+    """How a stored SEG, RTSTRUCT or SR fed the follow-up: ``state`` ok or refused, and the
+    ``note`` (what was skipped, or why nothing was used); 404 while not read yet."""
+    note_audit(request, sop_uid=sop_uid)
+    source = followup.store.source(sop_uid)
+    if source is None:
+        raise NotFound(f"instance {sop_uid} has not fed the follow-up (yet)")
+    return dict(source)
 
 
 @router.post("/patients/{patient_id}/corrections", status_code=201)

@@ -48,9 +48,13 @@ class StoredDVHRequest(BaseModel):
     rtstruct: str = Field(min_length=1, description="SOP Instance UID of the RTSTRUCT")
     rtdose: str = Field(min_length=1, description="SOP Instance UID of the RTDOSE")
     roi: int | str | None = Field(default=None, description="ROI number or name; all if absent")
-    prescription: float | None = Field(default=None, gt=0, description="prescription dose, Gy")
+    prescription: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="prescription dose, Gy"
+    )
     relative_volume: bool = False
-    bin_width: float = Field(default=0.01, gt=0, description="dose step of the curve, Gy")
+    bin_width: float = Field(
+        default=0.01, gt=0, allow_inf_nan=False, description="dose step of the curve, Gy"
+    )
     metrics: list[str] | None = None
 
 
@@ -59,9 +63,9 @@ def dvh_from_files(
     file_struct: Annotated[UploadFile | None, File(description="the RTSTRUCT")] = None,
     file_dose: Annotated[UploadFile | None, File(description="the RTDOSE")] = None,
     roi: Annotated[str | None, Form(description="ROI number or name")] = None,
-    prescription: Annotated[float | None, Form(gt=0)] = None,
+    prescription: Annotated[float | None, Form(gt=0, allow_inf_nan=False)] = None,
     relative_volume: Annotated[bool, Form()] = False,
-    bin_width: Annotated[float, Form(gt=0)] = 0.01,
+    bin_width: Annotated[float, Form(gt=0, allow_inf_nan=False)] = 0.01,
     metrics: Annotated[str | None, Form(description="comma-separated, e.g. D95,V20Gy")] = None,
 ) -> dict[str, Any]:
     """DVH of each ROI with contours (or of ``roi``) of an uploaded RTSTRUCT and RTDOSE."""

@@ -9,13 +9,17 @@ what was stored and lists each failure by member name::
     {"stored": 3, "already_stored": 0, "failed": [{"file": "a/readme.txt", "reason": "..."}],
      "studies": ["1.2.3"]}
 
-Limits: the body and the total uncompressed size are bounded by ``max_upload_bytes``.
+Limits: the body and the total uncompressed size are bounded by ``max_upload_bytes``; a
+member that expands more than 100 times (and past 8 MiB) is refused as a zip bomb, 413, before
+anything is stored. Members are read in 1 MiB chunks, at most 64 MiB of them at a time; one
+with a CRC error or damaged data fails alone with its reason.
 """
 
 from __future__ import annotations
 
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -24,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from radpacs.archive import Archive, Outcome, StoreResult
-from radpacs.errors import InvalidInput
+from radpacs.errors import InvalidInput, InvalidInstance
 from radpacs.http.deps import ArchiveDep, SettingsDep
 
 __all__ = ["router", "store_zip"]
@@ -34,6 +38,9 @@ router = APIRouter(prefix="/api", tags=["upload"])
 _BATCH_FILES = 64
 _BATCH_BYTES = 64 * 1024 * 1024
 _SPOOL_BYTES = 16 * 1024 * 1024
+_CHUNK_BYTES = 1024 * 1024
+_MAX_RATIO = 100  # DICOM deflates 2-10 times; a member expanding 100 times is a bomb
+_RATIO_FLOOR = 8 * 1024 * 1024  # small members may expand as they like
 
 
 def _skipped(info: zipfile.ZipInfo) -> bool:
@@ -47,17 +54,46 @@ def _skipped(info: zipfile.ZipInfo) -> bool:
     )
 
 
-def _batches(archive: zipfile.ZipFile, limit: int) -> Iterator[list[tuple[str, bytes]]]:
+class ZipTooLarge(InvalidInput):
+    """The zip declares more uncompressed bytes than allowed, or a member expands suspiciously
+    (a zip bomb): refused before anything is stored (HTTP 413)."""
+
+
+def _check_sizes(members: list[zipfile.ZipInfo], limit: int) -> None:
+    """Refuse the whole zip, before reading any member, when its declared sizes pass ``limit``
+    or a member expands more than ``_MAX_RATIO`` times. Reading never yields more than the
+    declared size (zipfile stops there and checks the CRC), so this bounds the work."""
     total = 0
-    batch: list[tuple[str, bytes]] = []
-    size = 0
-    for info in archive.infolist():
-        if _skipped(info):
-            continue
+    for info in members:
         total += info.file_size
         if total > limit:
-            raise InvalidInput(f"the archive holds more than {limit} bytes once uncompressed")
-        batch.append((info.filename, archive.read(info)))
+            raise ZipTooLarge(f"the archive holds more than {limit} bytes once uncompressed")
+        if info.file_size > _RATIO_FLOOR and info.file_size > _MAX_RATIO * info.compress_size:
+            raise ZipTooLarge(
+                f"member {info.filename!r} expands from {info.compress_size} to "
+                f"{info.file_size} bytes, more than {_MAX_RATIO} times: refused as a zip bomb"
+            )
+
+
+def _read_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str:
+    """The member's bytes, read in chunks; or why it cannot be read (CRC error, bad data)."""
+    chunks: list[bytes] = []
+    try:
+        with zipped.open(info) as member:
+            while chunk := member.read(_CHUNK_BYTES):
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as exc:
+        return f"the member cannot be extracted: {exc}"  # CRC error, encrypted, bad data
+    return b"".join(chunks)
+
+
+def _batches(
+    zipped: zipfile.ZipFile, members: list[zipfile.ZipInfo]
+) -> Iterator[list[tuple[str, bytes | str]]]:
+    batch: list[tuple[str, bytes | str]] = []
+    size = 0
+    for info in members:
+        batch.append((info.filename, _read_member(zipped, info)))
         size += info.file_size
         if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
             yield batch
@@ -66,21 +102,37 @@ def _batches(archive: zipfile.ZipFile, limit: int) -> Iterator[list[tuple[str, b
         yield batch
 
 
+def _store_batch(archive: Archive, batch: list[tuple[str, bytes | str]]) -> list[StoreResult]:
+    files = [data for _, data in batch if isinstance(data, bytes)]
+    stored = iter(archive.store_many(files) if files else [])
+    return [
+        next(stored) if isinstance(data, bytes) else StoreResult.failed(InvalidInstance(data))
+        for _, data in batch
+    ]
+
+
 def store_zip(archive: Archive, stream: IO[bytes], limit: int) -> dict[str, Any]:
-    """Store the DICOM members of the zip in ``stream``; a summary as described above."""
+    """Store the DICOM members of the zip in ``stream``; a summary as described above.
+
+    InvalidInput when the body is not a zip; ZipTooLarge (nothing stored) as
+    :func:`_check_sizes` says. A member that cannot be extracted fails alone.
+    """
     try:
         zipped = zipfile.ZipFile(stream)
-    except zipfile.BadZipFile as exc:
+        members = [info for info in zipped.infolist() if not _skipped(info)]
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
         raise InvalidInput(f"the body is not a zip archive: {exc}") from exc
+    _check_sizes(members, limit)
     counts = {outcome: 0 for outcome in Outcome}
     failed: list[dict[str, str]] = []
     studies: list[str] = []
+    bad_syntax = True
     with zipped:
-        for batch in _batches(zipped, limit):
-            results: list[StoreResult] = archive.store_many([data for _, data in batch])
-            for (name, _), result in zip(batch, results, strict=True):
+        for batch in _batches(zipped, members):
+            for (name, _), result in zip(batch, _store_batch(archive, batch), strict=True):
                 counts[result.outcome] += 1
                 if result.outcome is Outcome.FAILED:
+                    bad_syntax = bad_syntax and result.failure_reason == 0xC000
                     failed.append(
                         {
                             "file": name,
@@ -95,12 +147,14 @@ def store_zip(archive: Archive, stream: IO[bytes], limit: int) -> dict[str, Any]
         "already_stored": counts[Outcome.ALREADY_STORED],
         "failed": failed,
         "studies": studies,
+        "bad_syntax": bad_syntax,
     }
 
 
 @router.post("/upload-zip", summary="Store the DICOM files of a .zip archive")
 async def upload_zip(request: Request, archive: ArchiveDep, settings: SettingsDep) -> JSONResponse:
-    """Answer 200 when every DICOM member was stored, 202 when some failed, 409 when none was."""
+    """Answer 200 when every DICOM member was stored, 202 when some failed, 400 when none was
+    because none could be read (409 when some failed for a conflict), 413 for a zip bomb."""
     limit = settings.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
         received = 0
@@ -112,11 +166,15 @@ async def upload_zip(request: Request, archive: ArchiveDep, settings: SettingsDe
                 )
             spool.write(chunk)
         spool.seek(0)
-        summary = await run_in_threadpool(store_zip, archive, spool, limit)
+        try:
+            summary = await run_in_threadpool(store_zip, archive, spool, limit)
+        except ZipTooLarge as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=413)
+    bad_syntax = summary.pop("bad_syntax")
     if not summary["failed"]:
         status = 200
     elif summary["stored"] or summary["already_stored"]:
         status = 202
     else:
-        status = 409
+        status = 400 if bad_syntax else 409
     return JSONResponse(summary, status_code=status)

@@ -2,9 +2,11 @@
 
 ``store_many`` checks each object, writes its file durably, then records it in one index
 transaction, so a crash leaves at most an orphan file (reported by :meth:`Archive.check`), never
-an index row without its file. The same object twice is stored once; a different object under a
-known SOP Instance UID follows the duplicate policy. Listeners registered with
-:meth:`Archive.add_listener` hear about every stored batch after it commits.
+an index row without its file; a file the index then refuses (a concurrent store of other
+content under the same SOP Instance UID) is removed again. The same object twice is stored
+once; a different object under a known SOP Instance UID follows the duplicate policy.
+Listeners registered with :meth:`Archive.add_listener` hear about every stored batch after it
+commits.
 
 Example::
 
@@ -114,11 +116,14 @@ class SearchResult:
 
 @dataclass
 class CheckReport:
-    """Files without index rows (orphans) and index rows without files (missing)."""
+    """Files without index rows (orphans), index rows without files (missing), and temporary
+    files of interrupted writes."""
 
     orphan_keys: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     cleaned: int = 0
+    temporaries: list[str] = field(default_factory=list)
+    temporaries_cleaned: int = 0
 
 
 # Statements of the store path, built once: building one costs more than SQLite running it.
@@ -248,7 +253,12 @@ class Archive:
             for key in written:
                 self._delete_unreferenced(key)
             raise
-        for key in replaced_keys:
+        refused = {
+            parsed.storage_key
+            for index, parsed in to_write.items()
+            if (result := results[index]) is not None and result.outcome is Outcome.FAILED
+        }
+        for key in [*replaced_keys, *refused]:  # a refused store leaves no file behind
             self._delete_unreferenced(key)
 
     def _index(
@@ -791,8 +801,10 @@ class Archive:
 
     # -------------------------------------------------------------- checking
 
-    def check(self, clean: bool = False) -> CheckReport:
-        """Compare the blob store with the index; with ``clean``, remove orphan files."""
+    def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
+        """Compare the blob store with the index and list temporary files that interrupted
+        writes left; with ``clean``, remove orphan files, and temporary files not written for
+        ``temporary_grace_s`` seconds (a younger one may be a write in progress)."""
         with self._read() as session:
             indexed = dict(session.execute(select(Instance.storage_key, Instance.sop_uid)).all())
         report = CheckReport()
@@ -800,10 +812,16 @@ class Archive:
             if key not in indexed:
                 report.orphan_keys.append(key)
         report.missing = [sop for key, sop in indexed.items() if not self.blobs.exists(key)]
+        temporaries = list(self.blobs.temporaries())
+        report.temporaries = [name for name, _age in temporaries]
         if clean:
             for key in report.orphan_keys:
                 self._delete_unreferenced(key)
                 report.cleaned += 1
+            for name, age in temporaries:
+                if age >= temporary_grace_s:
+                    self.blobs.remove_temporary(name)
+                    report.temporaries_cleaned += 1
         return report
 
     def counts(self) -> dict[str, int]:

@@ -3,13 +3,15 @@
 Every store is a :class:`BlobStore`; :class:`FolderBlobStore` is the default. ``put`` is
 durable before it returns: the bytes are written to a temporary name, flushed, fsynced and
 renamed into place, so a crash leaves either the whole file or an orphan temporary file,
-never a truncated blob under a real key.
+never a truncated blob under a real key. :meth:`BlobStore.temporaries` lists such leftovers
+for ``radpacs check``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
@@ -43,6 +45,12 @@ class BlobStore(Protocol):
 
     def size(self, key: str) -> int:
         """The size in bytes of ``key``; NotFound if there is none."""
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        """Temporary files that interrupted writes left: (name, seconds since last written)."""
+
+    def remove_temporary(self, name: str) -> None:
+        """Remove a temporary file :meth:`temporaries` listed; no error if it is gone."""
 
 
 class FolderBlobStore:
@@ -127,6 +135,23 @@ class FolderBlobStore:
         for path in self.root.rglob("*"):
             if path.is_file() and not path.name.endswith(self._TEMP_SUFFIX):
                 yield path.relative_to(self.root).as_posix()
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        now = time.time()
+        for path in self.root.rglob(f"*{self._TEMP_SUFFIX}"):
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:  # its write just finished
+                continue
+            yield path.relative_to(self.root).as_posix(), age
+
+    def remove_temporary(self, name: str) -> None:
+        if not name.endswith(self._TEMP_SUFFIX):
+            raise StorageError(f"{name!r} is not a temporary file of the store")
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"could not delete temporary file {name}: {exc}") from exc
 
     def local_path(self, key: str) -> Path:
         """The file's path, for zero-copy serving."""

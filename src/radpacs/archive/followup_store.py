@@ -1,6 +1,6 @@
 """Follow-up tables and their store: sources, findings, corrections, computed results.
 
-Tables (migration 0005), on the one declarative :class:`~radpacs.archive.index.Base`:
+Tables (migration 0006), on the one declarative :class:`~radpacs.archive.index.Base`:
 
 - ``followup_source``: one row per stored SEG/RTSTRUCT/SR that was read for follow-up, with
   its patient, state (``ok`` or ``refused``) and a note in words (what was skipped, or why
@@ -20,6 +20,7 @@ the follow-up domain, which sits above it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -351,9 +352,46 @@ class FollowupStore:
 
     # ------------------------------------------------------------------ results
 
-    def save_result(self, patient_id: str, patient_name: str, data: dict[str, Any]) -> None:
-        """Replace the computed result of a patient (or drop it if nothing is left)."""
+    @staticmethod
+    def _fingerprint_in(session: Session, patient_id: str) -> str:
+        keys = session.scalars(
+            select(FollowupFinding.key)
+            .where(FollowupFinding.patient_id == patient_id)
+            .order_by(FollowupFinding.key)
+        ).all()
+        corrections = session.scalars(
+            select(FollowupCorrection.id)
+            .where(
+                FollowupCorrection.patient_id == patient_id,
+                FollowupCorrection.withdrawn_at.is_(None),
+            )
+            .order_by(FollowupCorrection.id)
+        ).all()
+        text = "\n".join(keys) + "|" + ",".join(str(c) for c in corrections)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def fingerprint(self, patient_id: str) -> str:
+        """A digest of the patient's findings and active corrections: what a result is of."""
+        with self._read() as session:
+            return self._fingerprint_in(session, patient_id)
+
+    def save_result(
+        self,
+        patient_id: str,
+        patient_name: str,
+        data: dict[str, Any],
+        expected: str | None = None,
+    ) -> bool:
+        """Replace the computed result of a patient (or drop it if nothing is left).
+
+        With ``expected`` (a :meth:`fingerprint` taken before computing), nothing is written
+        and False is answered when the findings or corrections changed meanwhile (another
+        process recorded a source): the caller computes again. The check and the write are
+        one transaction, so a stale result never replaces a newer one.
+        """
         with self._write() as session:
+            if expected is not None and self._fingerprint_in(session, patient_id) != expected:
+                return False
             session.execute(
                 delete(FollowupMeasurement).where(
                     FollowupMeasurement.lesion_uid.in_(
@@ -367,7 +405,7 @@ class FollowupStore:
             )
             session.execute(delete(FollowupPatient).where(FollowupPatient.patient_id == patient_id))
             if not data["timepoints"]:
-                return
+                return True
             recist = data.get("responses", {}).get("recist") or [{}]
             session.add(
                 FollowupPatient(
@@ -424,6 +462,7 @@ class FollowupStore:
                             short_axis_mm=m.get("short_axis_mm"),
                         )
                     )
+        return True
 
     def result(self, patient_id: str) -> dict[str, Any]:
         with self._read() as session:

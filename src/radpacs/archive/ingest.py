@@ -23,6 +23,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radpacs.dicom.json import attribute, dataset_to_json, json_to_bytes
+from radpacs.dicom.limits import StructureLimit, check_structure
 from radpacs.dicom.scan import Scanned, scan
 from radpacs.errors import InvalidInstance
 
@@ -145,6 +146,11 @@ def _read(data: bytes) -> Dataset:
     transfer_syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
     if not transfer_syntax:
         raise InvalidInstance("the file meta has no TransferSyntaxUID", CANNOT_UNDERSTAND)
+    if not UID(transfer_syntax).is_transfer_syntax:
+        raise InvalidInstance(
+            f"TransferSyntaxUID {str(transfer_syntax)[:64]!r} is not a transfer syntax",
+            CANNOT_UNDERSTAND,
+        )
     return dataset
 
 
@@ -197,6 +203,30 @@ def _check_pixel_data(
                 sop_class,
                 sop_uid,
             )
+
+
+_PIXEL_VALUES = ("7FE00010", "7FE00008", "7FE00009", "00287FE0")  # or a Pixel Data Provider URL
+_IMAGE_PIXEL = (("00280010", "Rows"), ("00280011", "Columns"), ("00280100", "BitsAllocated"))
+
+
+def _check_image(metadata: dict[str, Any], sop_class: str, sop_uid: str) -> None:
+    """An instance of an image storage SOP class must have the Image Pixel module (PS3.3
+    C.7.6.3): Rows, Columns, Bits Allocated and pixel data. A file cut short on an element
+    boundary reads without error but lacks them; refusing it lets the complete file be
+    stored when the upload is retried."""
+    if "Image Storage" not in UID(sop_class).name:
+        return
+    missing = [keyword for tag, keyword in _IMAGE_PIXEL if _json_int(metadata, tag) is None]
+    if not any(tag in metadata for tag in _PIXEL_VALUES):
+        missing.append("PixelData")
+    if missing:
+        raise InvalidInstance(
+            f"a {UID(sop_class).name} instance without {', '.join(missing)}: "
+            "file truncated or not an image",
+            CANNOT_UNDERSTAND,
+            sop_class,
+            sop_uid,
+        )
 
 
 @dataclass
@@ -284,15 +314,41 @@ def _from_pydicom(
 def parse_instance(data: bytes, expected_study_uid: str | None = None) -> ParsedInstance:
     """Check and index one uploaded PS3.10 file; InvalidInstance says what is wrong.
 
-    Common little-endian files are read in one pass (:mod:`radpacs.dicom.scan`); the others,
-    and every file that pass is unsure of, through pydicom.
+    The structure is checked first (:func:`radpacs.dicom.limits.check_structure`: nesting
+    depth, element count). Common little-endian files are then read in one pass
+    (:mod:`radpacs.dicom.scan`); the others, and every file that pass is unsure of, through
+    pydicom. An error of a library on a file no check foresaw fails this file alone with
+    0x0110 (processing failure), never the request.
     """
+    if not data:
+        raise InvalidInstance("empty body", CANNOT_UNDERSTAND)
+    if data[128:132] != b"DICM":
+        raise InvalidInstance(
+            "not a DICOM file (no DICM prefix at byte 128, PS3.10 7.1)", CANNOT_UNDERSTAND
+        )
+    try:
+        check_structure(data)
+    except StructureLimit as exc:
+        raise InvalidInstance(str(exc), CANNOT_UNDERSTAND) from exc
+    try:
+        return _parse_checked(data, expected_study_uid)
+    except InvalidInstance:
+        raise
+    except Exception as exc:  # a library failing on a file fails that file alone
+        raise InvalidInstance(
+            f"the file could not be processed ({type(exc).__name__}: {str(exc)[:200]})",
+            PROCESSING_FAILURE,
+        ) from exc
+
+
+def _parse_checked(data: bytes, expected_study_uid: str | None) -> ParsedInstance:
     scanned = scan(data)
     if scanned is not None:
         identity, metadata, transfer_syntax = _from_scan(scanned, expected_study_uid)
     else:
         identity, metadata, transfer_syntax = _from_pydicom(data, expected_study_uid)
     sop_class, sop_uid = identity.sop_class, identity.sop_uid
+    _check_image(metadata, sop_class, sop_uid)
     metadata["00083002"] = attribute("UI", transfer_syntax)  # AvailableTransferSyntaxUID
 
     def text(tag: str, limit: int = 400) -> str:

@@ -1,14 +1,19 @@
-"""AI job state: one row per job in the index database (table ``ai_job``, migration a1).
+"""Background job state: one row per job of any kind in the index database (table ``job``).
 
-The queue (huey) only carries job ids; this table is the truth about each job, so it
-survives restarts of the server, the workers and the queue. State machine::
+The queue only carries job ids; this table is the truth about each job, so it survives
+restarts of the server, the workers and the queue, and any process that opens the index
+sees every job. A job has a ``kind`` (``ai``, ``deid.study``, ...; see
+:mod:`radpacs.jobs`), JSON ``params``, progress (``done`` of ``total``), a JSON
+``result``, an optional large ``output`` text, an ``error``, its attempts and heartbeat.
+State machine::
 
     queued -> running -> succeeded | failed | cancelled
        ^         |
-       +---------+  (a failed attempt with attempts left, after a back-off delay)
+       +---------+  (a failed attempt with attempts left, after a back-off delay;
+                     a running job whose heartbeat stopped: its worker died)
 
 A running job is claimed atomically (``UPDATE ... WHERE state = 'queued'``), so a job id
-enqueued twice runs once.
+enqueued twice runs once. Migration 0005 made this table from the former ``ai_job``.
 """
 
 from __future__ import annotations
@@ -22,18 +27,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, Text, select, update
+from sqlalchemy import Boolean, DateTime, Engine, Index, Integer, String, Text, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from radpacs.archive.index import Base
+from radpacs.archive.index import Base, utc_now
 from radpacs.errors import NotFound, StorageError
 
-__all__ = ["Job", "JobState", "JobStore"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Job", "JobRow", "JobState", "JobStore"]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -53,27 +54,28 @@ class JobState(StrEnum):
 PENDING = (JobState.QUEUED.value, JobState.RUNNING.value)
 
 
-class AiJob(Base):
-    """One AI job: what to run on what, and everything that happened to it."""
+class JobRow(Base):
+    """One job: what to run (kind, params), and everything that happened to it."""
 
-    __tablename__ = "ai_job"
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_kind_key", "kind", "key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    model: Mapped[str] = mapped_column(String(128), index=True)
-    study_uid: Mapped[str] = mapped_column(String(64), index=True)
-    series_uid: Mapped[str] = mapped_column(String(64), default="")
-    parameters_json: Mapped[str] = mapped_column(Text, default="{}")
-    trigger: Mapped[str] = mapped_column(String(16), default="demand")
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    key: Mapped[str] = mapped_column(Text, default="")
+    study_uid: Mapped[str] = mapped_column(String(64), index=True, default="")
+    label: Mapped[str] = mapped_column(String(128), index=True, default="")
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
     state: Mapped[str] = mapped_column(String(16), index=True, default=JobState.QUEUED.value)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str] = mapped_column(Text, default="")
-    result_series_json: Mapped[str] = mapped_column(Text, default="[]")
-    result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
-    timings_json: Mapped[str] = mapped_column(Text, default="{}")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    result_json: Mapped[str] = mapped_column(Text, default="{}")
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -82,22 +84,22 @@ class AiJob(Base):
 
 @dataclass(frozen=True)
 class Job:
-    """A snapshot of one job row, as the API shows it."""
+    """A snapshot of one job row."""
 
     id: str
-    model: str
+    kind: str
+    key: str
     study_uid: str
-    series_uid: str
-    parameters: dict[str, Any]
-    trigger: str
+    label: str
+    params: dict[str, Any]
     state: JobState
-    progress: float
+    done: int
+    total: int
     attempts: int
     max_attempts: int
     cancel_requested: bool
     error: str
-    result_series: list[dict[str, Any]]
-    timings: dict[str, float]
+    result: dict[str, Any]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -105,23 +107,23 @@ class Job:
     next_attempt_at: datetime | None
 
     @classmethod
-    def of(cls, row: AiJob) -> Job:
+    def of(cls, row: JobRow) -> Job:
         return cls(
             id=row.id,
-            model=row.model,
+            kind=row.kind,
+            key=row.key,
             study_uid=row.study_uid,
-            series_uid=row.series_uid,
-            parameters=json.loads(row.parameters_json or "{}"),
-            trigger=row.trigger,
+            label=row.label,
+            params=json.loads(row.params_json or "{}"),
             state=JobState(row.state),
-            progress=row.progress,
+            done=row.done,
+            total=row.total,
             attempts=row.attempts,
             max_attempts=row.max_attempts,
             cancel_requested=row.cancel_requested,
             error=row.error,
-            result_series=json.loads(row.result_series_json or "[]"),
-            timings=json.loads(row.timings_json or "{}"),
-            created_at=_aware(row.created_at) or _now(),
+            result=json.loads(row.result_json or "{}"),
+            created_at=_aware(row.created_at) or utc_now(),
             started_at=_aware(row.started_at),
             finished_at=_aware(row.finished_at),
             heartbeat_at=_aware(row.heartbeat_at),
@@ -132,25 +134,31 @@ class Job:
     def pending(self) -> bool:
         return self.state.value in PENDING
 
+    @property
+    def progress(self) -> float:
+        """``done / total`` between 0 and 1 (1 once succeeded, 0 while nothing is known)."""
+        if self.state is JobState.SUCCEEDED:
+            return 1.0
+        return max(0.0, min(1.0, self.done / self.total)) if self.total > 0 else 0.0
+
     def to_json(self) -> dict[str, Any]:
+        """The generic view: kind, params, state, progress, result, error, times."""
+
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
 
         return {
             "id": self.id,
-            "model": self.model,
-            "study": self.study_uid,
-            "series": self.series_uid or None,
-            "parameters": self.parameters,
-            "trigger": self.trigger,
+            "kind": self.kind,
+            "params": self.params,
             "state": self.state.value,
-            "progress": round(self.progress, 4),
+            "done": self.done,
+            "total": self.total,
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
             "cancel_requested": self.cancel_requested,
             "error": self.error or None,
-            "result_series": self.result_series,
-            "timings": self.timings,
+            "result": self.result,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
@@ -159,7 +167,7 @@ class Job:
 
 
 class JobStore:
-    """Reads and writes the ``ai_job`` table on the archive's engine."""
+    """Reads and writes the ``job`` table on the archive's engine."""
 
     def __init__(self, engine: Engine) -> None:
         self._read = sessionmaker(engine, expire_on_commit=False)
@@ -175,192 +183,204 @@ class JobStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"the job table refused the change: {exc}") from exc
 
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        try:
+            with self._read() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"the job table cannot be read: {exc}") from exc
+
     def submit(
         self,
-        model: str,
-        study_uid: str,
-        series_uid: str = "",
-        parameters: dict[str, Any] | None = None,
-        trigger: str = "demand",
+        kind: str,
+        params: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        study_uid: str = "",
+        label: str = "",
+        total: int = 0,
         max_attempts: int = 3,
     ) -> tuple[Job, bool]:
-        """A new queued job, or the pending one with the same request; True when new."""
-        parameters_json = json.dumps(parameters or {}, sort_keys=True)
+        """A new queued job; True when new.
+
+        With a ``key``, a pending (queued or running) job of the same kind and key is
+        returned instead of a new one (False).
+        """
         with self._transaction() as session:
-            existing = session.scalar(
-                select(AiJob)
-                .where(
-                    AiJob.model == model,
-                    AiJob.study_uid == study_uid,
-                    AiJob.series_uid == series_uid,
-                    AiJob.parameters_json == parameters_json,
-                    AiJob.state.in_(PENDING),
+            if key is not None:
+                existing = session.scalar(
+                    select(JobRow)
+                    .where(JobRow.kind == kind, JobRow.key == key, JobRow.state.in_(PENDING))
+                    .order_by(JobRow.created_at)
+                    .limit(1)
                 )
-                .order_by(AiJob.created_at)
-                .limit(1)
-            )
-            if existing is not None:
-                return Job.of(existing), False
-            row = AiJob(
+                if existing is not None:
+                    return Job.of(existing), False
+            row = JobRow(
                 id=str(uuid.uuid4()),
-                model=model,
+                kind=kind,
+                key=key or "",
                 study_uid=study_uid,
-                series_uid=series_uid,
-                parameters_json=parameters_json,
-                trigger=trigger,
+                label=label,
+                params_json=json.dumps(params or {}, sort_keys=True),
                 state=JobState.QUEUED.value,
-                progress=0.0,
+                done=0,
+                total=total,
                 attempts=0,
                 max_attempts=max_attempts,
                 cancel_requested=False,
                 error="",
-                result_series_json="[]",
-                timings_json="{}",
-                created_at=_now(),
+                result_json="{}",
+                created_at=utc_now(),
             )
             session.add(row)
             session.flush()
             return Job.of(row), True
 
-    def get(self, job_id: str) -> Job:
-        with self._read() as session:
-            row = session.get(AiJob, job_id)
-            if row is None:
-                raise NotFound(f"no AI job {job_id}")
+    def get(self, job_id: str, kind: str | None = None) -> Job:
+        """The job; NotFound if there is none (of that kind)."""
+        with self._reading() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or (kind is not None and row.kind != kind):
+                raise NotFound(f"no {kind or ''} job {job_id}".replace("  ", " "))
             return Job.of(row)
 
-    def result_json(self, job_id: str) -> str | None:
-        with self._read() as session:
-            row = session.get(AiJob, job_id)
-            if row is None:
-                raise NotFound(f"no AI job {job_id}")
-            return row.result_json
+    def output(self, job_id: str, kind: str | None = None) -> str | None:
+        """The job's large output text (None until it wrote one)."""
+        with self._reading() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or (kind is not None and row.kind != kind):
+                raise NotFound(f"no {kind or ''} job {job_id}".replace("  ", " "))
+            return row.output
 
     def find(
         self,
+        kind: str | None = None,
         state: str | None = None,
         study_uid: str | None = None,
-        model: str | None = None,
+        label: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        statement = select(AiJob).order_by(AiJob.created_at.desc(), AiJob.id)
+        """Jobs, newest first, filtered by kind, state, study and label."""
+        statement = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
+        if kind:
+            statement = statement.where(JobRow.kind == kind)
         if state:
-            statement = statement.where(AiJob.state == JobState(state).value)
+            statement = statement.where(JobRow.state == JobState(state).value)
         if study_uid:
-            statement = statement.where(AiJob.study_uid == study_uid)
-        if model:
-            statement = statement.where(AiJob.model == model)
-        with self._read() as session:
+            statement = statement.where(JobRow.study_uid == study_uid)
+        if label:
+            statement = statement.where(JobRow.label == label)
+        with self._reading() as session:
             rows = session.scalars(statement.offset(offset).limit(limit)).all()
             return [Job.of(row) for row in rows]
 
     def queued_ids(self) -> list[str]:
-        with self._read() as session:
+        with self._reading() as session:
             return list(
                 session.scalars(
-                    select(AiJob.id)
-                    .where(AiJob.state == JobState.QUEUED.value)
-                    .order_by(AiJob.created_at)
+                    select(JobRow.id)
+                    .where(JobRow.state == JobState.QUEUED.value)
+                    .order_by(JobRow.created_at)
                 )
             )
 
     def stale_running_ids(self, older_than: timedelta) -> list[str]:
         """Running jobs whose worker stopped sending heartbeats (it died)."""
-        limit = _now() - older_than
-        with self._read() as session:
+        limit = utc_now() - older_than
+        with self._reading() as session:
             rows = session.execute(
-                select(AiJob.id, AiJob.heartbeat_at).where(AiJob.state == JobState.RUNNING.value)
+                select(JobRow.id, JobRow.heartbeat_at).where(JobRow.state == JobState.RUNNING.value)
             ).all()
         return [job_id for job_id, beat in rows if (_aware(beat) or limit) <= limit]
 
     def claim(self, job_id: str) -> Job | None:
         """Mark a queued job running (one more attempt); None if it is not queued any more."""
-        now = _now()
+        now = utc_now()
         with self._transaction() as session:
             claimed: Any = session.execute(
-                update(AiJob)
+                update(JobRow)
                 .where(
-                    AiJob.id == job_id,
-                    AiJob.state == JobState.QUEUED.value,
-                    AiJob.cancel_requested.is_(False),
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.QUEUED.value,
+                    JobRow.cancel_requested.is_(False),
                 )
                 .values(
                     state=JobState.RUNNING.value,
-                    attempts=AiJob.attempts + 1,
+                    attempts=JobRow.attempts + 1,
                     started_at=now,
                     heartbeat_at=now,
                     next_attempt_at=None,
-                    progress=0.0,
+                    done=0,
                 )
             )
             if not claimed.rowcount:
                 return None
-            row = session.get(AiJob, job_id)
+            row = session.get(JobRow, job_id)
             assert row is not None
             return Job.of(row)
 
-    def heartbeat(self, job_id: str, progress: float | None = None) -> bool:
-        """Record that the job is alive; True when a cancel was asked for."""
-        values: dict[str, Any] = {"heartbeat_at": _now()}
-        if progress is not None:
-            values["progress"] = max(0.0, min(1.0, progress))
-        with self._transaction() as session:
-            session.execute(update(AiJob).where(AiJob.id == job_id).values(**values))
-            return bool(session.scalar(select(AiJob.cancel_requested).where(AiJob.id == job_id)))
-
-    def succeed(
-        self,
-        job_id: str,
-        result_series: list[dict[str, Any]],
-        timings: dict[str, float],
-        result_json: str | None,
-    ) -> None:
+    def heartbeat(self, job_id: str) -> bool:
+        """Record that the running job is alive; True when a cancel was asked for."""
         with self._transaction() as session:
             session.execute(
-                update(AiJob)
-                .where(AiJob.id == job_id)
-                .values(
-                    state=JobState.SUCCEEDED.value,
-                    progress=1.0,
-                    error="",
-                    result_series_json=json.dumps(result_series),
-                    timings_json=json.dumps(timings),
-                    result_json=result_json,
-                    finished_at=_now(),
-                )
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
+                .values(heartbeat_at=utc_now())
             )
+            return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+
+    def progress(self, job_id: str, done: int, total: int | None = None) -> None:
+        """Record how far the running job is (``done`` of ``total``)."""
+        values: dict[str, Any] = {"done": max(0, done), "heartbeat_at": utc_now()}
+        if total is not None:
+            values["total"] = max(0, total)
+        with self._transaction() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
+                .values(**values)
+            )
+
+    def succeed(
+        self, job_id: str, result: dict[str, Any] | None = None, output: str | None = None
+    ) -> None:
+        """Record the result of a running job (a job no longer running is left alone)."""
+        with self._transaction() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            if row.state != JobState.RUNNING.value:
+                return
+            row.state = JobState.SUCCEEDED.value
+            row.done = max(row.done, row.total)
+            row.error = ""
+            row.result_json = json.dumps(result or {})
+            row.output = output
+            row.finished_at = utc_now()
 
     def fail(self, job_id: str, error: str, retry_in: float | None) -> Job:
         """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed."""
-        now = _now()
         with self._transaction() as session:
-            row = session.get(AiJob, job_id)
+            row = session.get(JobRow, job_id)
             if row is None:
-                raise NotFound(f"no AI job {job_id}")
-            row.error = error[:4000]
-            if row.cancel_requested:
-                row.state = JobState.CANCELLED.value
-                row.finished_at = now
-            elif retry_in is not None and row.attempts < row.max_attempts:
-                row.state = JobState.QUEUED.value
-                row.next_attempt_at = now + timedelta(seconds=retry_in)
-            else:
-                row.state = JobState.FAILED.value
-                row.finished_at = now
+                raise NotFound(f"no job {job_id}")
+            _fail_row(row, error, retry_in)
             session.flush()
             return Job.of(row)
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, kind: str | None = None) -> Job:
         """Cancel a queued job at once; ask a running one to stop. Finished jobs are kept."""
         with self._transaction() as session:
-            row = session.get(AiJob, job_id)
-            if row is None:
-                raise NotFound(f"no AI job {job_id}")
+            row = session.get(JobRow, job_id)
+            if row is None or (kind is not None and row.kind != kind):
+                raise NotFound(f"no {kind or ''} job {job_id}".replace("  ", " "))
             if row.state == JobState.QUEUED.value:
                 row.state = JobState.CANCELLED.value
                 row.cancel_requested = True
-                row.finished_at = _now()
+                row.finished_at = utc_now()
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             session.flush()
@@ -369,11 +389,35 @@ class JobStore:
     def mark_cancelled(self, job_id: str) -> None:
         with self._transaction() as session:
             session.execute(
-                update(AiJob)
-                .where(AiJob.id == job_id)
-                .values(state=JobState.CANCELLED.value, finished_at=_now())
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(state=JobState.CANCELLED.value, finished_at=utc_now())
             )
 
-    def requeue_stale(self, job_id: str) -> None:
-        """Put a running job whose worker died back in the queue (counts as a failed attempt)."""
-        self.fail(job_id, "the worker running this job stopped", retry_in=0.0)
+    def requeue_stale(self, job_id: str, older_than: timedelta) -> bool:
+        """Put a running job whose heartbeat is older than ``older_than`` back in the queue
+        (a failed attempt: its worker died); False if it beat since or no longer runs."""
+        limit = utc_now() - older_than
+        with self._transaction() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.state != JobState.RUNNING.value:
+                return False
+            beat = _aware(row.heartbeat_at)
+            if beat is not None and beat > limit:
+                return False
+            _fail_row(row, "the worker running this job stopped", retry_in=0.0)
+            return True
+
+
+def _fail_row(row: JobRow, error: str, retry_in: float | None) -> None:
+    now = utc_now()
+    row.error = error[:4000]
+    if row.cancel_requested:
+        row.state = JobState.CANCELLED.value
+        row.finished_at = now
+    elif retry_in is not None and row.attempts < row.max_attempts:
+        row.state = JobState.QUEUED.value
+        row.next_attempt_at = now + timedelta(seconds=retry_in)
+    else:
+        row.state = JobState.FAILED.value
+        row.finished_at = now

@@ -156,13 +156,18 @@ class Query:
         return {tag for tag in self.include if tag not in ATTRIBUTES}
 
 
+_MAX_INT_PARAM = 2**53  # far below the 64-bit integers databases take for OFFSET and LIMIT
+
+
 def _int_param(name: str, value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise InvalidQuery(f"{name}={value!r} is not an integer") from None
+        raise InvalidQuery(f"{name}={value[:40]!r} is not an integer") from None
     if number < minimum:
         raise InvalidQuery(f"{name}={value} must be at least {minimum}")
+    if number > _MAX_INT_PARAM:
+        raise InvalidQuery(f"{name}={value[:40]} must be at most 2^53")
     return number
 
 

@@ -9,10 +9,22 @@ no web framework. Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
-__all__ = ["SESSION_COOKIE", "cookie_value", "request_token"]
+__all__ = [
+    "SESSION_COOKIE",
+    "cookie_value",
+    "query_without_token",
+    "redact_tokens",
+    "request_token",
+]
+
+REDACTED = "[redacted]"
+_QUERY_PAIR = re.compile(r"(?<=[?&])([^=&\s\"#]+)=([^&\s\"#]*)")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
 
 SESSION_COOKIE = "radpacs_session"
 
@@ -51,3 +63,34 @@ def request_token(headers: Iterable[tuple[bytes, bytes]], query_string: bytes) -
             if cookie:
                 return cookie
     return None
+
+
+def _is_token_name(name: str) -> bool:
+    """Whether a query parameter name is ``token`` once decoded, as :func:`request_token`
+    reads it (``%74oken`` included)."""
+    return unquote_plus(name) == "token"
+
+
+def query_without_token(query: str) -> str:
+    """A query string without its ``token`` parameters, however their names are encoded."""
+    kept = []
+    for part in query.split("&"):
+        name = part.partition("=")[0]
+        if part and not _is_token_name(name):
+            kept.append(part)
+    return "&".join(kept)
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` (a log line, a URL) with the value of every ``token`` query parameter, every
+    ``Bearer`` credential and every JWT-shaped string replaced by ``[redacted]``."""
+    if "=" in text:
+        text = _QUERY_PAIR.sub(
+            lambda m: f"{m.group(1)}={REDACTED}" if _is_token_name(m.group(1)) else m.group(0),
+            text,
+        )
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    if "earer" in text or "EARER" in text:
+        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return text

@@ -115,6 +115,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/followup/patients/{patient_id}"): Rule(P.READ, "followup-read"),
     ("GET", "/api/followup/studies"): Rule(P.READ, "followup-read"),
     ("GET", "/api/followup/lesions"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/sources/{sop_uid}"): Rule(P.READ, "followup-read"),
     ("GET", "/api/followup/patients/{patient_id}/export"): Rule(P.READ, "followup-export"),
     ("POST", "/api/followup/patients/{patient_id}/corrections"): Rule(P.STORE, "followup-correct"),
     ("PATCH", "/api/followup/patients/{patient_id}/lesions/{uid}"): Rule(

@@ -46,12 +46,13 @@ class LoginLimiter:
             times.popleft()
         return times
 
-    def check(self, key: Hashable) -> None:
-        """TooManyAttempts (with the seconds to wait) if ``key`` is locked out."""
+    def check(self, key: Hashable, max_failures: int | None = None) -> None:
+        """TooManyAttempts (with the seconds to wait) if ``key`` is locked out: it failed
+        ``max_failures`` times (the limiter's own number unless given) within the window."""
         with self._lock:
             now = self._clock()
             times = self._recent(key, now)
-            if len(times) >= self.max_failures:
+            if len(times) >= (max_failures or self.max_failures):
                 wait = max(1, math.ceil(times[0] + self.window - now))
                 raise TooManyAttempts(
                     f"too many failed logins; try again in {wait} s", retry_after=wait

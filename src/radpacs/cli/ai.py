@@ -30,9 +30,10 @@ def worker_command(
     redis_url: Annotated[str | None, typer.Option(help="Redis URL for the redis queue.")] = None,
     jobs: Annotated[int | None, typer.Option(help="Jobs run at the same time.")] = None,
 ) -> None:
-    """Take AI jobs from the queue and run them until stopped (Ctrl-C)."""
-    from radpacs.ai.worker import run_worker
+    """Take jobs of every kind (AI, de-identification) from the queue and run them until
+    stopped (Ctrl-C)."""
     from radpacs.archive import Archive
+    from radpacs.jobs.worker import run_worker
 
     settings = load_settings(
         data_dir=data_dir,
@@ -42,7 +43,7 @@ def worker_command(
         ai_worker_processes=jobs,
     )
     Archive.from_settings(settings).close()  # create and migrate before taking jobs
-    typer.echo(f"radpacs AI worker: {settings.ai_queue} queue, data in {settings.data_dir}")
+    typer.echo(f"radpacs job worker: {settings.ai_queue} queue, data in {settings.data_dir}")
     run_worker(settings)
 
 

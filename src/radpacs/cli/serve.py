@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from radpacs import __version__
 from radpacs.cli.options import DatabaseUrl, DataDir
-from radpacs.settings import DuplicatePolicy, load_settings
+from radpacs.settings import DuplicatePolicy, Settings, load_settings
 
 __all__ = ["check", "register", "serve"]
 
@@ -85,6 +85,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             log_config=logging_config(settings),
+            **proxy_options(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -98,12 +99,27 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings, per_process=True),
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: on only for the ``trusted_proxies`` (uvicorn's own
+    default trusts 127.0.0.1, which let any local client choose its address)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def check(
     data_dir: DataDir = None,
-    clean: Annotated[bool, typer.Option(help="Remove files that no index row refers to.")] = False,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            help="Remove files that no index row refers to, and temporary files of interrupted "
+            "writes untouched for 10 minutes."
+        ),
+    ] = False,
 ) -> None:
     """Compare stored files with the index: orphan files and missing files."""
     from radpacs.archive import Archive
@@ -119,6 +135,10 @@ def check(
     )
     for key in report.orphan_keys[:20]:
         typer.echo(f"  orphan {key}")
+    typer.echo(
+        f"{len(report.temporaries)} temporary files of interrupted writes"
+        + (f", {report.temporaries_cleaned} removed (untouched for 10 minutes)" if clean else "")
+    )
     typer.echo(f"{len(report.missing)} indexed instances without a file")
     for sop in report.missing[:20]:
         typer.echo(f"  missing {sop}")

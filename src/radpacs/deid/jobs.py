@@ -1,112 +1,98 @@
-"""In-memory background jobs for de-identifying large stored studies.
+"""De-identifying a stored study as a durable background job (kind ``deid.study``).
 
-A :class:`DeidJobs` runs each job in a daemon thread of the current process and keeps
-its state, progress (done/total instances) and result in a dict. Deliberately small:
-jobs are **not** persisted and **not** shared between worker processes or replicas, so
-a job id is only known to the process that started it and is lost when it stops; only
-the last ``keep`` finished jobs are kept.
+The job itself is a row of the one job table (:mod:`radpacs.jobs`), so it survives a
+restart and every process sees it with its progress. This module holds the domain part:
+the job's parameters, the work (:func:`run_study`, :func:`radpacs.deid.study.store_copy`
+with progress), and the job as the de-identification API shows it (:func:`public`).
 
 Example::
 
-    jobs = DeidJobs()
-    job = jobs.start(total=350, work=lambda progress: store_copy(..., progress=progress))
-    jobs.get(job.id).state   # 'running', then 'done' (job.result) or 'failed' (job.error)
+    job, _ = jobs.submit(KIND, study_params(uid, options, False), study_uid=uid, total=350)
+    public(jobs.get(job.id))["state"]   # 'running', then 'done' or 'failed'
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
-from radpacs.deid.study import StudyCopy
+from radpacs.deid.anonymizer import Anonymizer
+from radpacs.deid.profile import Option
+from radpacs.deid.study import StudySource, store_copy
 
-__all__ = ["DeidJob", "DeidJobs", "JobState"]
+__all__ = ["KIND", "JobView", "public", "run_study", "study_params"]
 
-log = logging.getLogger(__name__)
+KIND = "deid.study"
 
-Work = Callable[[Callable[[int, int], None]], StudyCopy]
-
-
-class JobState(StrEnum):
-    """Where a job is."""
-
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
+_STATES = {
+    "queued": "running",
+    "running": "running",
+    "succeeded": "done",
+    "failed": "failed",
+    "cancelled": "failed",
+}
+"""The job table's states as this API names them (running, done, failed)."""
 
 
-@dataclass
-class DeidJob:
-    """One job: its progress and, once done, the new study (or the error)."""
+class JobView(Protocol):
+    """What :func:`public` reads of a job (a :class:`radpacs.archive.jobs.Job`)."""
 
-    id: str
-    study_uid: str
-    total: int
-    done: int = 0
-    state: JobState = JobState.RUNNING
-    result: StudyCopy | None = None
-    error: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def public(self) -> dict[str, Any]:
-        """The job as JSON: id, state, progress and result."""
-        with self._lock:
-            return {
-                "id": self.id,
-                "state": self.state.value,
-                "study_uid": self.study_uid,
-                "done": self.done,
-                "total": self.total,
-                "new_study_uid": self.result.study_uid if self.result else None,
-                "error": self.error or None,
-            }
+    @property
+    def id(self) -> str: ...
+    @property
+    def study_uid(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def result(self) -> dict[str, Any]: ...
+    @property
+    def error(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
-class DeidJobs:
-    """Starts jobs in threads and finds them by id (per process, in memory)."""
+def study_params(
+    study_uid: str, options: Iterable[Option | str], pixels_checked: bool
+) -> dict[str, Any]:
+    """The JSON parameters of a job that stores a de-identified copy of ``study_uid``."""
+    return {
+        "study": study_uid,
+        "options": [str(Option(option).value) for option in options],
+        "pixels_checked": pixels_checked,
+    }
 
-    def __init__(self, keep: int = 100) -> None:
-        self._jobs: OrderedDict[str, DeidJob] = OrderedDict()
-        self._lock = threading.Lock()
-        self._keep = keep
 
-    def start(self, study_uid: str, total: int, work: Work) -> DeidJob:
-        """Run ``work(progress)`` in a daemon thread; the job is returned at once."""
-        job = DeidJob(uuid.uuid4().hex, study_uid, total)
-        with self._lock:
-            self._jobs[job.id] = job
-            self._forget_old()
+def run_study(
+    source: StudySource,
+    anonymizer: Anonymizer,
+    params: dict[str, Any],
+    progress: Callable[[int, int], None],
+) -> dict[str, Any]:
+    """Store the de-identified copy the parameters ask for; the job's result."""
+    copy = store_copy(
+        source,
+        anonymizer,
+        params["study"],
+        pixels_checked=bool(params.get("pixels_checked")),
+        progress=progress,
+    )
+    return {"new_study_uid": copy.study_uid, "instances": copy.instances}
 
-        def progress(done: int, total: int) -> None:
-            with job._lock:
-                job.done, job.total = done, total
 
-        def run() -> None:
-            try:
-                result = work(progress)
-            except Exception as exc:
-                log.warning("de-identification job %s failed: %s", job.id, exc)
-                with job._lock:
-                    job.state, job.error = JobState.FAILED, str(exc) or type(exc).__name__
-            else:
-                with job._lock:
-                    job.state, job.result = JobState.DONE, result
-
-        threading.Thread(target=run, name=f"deid-{job.id[:8]}", daemon=True).start()
-        return job
-
-    def get(self, job_id: str) -> DeidJob | None:
-        """The job with ``job_id`` started by this process, or None."""
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def _forget_old(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.state != JobState.RUNNING]
-        for job_id in finished[: max(0, len(self._jobs) - self._keep)]:
-            del self._jobs[job_id]
+def public(job: JobView) -> dict[str, Any]:
+    """The job as JSON: id, state (running, done, failed), progress and result."""
+    state = _STATES[str(job.state)]
+    return {
+        "id": job.id,
+        "state": state,
+        "study_uid": job.study_uid,
+        "done": job.done,
+        "total": job.total,
+        "new_study_uid": job.result.get("new_study_uid") if state == "done" else None,
+        "error": (job.error or None) if state == "failed" else None,
+    }

@@ -1,9 +1,11 @@
 """multipart/related bodies (RFC 2387, PS3.18 8.6.1.2): an incremental parser and part framing.
 
 :class:`MultipartParser` takes the body in chunks of any size and keeps each part in a spooled
-temporary file, so a large upload never sits whole in memory. A body that ends before its
-closing delimiter raises :class:`MultipartError`: such an upload was cut short and nothing
-of it should be trusted.
+temporary file. The parts it holds keep at most ``memory_limit`` bytes in memory together
+(64 MiB unless told): past that, the part being written goes to a file on disk, so a large
+upload never sits whole in memory however many parts it has. A part's headers may not exceed
+16 KiB. A body that ends before its closing delimiter raises :class:`MultipartError`: such an
+upload was cut short and nothing of it should be trusted.
 
 Example::
 
@@ -23,6 +25,7 @@ from radpacs.errors import RadpacsError
 __all__ = ["MultipartError", "MultipartParser", "Part", "closing_delimiter", "part_head"]
 
 _SPOOL_BYTES = 16 * 1024 * 1024
+_MEMORY_LIMIT = 64 * 1024 * 1024
 _MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -39,6 +42,7 @@ class Part:
         default_factory=lambda: tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
     )
     size: int = 0
+    in_memory: bool = True
 
     @property
     def content_type(self) -> str:
@@ -48,6 +52,13 @@ class Part:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.file.write(data)
         self.size += len(data)
+
+    def to_disk(self) -> None:
+        """Move the content written so far to a file on disk (no-op if it is there)."""
+        rollover = getattr(self.file, "rollover", None)
+        if rollover is not None:
+            rollover()
+        self.in_memory = False
 
     def read(self) -> bytes:
         """The whole content."""
@@ -63,9 +74,11 @@ class MultipartParser:
 
     _PREAMBLE, _AFTER_BOUNDARY, _HEADERS, _BODY, _END = range(5)
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, memory_limit: int = _MEMORY_LIMIT) -> None:
         if not boundary or len(boundary) > 200:
             raise MultipartError("the multipart boundary is empty or longer than 200 characters")
+        self._memory_limit = memory_limit
+        self._in_memory = 0  # bytes of the parts held here that are still in memory
         self._dash_boundary = b"--" + boundary
         self._delimiter = b"\r\n--" + boundary
         self._buffer = bytearray()
@@ -98,7 +111,19 @@ class MultipartParser:
         """
         done = [part for part in self._parts if part is not self._current]
         self._parts = [self._current] if self._current is not None else []
+        self._in_memory -= sum(part.size for part in done if part.in_memory)
         return done
+
+    def _write(self, part: Part, data: memoryview) -> None:
+        """Append to ``part``; to disk once the parts held would pass the memory limit."""
+        if part.in_memory and (
+            self._in_memory + len(data) > self._memory_limit or part.size + len(data) > _SPOOL_BYTES
+        ):
+            part.to_disk()
+            self._in_memory -= part.size
+        part.write(data)
+        if part.in_memory:
+            self._in_memory += len(data)
 
     def _step(self) -> bool:
         buffer = self._buffer
@@ -153,6 +178,8 @@ class MultipartParser:
                 if len(buffer) > _MAX_HEADER_BYTES:
                     raise MultipartError("part headers longer than 16 KiB")
                 return False
+            if end > _MAX_HEADER_BYTES:
+                raise MultipartError("part headers longer than 16 KiB")
             header_block = bytes(buffer[:end])
             skip += end
         headers: dict[str, str] = {}
@@ -177,10 +204,10 @@ class MultipartParser:
         if at < 0:
             keep = len(self._delimiter) - 1
             if len(buffer) > keep:
-                part.write(memoryview(buffer)[:-keep])
+                self._write(part, memoryview(buffer)[:-keep])
                 del buffer[:-keep]
             return False
-        part.write(memoryview(buffer)[:at])
+        self._write(part, memoryview(buffer)[:at])
         del buffer[: at + len(self._delimiter)]
         self._current = None
         self._state = self._AFTER_BOUNDARY

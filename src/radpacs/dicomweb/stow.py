@@ -1,11 +1,16 @@
 """STOW-RS (PS3.18 10.5): POST /studies and /studies/{study} with PS3.10 files.
 
 The body is multipart/related; type="application/dicom" (quoted or not, chunked or not), or
-a single application/dicom file. The whole body is read and split before anything is stored: a
-body cut short or with a broken boundary is answered 400 and stores nothing. Each part is then
-stored on its own; the answer lists stored instances in ReferencedSOPSequence and failed ones in
-FailedSOPSequence with a FailureReason. Status: 200 all stored, 202 some failed or warned,
-409 none stored, 400 malformed body, 413 too large, 415 wrong media type.
+a single application/dicom file. The whole body is received and split into parts, each in a
+spooled temporary file (at most 64 MiB of them in memory, the rest on disk), before anything
+is stored: a body cut short or with a broken boundary is answered 400 and stores nothing. The
+parts are then stored in order, in batches of bounded size, each on its own; the answer lists
+stored instances in ReferencedSOPSequence and failed ones in FailedSOPSequence with a
+FailureReason, and says in a Warning header which part failed and why ("part 2: not a DICOM
+file (no DICM prefix at byte 128, PS3.10 7.1)"). Status (PS3.18 10.5.3): 200 all stored, 202
+some failed or warned, 400 none stored because no part was a readable object (FailureReason
+0xC000 for each), 409 none stored and some for a conflict (duplicate, other study), 400 also
+for a malformed body, 413 too large, 415 wrong media type.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from radpacs.archive import Outcome, StoreResult
+from radpacs.archive.ingest import CANNOT_UNDERSTAND
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicom.mediatypes import DICOM, MULTIPART_RELATED, parse_media_type
-from radpacs.dicom.multipart import MultipartError, MultipartParser
+from radpacs.dicom.multipart import MultipartError, MultipartParser, Part
 from radpacs.dicomweb.negotiation import choose_json
 from radpacs.dicomweb.responses import json_body_response, warning_header
 from radpacs.errors import InvalidInstance
@@ -29,7 +35,10 @@ __all__ = ["router"]
 router = APIRouter(tags=["STOW-RS"])
 
 _FEED_BYTES = 1024 * 1024
+_BATCH_FILES = 64
+_BATCH_BYTES = 64 * 1024 * 1024
 _MAX_WARNINGS = 20
+_BAD_SYNTAX = CANNOT_UNDERSTAND  # the FailureReason of a part that is not a readable object
 
 
 class BodyTooLarge(Exception):
@@ -45,61 +54,81 @@ def _problem(status: int, message: str) -> Response:
     )
 
 
-async def _read_parts(request: Request, boundary: str, limit: int) -> list[bytes | str]:
-    """The parts' bytes, or for a part of another media type a message saying so."""
+async def _read_parts(request: Request, boundary: str, limit: int) -> list[Part]:
+    """The body's parts, each in a spooled temporary file (64 MiB in memory at most)."""
     parser = MultipartParser(boundary.encode("latin-1"))
     pending: list[bytes] = []
     pending_size = total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise BodyTooLarge
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= _FEED_BYTES:
-            await run_in_threadpool(parser.feed, b"".join(pending))
-            pending, pending_size = [], 0
-    if pending:
-        parser.feed(b"".join(pending))
-    parts = parser.close()
-    payloads: list[bytes | str] = []
-    for number, part in enumerate(parts, start=1):
-        part_type = parse_media_type(part.content_type).type if part.content_type else DICOM
-        if part_type != DICOM:
-            payloads.append(f"part {number} is {part_type}, not {DICOM}")
-        else:
-            payloads.append(part.read())
-        part.close()
-    return payloads
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise BodyTooLarge
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= _FEED_BYTES:
+                await run_in_threadpool(parser.feed, b"".join(pending))
+                pending, pending_size = [], 0
+        if pending:
+            parser.feed(b"".join(pending))
+        return parser.close()
+    except BaseException:
+        for part in parser.take_completed():
+            part.close()
+        raise
 
 
-async def _read_single(request: Request, limit: int) -> list[bytes | str]:
-    chunks: list[bytes] = []
+async def _read_single(request: Request, limit: int) -> list[Part]:
+    part = Part({"content-type": DICOM})
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
+            part.close()
             raise BodyTooLarge
-        chunks.append(chunk)
-    return [b"".join(chunks)]
+        part.write(chunk)
+    return [part]
 
 
-def _store(archive: Any, payloads: list[bytes | str], study: str | None) -> list[StoreResult]:
-    files = [payload for payload in payloads if isinstance(payload, bytes)]
-    stored = iter(archive.store_many(files, study) if files else [])
-    results = []
-    for payload in payloads:
-        if isinstance(payload, bytes):
-            results.append(next(stored))
-        else:
-            results.append(StoreResult.failed(InvalidInstance(payload)))
+def _store(archive: Any, parts: list[Part], study: str | None) -> list[StoreResult]:
+    """Store the parts in batches of at most 64 files or 64 MiB, in order; one result each.
+
+    Only one batch is in memory at a time, so a large STOW needs little more memory than a
+    small one. A part of another media type fails alone.
+    """
+    results: list[StoreResult] = []
+    batch: list[bytes] = []
+    batch_bytes = 0
+    try:
+        for part in parts:
+            part_type = parse_media_type(part.content_type).type if part.content_type else DICOM
+            if part_type != DICOM:
+                if batch:
+                    results += archive.store_many(batch, study)
+                    batch, batch_bytes = [], 0
+                results.append(
+                    StoreResult.failed(InvalidInstance(f"a {part_type} part, not {DICOM}"))
+                )
+                part.close()
+                continue
+            batch.append(part.read())
+            batch_bytes += part.size
+            part.close()
+            if len(batch) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
+                results += archive.store_many(batch, study)
+                batch, batch_bytes = [], 0
+        if batch:
+            results += archive.store_many(batch, study)
+    finally:
+        for part in parts:
+            part.close()
     return results
 
 
 def _answer(request: Request, results: list[StoreResult], study: str | None) -> Response:
     root = dicomweb_root(request)
     referenced, failed, warnings = [], [], []
-    for result in results:
+    for number, result in enumerate(results, start=1):
         if result.outcome is Outcome.FAILED:
             failed.append(
                 {
@@ -108,7 +137,8 @@ def _answer(request: Request, results: list[StoreResult], study: str | None) -> 
                     "00081197": attribute("US", result.failure_reason),
                 }
             )
-            warnings.append(f"{result.sop_instance_uid or 'unidentified part'}: {result.message}")
+            uid = f" (SOP Instance {result.sop_instance_uid})" if result.sop_instance_uid else ""
+            warnings.append(f"part {number}{uid}: {result.message}")
             continue
         url = (
             f"{root}/studies/{result.study_uid}/series/{result.series_uid}"
@@ -123,8 +153,8 @@ def _answer(request: Request, results: list[StoreResult], study: str | None) -> 
         )
         if result.outcome is Outcome.REPLACED:
             warnings.append(
-                f"{result.sop_instance_uid}: replaced the object stored under this SOP Instance "
-                "UID (duplicate_policy=replace)"
+                f"part {number} (SOP Instance {result.sop_instance_uid}): replaced the object "
+                "stored under this SOP Instance UID (duplicate_policy=replace)"
             )
     body: dict[str, Any] = {}
     studies = {result.study_uid for result in results if result.outcome is not Outcome.FAILED}
@@ -135,8 +165,9 @@ def _answer(request: Request, results: list[StoreResult], study: str | None) -> 
         body["00081198"] = {"vr": "SQ", "Value": failed}
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}
-    if not referenced:
-        status = 409
+    if not referenced:  # PS3.18 10.5.3: 400 for bad syntax only, 409 for any conflict
+        bad_syntax = all(r.failure_reason == _BAD_SYNTAX for r in results)
+        status = 400 if bad_syntax else 409
     elif failed or warnings:
         status = 202
     else:
@@ -165,9 +196,9 @@ async def _store_request(
             boundary = content_type.param("boundary")
             if not boundary:
                 return _problem(400, "multipart/related Content-Type without a boundary")
-            payloads = await _read_parts(request, boundary, settings.max_upload_bytes)
+            parts = await _read_parts(request, boundary, settings.max_upload_bytes)
         elif content_type.type == DICOM:
-            payloads = await _read_single(request, settings.max_upload_bytes)
+            parts = await _read_single(request, settings.max_upload_bytes)
         else:
             return _problem(
                 415,
@@ -178,9 +209,9 @@ async def _store_request(
         return _problem(413, f"the body is larger than {settings.max_upload_bytes} bytes")
     except MultipartError as exc:
         return _problem(400, f"malformed multipart body, nothing stored: {exc}")
-    if not payloads:
+    if not parts:
         return _problem(400, "the multipart body has no parts")
-    results = await run_in_threadpool(_store, archive, payloads, study)
+    results = await run_in_threadpool(_store, archive, parts, study)
     return _answer(request, results, study)
 
 

@@ -2,9 +2,10 @@
 
 :class:`FollowupService` listens to the archive (:meth:`Archive.add_listener` and
 :meth:`Archive.add_delete_listener`). Each stored source goes through :meth:`schedule`, the
-one place that decides how the work runs: today it runs at once, in the thread that stored
-the object, after the store committed (a failure there never undoes the store); when the
-archive's durable job store has job kinds, ``schedule`` submits a ``followup`` job instead.
+one place that decides how the work runs: in a server (and in an AI job's worker) it queues
+a durable ``followup.source`` job (:mod:`radpacs.followup.jobs`), which a worker runs;
+without a job submitter (scripts, tests) it runs at once, after the store committed (a
+failure never undoes the store).
 
 For each source: read it, extract its findings (:mod:`radpacs.followup.extract`) with the
 geometry of the images it was made on (the body's centre as the anchor for matching across
@@ -34,6 +35,7 @@ from radpacs.followup.extract import (
     source_kind,
 )
 from radpacs.followup.geometry import series_anchor
+from radpacs.followup.jobs import RECOMPUTE, SOURCE, Submit
 from radpacs.followup.model import Finding, SourceKind
 from radpacs.followup.response import Criteria
 from radpacs.followup.tracking import Correction, CorrectionKind, PatientFollowup, track
@@ -55,8 +57,10 @@ class FollowupService:
         store: FollowupStore | None = None,
         criteria: Criteria = Criteria(),
         rano: bool = False,
+        submit: Submit | None = None,
     ) -> None:
         self.archive = archive
+        self.submit = submit
         self.store = store or FollowupStore(archive.engine)
         self.criteria = criteria
         self.rano = rano
@@ -65,13 +69,16 @@ class FollowupService:
         self._patient_locks: dict[str, threading.Lock] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, archive: Archive) -> FollowupService:
-        """The service with the criteria of the ``followup_*`` settings."""
+    def from_settings(
+        cls, settings: Settings, archive: Archive, submit: Submit | None = None
+    ) -> FollowupService:
+        """The service with the criteria of the ``followup_*`` settings; ``submit`` queues
+        its work as jobs (:mod:`radpacs.followup.jobs`), else it runs at once."""
         criteria = Criteria(
             volume_pr_percent=settings.followup_volume_pr_percent,
             volume_pd_percent=settings.followup_volume_pd_percent,
         )
-        return cls(archive, criteria=criteria, rano=settings.followup_rano_bm)
+        return cls(archive, criteria=criteria, rano=settings.followup_rano_bm, submit=submit)
 
     def attach(self) -> FollowupService:
         """Start listening to the archive's stores and deletes."""
@@ -83,19 +90,26 @@ class FollowupService:
 
     def on_stored(self, results: list[StoreResult]) -> None:
         for result in results:
-            if result.outcome in (Outcome.STORED, Outcome.REPLACED) and source_kind(
-                result.sop_class_uid
-            ):
-                self.schedule(result.sop_instance_uid)
+            kind = source_kind(result.sop_class_uid)
+            if result.outcome in (Outcome.STORED, Outcome.REPLACED) and kind:
+                self.schedule(result.sop_instance_uid, f"{kind.value} of {result.study_uid}")
 
     def on_deleted(self, sop_uids: list[str]) -> None:
+        """Forget the deleted sources at once; re-compute their patients (as jobs)."""
         for patient_id in self.store.remove_sources(sop_uids):
-            self.recompute(patient_id)
+            if self.submit is not None:
+                self.submit(RECOMPUTE, {"patient_id": patient_id}, patient_id, patient_id)
+            else:
+                self.recompute(patient_id)
 
-    def schedule(self, sop_uid: str) -> None:
-        """Have a stored source read into the follow-up (now; a job kind once there is one)."""
+    def schedule(self, sop_uid: str, label: str = "") -> None:
+        """Have a stored source read into the follow-up: a ``followup.source`` job when the
+        service has a job submitter (the server, an AI worker), else at once."""
         try:
-            self.ingest(sop_uid)
+            if self.submit is not None:
+                self.submit(SOURCE, {"sop_uid": sop_uid}, sop_uid, label or sop_uid)
+            else:
+                self.ingest(sop_uid)
         except RadpacsError:
             log.exception("follow-up of %s failed", sop_uid)
 
@@ -226,14 +240,16 @@ class FollowupService:
     def recompute(self, patient_id: str) -> PatientFollowup:
         """Track the patient again from its stored findings and active corrections.
 
-        One re-computation per patient at a time in this process; one that collides with
-        another process's (both replace the same rows) is run again once, from the data as
-        it then is.
+        One re-computation per patient at a time in this process. Across processes (job
+        workers), a result is written only if the findings and corrections it was computed
+        from are still those stored (:meth:`FollowupStore.save_result`), else it is computed
+        again: a slower, older computation never overwrites a newer one.
         """
         with self._lock:
             lock = self._patient_locks.setdefault(patient_id, threading.Lock())
         with lock:
-            for attempt in (1, 2):
+            for attempt in range(1, 6):
+                expected = self.store.fingerprint(patient_id)
                 findings = [Finding.from_json(data) for data in self.store.findings(patient_id)]
                 corrections = [
                     Correction(CorrectionKind(c["kind"]), c["payload"], c["id"])
@@ -241,15 +257,16 @@ class FollowupService:
                 ]
                 result = track(patient_id, findings, corrections, self.criteria, self.rano)
                 try:
-                    self.store.save_result(
-                        patient_id, self.store.patient_name(patient_id), result.to_json()
+                    saved = self.store.save_result(
+                        patient_id, self.store.patient_name(patient_id), result.to_json(), expected
                     )
                 except StorageError:
-                    if attempt == 2:
+                    if attempt == 5:
                         raise
                     continue
-                return result
-        raise AssertionError("unreachable")
+                if saved:
+                    return result
+        raise StorageError(f"the follow-up of {patient_id} kept changing while it was computed")
 
     def correct(
         self, patient_id: str, kind: str, payload: dict[str, str], username: str

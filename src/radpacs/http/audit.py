@@ -17,6 +17,7 @@ from starlette.types import Scope
 
 from radpacs.archive import StoreResult
 from radpacs.archive.audit import AuditLog, AuditRecord
+from radpacs.auth.credentials import query_without_token
 from radpacs.auth.roles import Principal
 
 __all__ = ["RequestAudit", "note_audit", "note_stored", "record_request"]
@@ -61,7 +62,7 @@ def record_request(log: AuditLog, scope: Scope, audit: RequestAudit, status: int
     if audit.action is None:
         return
     query = scope.get("query_string", b"").decode("latin-1")
-    query = "&".join(part for part in query.split("&") if part and not part.startswith("token="))
+    query = query_without_token(query)
     base = AuditRecord(
         action=audit.action,
         method=scope["method"],

@@ -10,6 +10,7 @@ STOW request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from typing import Annotated, Any
@@ -20,10 +21,10 @@ from radpacs.ai.service import AiService
 from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
-from radpacs.deid.jobs import DeidJobs
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.errors import StorageError
 from radpacs.followup.feed import FollowupService
+from radpacs.jobs import Jobs
 from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
 
@@ -31,8 +32,8 @@ __all__ = [
     "AiDep",
     "ArchiveDep",
     "AuthServicesDep",
-    "DeidJobsDep",
     "FollowupDep",
+    "JobsDep",
     "MetadataCacheDep",
     "PrincipalDep",
     "PseudonymStoreDep",
@@ -98,8 +99,8 @@ async def get_pseudonyms(request: Request) -> PseudonymStore:
     return _opened(request).pseudonyms
 
 
-async def get_deid_jobs(request: Request) -> DeidJobs:
-    return _opened(request).deid_jobs
+async def get_jobs(request: Request) -> Jobs:
+    return _opened(request).jobs
 
 
 async def get_metadata_cache(request: Request) -> BodyCache:
@@ -122,7 +123,7 @@ AiDep = Annotated[AiService, Depends(get_ai)]
 """The AI service: models, queue, jobs."""
 PseudonymStoreDep = Annotated[PseudonymStore, Depends(get_pseudonyms)]
 """The database store of patient pseudonyms (PS3.15 Annex E)."""
-DeidJobsDep = Annotated[DeidJobs, Depends(get_deid_jobs)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 """The de-identification jobs of this process."""
 MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
 """Prepared WADO-RS metadata bodies by ETag."""
@@ -134,19 +135,46 @@ def _first(value: str) -> str:
     return value.split(",")[0].strip()
 
 
+@lru_cache(maxsize=1024)
+def is_trusted_proxy(peer: str, trusted: tuple[str, ...]) -> bool:
+    """Whether the address a request came from is one of ``trusted_proxies`` (an address, a
+    network such as ``10.0.0.0/8``, or a name compared as it is)."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer in trusted
+    for entry in trusted:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def public_root(request: Request) -> str:
-    """The server's public URL: the public_base_url setting, X-Forwarded-*, else the request's."""
+    """The server's public URL: the public_base_url setting; else X-Forwarded-* and Host when
+    the request came through one of ``trusted_proxies``; else the address and port the client
+    connected to. A client that is not a trusted proxy cannot choose the URLs given out
+    (RetrieveURL, BulkDataURI) with Host or X-Forwarded-Host."""
     settings = settings_of(request.app)
     if settings.public_base_url:
         return settings.public_base_url
     headers = request.headers
-    forwarded = settings.trust_forwarded_headers and (
-        "x-forwarded-host" in headers or "x-forwarded-proto" in headers
-    )
     scope = request.scope
+    peer = (scope.get("client") or ("",))[0]
+    trusted = bool(settings.trusted_proxies) and is_trusted_proxy(
+        peer, tuple(settings.trusted_proxies)
+    )
+    forwarded = (
+        trusted
+        and settings.trust_forwarded_headers
+        and ("x-forwarded-host" in headers or "x-forwarded-proto" in headers)
+    )
+    host = headers.get("host", "") if trusted else ""  # "": the server's own address
     return _root_of(
         scope["scheme"],
-        headers.get("host", ""),
+        host,
         tuple(scope["server"]) if scope.get("server") else None,
         scope.get("app_root_path", scope.get("root_path", "")),
         headers.get("x-forwarded-proto", "") if forwarded else "",
@@ -171,7 +199,8 @@ def _root_of(
     metadata answer needs it, and building the request's URL costs more than the rest)."""
     default_port = {"http": 80, "https": 443}.get(scheme)
     if not host and server:  # as Starlette builds the request's URL without a Host header
-        host = server[0] if server[1] == default_port else f"{server[0]}:{server[1]}"
+        address = f"[{server[0]}]" if ":" in server[0] else server[0]
+        host = address if server[1] == default_port else f"{address}:{server[1]}"
     if forwarded:
         proto = _first(forwarded_proto or scheme)
         forwarded_to = _first(forwarded_host or host)

@@ -23,20 +23,24 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from pydicom.errors import BytesLengthException
 
 from radpacs.errors import InvalidInput
 from radpacs.rt._sampling import sample_roi
 from radpacs.rt.dose import DoseGrid
 from radpacs.rt.rtstruct import ROI, StructureSet
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -305,8 +309,8 @@ class DVH:
         with ``relative_volume``; doses in % of ``prescription`` when it is given.
         """
         kind = CurveKind(kind)
-        if not bin_width > 0:
-            raise ValueError(f"bin_width must be positive, not {bin_width}")
+        if not (bin_width > 0 and math.isfinite(bin_width)):
+            raise InvalidInput(f"bin_width must be a positive finite number, not {bin_width}")
         top = self.dose_max if np.isfinite(self.dose_max) else 0.0
         count = int(np.floor(top / bin_width)) + 2
         if count > 200_000:
@@ -439,7 +443,30 @@ def dvhs_from_datasets(
     roi: int | str | None = None,
     options: DVHOptions | None = None,
 ) -> list[DVH]:
-    """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs)."""
-    return compute_dvhs(
-        StructureSet.from_dataset(rtstruct), DoseGrid.from_dataset(rtdose), roi, options
-    )
+    """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs).
+
+    A value pydicom cannot convert (a damaged number, an unknown VR) is InvalidInput naming
+    the file, as is every other fault of the input.
+    """
+    structures = _from_dataset(StructureSet.from_dataset, rtstruct, "RTSTRUCT")
+    grid = _from_dataset(DoseGrid.from_dataset, rtdose, "RTDOSE")
+    return compute_dvhs(structures, grid, roi, options)
+
+
+_READ_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    OverflowError,
+    BytesLengthException,
+)
+
+
+def _from_dataset(read: Callable[[pydicom.Dataset], _T], dataset: pydicom.Dataset, what: str) -> _T:
+    try:
+        return read(dataset)
+    except _READ_ERRORS as exc:  # pydicom converts values lazily, on first access
+        raise InvalidInput(f"the {what} holds a value that cannot be read: {exc}") from exc

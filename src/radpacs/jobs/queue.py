@@ -1,10 +1,12 @@
 """The job queue behind a small protocol: huey on a SQLite file (default) or on Redis.
 
-The queue carries only job ids; the ``ai_job`` table holds the state. ``SqliteHuey`` keeps
-its file in the data folder (``ai-queue.sqlite``), so queued ids survive a restart; with
-``ai_queue: redis`` the ids live in Redis (``RedisHuey`` at ``ai_redis_url``, queue name
-``ai_queue_name``). Whatever the queue lost, workers re-enqueue every queued row of the
-table when they start; a job runs once however often its id is enqueued (atomic claim).
+The queue carries only job ids, of every kind; the ``job`` table holds the state.
+``SqliteHuey`` keeps its file in the data folder (``ai-queue.sqlite``), so queued ids
+survive a restart; with ``ai_queue: redis`` the ids live in Redis (``RedisHuey`` at
+``ai_redis_url``, queue name ``ai_queue_name``). The settings keep their ``ai_`` names
+from when only AI jobs were queued. Whatever the queue lost, workers re-enqueue every
+queued row of the table when they start; a job runs once however often its id is
+enqueued (atomic claim, :meth:`radpacs.archive.jobs.JobStore.claim`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from radpacs.settings import AiQueue, Settings
 
 __all__ = ["TASK_NAME", "HueyQueue", "JobQueue", "open_queue"]
 
-TASK_NAME = "radpacs.ai.run_job"
+TASK_NAME = "radpacs.jobs.run"
 
 
 class JobQueue(Protocol):
@@ -30,7 +32,7 @@ class JobQueue(Protocol):
 
 
 class HueyQueue:
-    """A huey instance with one task, ``radpacs.ai.run_job(job_id)``."""
+    """A huey instance with one task, ``radpacs.jobs.run(job_id)``."""
 
     def __init__(self, huey: Any) -> None:
         self.huey = huey
