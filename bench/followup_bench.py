@@ -6,9 +6,12 @@ data, and feeding stored SEGs.
    corrections, track, write the result (FollowupService.recompute); median of ``--repeat``.
 2. page data: GET /api/followup/patients/{id} through the application (in process, auth off),
    what the tracking page loads; median of ``--repeat``.
-3. feed: ``--segs`` SEGs (3 lesion segments each, on a 24-slice CT series) stored in the
-   archive, then each read into the follow-up as the feed does (FollowupService.ingest:
-   read, extract in patient space, record, re-compute the patient); SEGs per second.
+3. feed: ``--segs`` SEGs (3 lesion segments each, on a 24-slice CT series, 10 patients)
+   stored in the archive as a server stores them: each queues a ``followup.source`` job,
+   and the server's embedded job worker (``ai_worker_processes`` at a time, each attempt in
+   its own process) reads it into the follow-up (extract in patient space, record,
+   re-compute the patient); from the store to the last job done, SEGs per second. Also
+   ``direct``: the same work without the queue (FollowupService.ingest in this process).
 
 Run: ``.venv/bin/python bench/followup_bench.py`` (prints one JSON object).
 """
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.uid import generate_uid
@@ -127,9 +131,14 @@ def main() -> None:
         from radpacs.ai.results.labels import Label
         from radpacs.ai.results.seg import build_seg
 
-        settings = load_settings(data_dir=Path(folder) / "data")
+        settings = load_settings(data_dir=Path(folder) / "data", auth_enabled=False)
         archive = Archive.from_settings(settings)
-        service = FollowupService(archive)
+        from radpacs.followup.jobs import jobs_submitter
+        from radpacs.jobs import Jobs
+
+        service = _Feed(Jobs(settings, archive))
+        FollowupService(archive, submit=jobs_submitter(service.jobs)).attach()
+        jobs = service.jobs.store
         shape = (24, 96, 96)
         body = np.full(shape, -1000, dtype=np.int16)
         body[:, 8:88, 8:88] = 40
@@ -156,19 +165,46 @@ def main() -> None:
             seg.PatientID = f"FEED-{index % 10}"
             payloads.append(_bytes(seg))
             sops.append(str(seg.SOPInstanceUID))
+        start = time.perf_counter()
         archive.store_many(payloads)
+        stored = time.perf_counter()
+        while True:
+            pending = [
+                job
+                for state in ("queued", "running")
+                for job in jobs.find(kind="followup.source", state=state, limit=1000)
+            ]
+            if not pending:
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - start
+        done = jobs.find(kind="followup.source", state="succeeded", limit=1000)
+        assert len(done) == args.segs, f"{len(done)} of {args.segs} follow-up jobs succeeded"
+        figures["feed_queue"] = {
+            "segs": args.segs,
+            "worker_processes": settings.ai_worker_processes,
+            "store_seconds": round(stored - start, 2),
+            "seconds": round(elapsed, 2),
+            "segs_per_second": round(args.segs / elapsed, 1),
+        }
+        service.jobs.close()
+        direct = FollowupService(archive)
         start = time.perf_counter()
         for sop in sops:
-            record = service.ingest(sop)
-            assert record["state"] == "ok", record
+            assert direct.ingest(sop)["state"] == "ok"
         elapsed = time.perf_counter() - start
-        figures["feed"] = {
+        figures["feed_direct"] = {
             "segs": args.segs,
             "seconds": round(elapsed, 2),
             "segs_per_second": round(args.segs / elapsed, 1),
         }
         archive.close()
     print(json.dumps(figures))
+
+
+class _Feed:
+    def __init__(self, jobs: object) -> None:
+        self.jobs: Any = jobs
 
 
 def _bytes(ds: object) -> bytes:

@@ -7,6 +7,8 @@ Tables (migration 0006), on the one declarative :class:`~radpacs.archive.index.B
   nothing could be used);
 - ``followup_finding``: what each source measured (:class:`radpacs.followup.Finding`),
   deleted with its source (``ON DELETE CASCADE``);
+- ``followup_anchor``: the body centre of each image series a source was made on, computed
+  once (reading the series) and shared by every process;
 - ``followup_correction``: readers' corrections, never deleted: a withdrawn one keeps who
   withdrew it and when, so the table is their audit trail;
 - ``followup_patient``, ``followup_timepoint``, ``followup_lesion``,
@@ -86,6 +88,17 @@ class FollowupFinding(Base):
     volume_mm3: Mapped[float | None] = mapped_column(Float, nullable=True)
     long_axis_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
     short_axis_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FollowupAnchor(Base):
+    """The body centre of an image series (None: not a volume), computed once per series."""
+
+    __tablename__ = "followup_anchor"
+
+    series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    x: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y: Mapped[float | None] = mapped_column(Float, nullable=True)
+    z: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FollowupCorrection(Base):
@@ -304,6 +317,23 @@ class FollowupStore:
                 .limit(1)
             )
         return name or ""
+
+    # ------------------------------------------------------------------ anchors
+
+    def anchor(self, series_uid: str) -> tuple[bool, tuple[float, float, float] | None]:
+        """(known, anchor) of a series: known False when it was never computed."""
+        with self._read() as session:
+            row = session.get(FollowupAnchor, series_uid)
+        if row is None:
+            return False, None
+        if row.x is None or row.y is None or row.z is None:
+            return True, None
+        return True, (row.x, row.y, row.z)
+
+    def save_anchor(self, series_uid: str, anchor: tuple[float, float, float] | None) -> None:
+        with self._write() as session:
+            x, y, z = anchor if anchor is not None else (None, None, None)
+            session.merge(FollowupAnchor(series_uid=series_uid, x=x, y=y, z=z))
 
     # -------------------------------------------------------------- corrections
 

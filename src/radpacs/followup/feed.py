@@ -17,6 +17,7 @@ findings go, and its patient is re-computed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -212,6 +213,11 @@ class FollowupService:
                 if series_uid in self._anchors:
                     self._anchors.move_to_end(series_uid)
                     return self._anchors[series_uid]
+            known, stored = self.store.anchor(series_uid)
+            if known:
+                with self._lock:
+                    self._anchors[series_uid] = stored
+                return stored
             study_uid = self._series_study(series_uid)
             if not study_uid:
                 continue
@@ -223,6 +229,9 @@ class FollowupService:
                 continue
             if anchor is None:
                 notes.append(f"series {series_uid} is not a volume: no body anchor")
+            # another process may have saved it first: the same value
+            with contextlib.suppress(StorageError):
+                self.store.save_anchor(series_uid, anchor)
             with self._lock:
                 self._anchors[series_uid] = anchor
                 while len(self._anchors) > 256:

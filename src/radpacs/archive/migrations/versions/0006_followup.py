@@ -48,6 +48,13 @@ def upgrade() -> None:
         sa.Column("short_axis_mm", sa.Float(), nullable=True),
     )
     op.create_table(
+        "followup_anchor",
+        sa.Column("series_uid", sa.String(64), primary_key=True),
+        sa.Column("x", sa.Float(), nullable=True),
+        sa.Column("y", sa.Float(), nullable=True),
+        sa.Column("z", sa.Float(), nullable=True),
+    )
+    op.create_table(
         "followup_correction",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("patient_id", sa.String(64), nullable=False, index=True),
@@ -126,6 +133,7 @@ def downgrade() -> None:
         "followup_timepoint",
         "followup_patient",
         "followup_correction",
+        "followup_anchor",
         "followup_finding",
         "followup_source",
     ):
