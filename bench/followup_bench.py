@@ -7,9 +7,10 @@ data, and feeding stored SEGs.
 2. page data: GET /api/followup/patients/{id} through the application (in process, auth off),
    what the tracking page loads; median of ``--repeat``.
 3. feed: ``--segs`` SEGs (3 lesion segments each, on a 24-slice CT series, 10 patients)
-   stored in the archive as a server stores them: each queues a ``followup.source`` job,
-   and the server's embedded job worker (``ai_worker_processes`` at a time, each attempt in
-   its own process) reads it into the follow-up (extract in patient space, record,
+   stored in the archive as a server stores them (10 STOW requests of 10): each request
+   queues a ``followup.study`` job, and the server's embedded job worker
+   (``ai_worker_processes`` at a time, each attempt in its own process) reads them into
+   the follow-up (extract in patient space, record,
    re-compute the patient); from the store to the last job done, SEGs per second. Also
    ``direct``: the same work without the queue (FollowupService.ingest in this process).
 
@@ -166,23 +167,26 @@ def main() -> None:
             payloads.append(_bytes(seg))
             sops.append(str(seg.SOPInstanceUID))
         start = time.perf_counter()
-        archive.store_many(payloads)
+        for batch in range(0, len(payloads), 10):
+            archive.store_many(payloads[batch : batch + 10])
         stored = time.perf_counter()
         while True:
             pending = [
                 job
                 for state in ("queued", "running")
-                for job in jobs.find(kind="followup.source", state=state, limit=1000)
+                for job in jobs.find(kind="followup.study", state=state, limit=1000)
             ]
             if not pending:
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - start
-        done = jobs.find(kind="followup.source", state="succeeded", limit=1000)
-        assert len(done) == args.segs, f"{len(done)} of {args.segs} follow-up jobs succeeded"
+        done = jobs.find(kind="followup.study", state="succeeded", limit=1000)
+        read = sum(len(job.result.get("sources", [])) for job in done)
+        assert read == args.segs, f"{read} of {args.segs} SEGs read"
         figures["feed_queue"] = {
             "segs": args.segs,
             "worker_processes": settings.ai_worker_processes,
+            "jobs": len(done),
             "store_seconds": round(stored - start, 2),
             "seconds": round(elapsed, 2),
             "segs_per_second": round(args.segs / elapsed, 1),

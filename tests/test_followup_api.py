@@ -151,7 +151,13 @@ def test_sr_with_unknown_codes_gets_a_note(client: TestClient, phantom: Any) -> 
     assert patient["total"] == 0  # nothing half-written
     source = client.get(f"/api/followup/sources/{sr.SOPInstanceUID}").json()
     assert source["state"] == "refused" and "99FOO" in source["note"]
-    jobs = client.app.state.services.jobs.store.find(kind="followup.source")  # type: ignore[attr-defined]
-    job = next(j for j in jobs if j.params["sop_uid"] == sr.SOPInstanceUID)
-    assert job.state.value == "succeeded" and "99FOO" in job.result["note"]
+    jobs = client.app.state.services.jobs.store.find(kind="followup.study")  # type: ignore[attr-defined]
+    notes = [
+        (job.state.value, source)
+        for job in jobs
+        for source in job.result.get("sources", [])
+        if source["sop_uid"] == sr.SOPInstanceUID
+    ]
+    assert [(state, s["state"]) for state, s in notes] == [("succeeded", "refused")]
+    assert "99FOO" in notes[0][1]["note"]
     assert client.get("/api/followup/sources/1.2.3.4").status_code == 404

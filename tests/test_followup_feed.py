@@ -162,8 +162,8 @@ def test_ai_pipeline_results_feed_the_follow_up(
             study_uid=study,
         )
         assert run_attempt(settings, queue, jobs, job.id) is JobState.SUCCEEDED, jobs.get(job.id)
-    followup_jobs = jobs.find(kind="followup.source")
-    assert len(followup_jobs) == 6  # SEG, RTSTRUCT and SR of each visit
+    followup_jobs = jobs.find(kind="followup.study")
+    assert len(followup_jobs) == 2  # one per study: its SEG, RTSTRUCT and SR together
     for queued in reversed(followup_jobs):
         assert run_attempt(settings, queue, jobs, queued.id) is JobState.SUCCEEDED
     store = FollowupStore(archive.engine)

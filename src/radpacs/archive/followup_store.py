@@ -3,8 +3,9 @@
 Tables (migration 0006), on the one declarative :class:`~radpacs.archive.index.Base`:
 
 - ``followup_source``: one row per stored SEG/RTSTRUCT/SR that was read for follow-up, with
-  its patient, state (``ok`` or ``refused``) and a note in words (what was skipped, or why
-  nothing could be used);
+  its patient, the digest of the file read, state (``ok``, ``refused``, or ``skipped`` for
+  radpacs's own follow-up report) and a note in words (what was skipped, or why nothing
+  could be used);
 - ``followup_finding``: what each source measured (:class:`radpacs.followup.Finding`),
   deleted with its source (``ON DELETE CASCADE``);
 - ``followup_anchor``: the body centre of each image series a source was made on, computed
@@ -69,6 +70,7 @@ class FollowupSource(Base):
     kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -211,7 +213,8 @@ class FollowupStore:
         kind: str,
         findings: Sequence[dict[str, Any]],
         note: str = "",
-        refused: bool = False,
+        state: str = "ok",
+        digest: str = "",
     ) -> None:
         """Replace what a source contributes: its row and its findings, in one transaction."""
         with self._write() as session:
@@ -226,8 +229,9 @@ class FollowupStore:
                     study_uid=study_uid,
                     series_uid=series_uid,
                     kind=kind,
-                    state="refused" if refused else "ok",
+                    state=state,
                     note=note,
+                    digest=digest,
                     updated_at=_now(),
                 )
             )
@@ -266,6 +270,16 @@ class FollowupStore:
                 )
                 session.execute(delete(FollowupSource).where(FollowupSource.sop_uid.in_(found)))
             return {row.patient_id for row in rows}
+
+    def source_digests(self, study_uid: str) -> dict[str, str]:
+        """SOP Instance UID -> file digest of the sources of a study already read."""
+        with self._read() as session:
+            rows = session.execute(
+                select(FollowupSource.sop_uid, FollowupSource.digest).where(
+                    FollowupSource.study_uid == study_uid
+                )
+            ).all()
+        return {row.sop_uid: row.digest for row in rows}
 
     def sources(self, patient_id: str) -> list[SourceRecord]:
         with self._read() as session:

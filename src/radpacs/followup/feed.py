@@ -1,9 +1,10 @@
 """Feeding the follow-up from the archive: every stored SEG, RTSTRUCT and measurement SR.
 
 :class:`FollowupService` listens to the archive (:meth:`Archive.add_listener` and
-:meth:`Archive.add_delete_listener`). Each stored source goes through :meth:`schedule`, the
-one place that decides how the work runs: in a server (and in an AI job's worker) it queues
-a durable ``followup.source`` job (:mod:`radpacs.followup.jobs`), which a worker runs;
+:meth:`Archive.add_delete_listener`). Each study with a stored source goes through
+:meth:`schedule`, the one place that decides how the work runs: in a server (and in an AI
+job's worker) it queues a durable ``followup.study`` job (:mod:`radpacs.followup.jobs`),
+which a worker runs;
 without a job submitter (scripts, tests) it runs at once, after the store committed (a
 failure never undoes the store).
 
@@ -36,7 +37,7 @@ from radpacs.followup.extract import (
     source_kind,
 )
 from radpacs.followup.geometry import series_anchor
-from radpacs.followup.jobs import RECOMPUTE, SOURCE, Submit
+from radpacs.followup.jobs import RECOMPUTE, STUDY, Submit
 from radpacs.followup.model import Finding, SourceKind
 from radpacs.followup.response import Criteria
 from radpacs.followup.tracking import Correction, CorrectionKind, PatientFollowup, track
@@ -90,10 +91,14 @@ class FollowupService:
     # ------------------------------------------------------------------- feeding
 
     def on_stored(self, results: list[StoreResult]) -> None:
-        for result in results:
-            kind = source_kind(result.sop_class_uid)
-            if result.outcome in (Outcome.STORED, Outcome.REPLACED) and kind:
-                self.schedule(result.sop_instance_uid, f"{kind.value} of {result.study_uid}")
+        studies = dict.fromkeys(
+            result.study_uid
+            for result in results
+            if result.outcome in (Outcome.STORED, Outcome.REPLACED)
+            and source_kind(result.sop_class_uid)
+        )
+        for study_uid in studies:
+            self.schedule(study_uid)
 
     def on_deleted(self, sop_uids: list[str]) -> None:
         """Forget the deleted sources at once; re-compute their patients (as jobs)."""
@@ -103,29 +108,64 @@ class FollowupService:
             else:
                 self.recompute(patient_id)
 
-    def schedule(self, sop_uid: str, label: str = "") -> None:
-        """Have a stored source read into the follow-up: a ``followup.source`` job when the
-        service has a job submitter (the server, an AI worker), else at once."""
+    def schedule(self, study_uid: str) -> None:
+        """Have a study's new sources read into the follow-up: a ``followup.study`` job when
+        the service has a job submitter (the server, an AI worker), else at once.
+
+        When the study's job is already running (it may have looked at the study before
+        this store), the next key queues one more, so that nothing is missed.
+        """
         try:
-            if self.submit is not None:
-                self.submit(SOURCE, {"sop_uid": sop_uid}, sop_uid, label or sop_uid)
-            else:
-                self.ingest(sop_uid)
+            if self.submit is None:
+                self.ingest_study(study_uid)
+                return
+            for n in range(10):
+                key = study_uid if n == 0 else f"{study_uid}:{n}"
+                if self.submit(STUDY, {"study_uid": study_uid}, key, f"follow-up {study_uid}"):
+                    return
+            log.warning("follow-up of study %s: ten jobs are running for it", study_uid)
         except RadpacsError:
-            log.exception("follow-up of %s failed", sop_uid)
+            log.exception("follow-up of study %s failed", study_uid)
 
-    def ingest(self, sop_uid: str) -> dict[str, Any]:
-        """Read one stored source, record its findings or its refusal, re-compute its patient.
+    def ingest_study(self, study_uid: str) -> list[dict[str, Any]]:
+        """Read every SEG, RTSTRUCT and SR of a study not read yet (or whose file changed),
+        then re-compute each patient concerned once; the records of the sources read."""
+        records: list[dict[str, Any]] = []
+        for _ in range(5):  # objects stored meanwhile are read in the next round
+            try:
+                files = self.archive.instance_files(study_uid)
+            except NotFound:
+                break
+            known = self.store.source_digests(study_uid)
+            new = [
+                f
+                for f in files
+                if source_kind(f.sop_class_uid) and known.get(f.sop_uid) != f.digest
+            ]
+            if not new:
+                break
+            for file in new:
+                try:
+                    records.append(self.ingest(file.sop_uid, digest=file.digest, recompute=False))
+                except NotFound:  # deleted meanwhile
+                    continue
+        for patient_id in dict.fromkeys(r["patient_id"] for r in records if r["patient_id"]):
+            self.recompute(patient_id)
+        return records
 
-        Returns the source's record: ``state`` ``ok`` or ``refused`` and the ``note``.
+    def ingest(self, sop_uid: str, digest: str = "", recompute: bool = True) -> dict[str, Any]:
+        """Read one stored source, record its findings or its refusal, re-compute its patient
+        (unless ``recompute`` is False). ``digest`` is the stored file's, recorded so that a
+        replaced file is read again.
+
+        Returns the source's record: ``state`` ``ok``, ``refused`` or ``skipped`` (radpacs's
+        own follow-up report) and the ``note``.
         """
         ds = self.archive.read_dataset(sop_uid)
         kind = source_kind(str(ds.get("SOPClassUID", "")))
         if kind is None:
             raise InvalidInput(f"instance {sop_uid} is not a SEG, RTSTRUCT or SR")
         patient_id = str(ds.get("PatientID", "") or "")
-        if is_followup_report(ds):  # our own export: a summary, not a new measurement
-            return {"sop_uid": sop_uid, "patient_id": patient_id, "state": "skipped"}
         record: dict[str, Any] = {
             "sop_uid": sop_uid,
             "patient_id": patient_id,
@@ -134,18 +174,30 @@ class FollowupService:
             "series_uid": str(ds.get("SeriesInstanceUID", "")),
             "kind": kind.value,
         }
+        if is_followup_report(ds):  # our own export: a summary, not a new measurement
+            note = "radpacs's follow-up report: not read back as measurements"
+            self.store.record_source(
+                **record, findings=[], note=note, state="skipped", digest=digest
+            )
+            record.update(state="skipped", note=note, findings=0)
+            return record
         try:
             if not patient_id:
                 raise InvalidInput("the object has no PatientID: it cannot join a follow-up")
             findings, notes = self._extract(ds, kind)
             self.store.record_source(
-                **record, findings=[f.to_json() for f in findings], note="; ".join(notes)
+                **record,
+                findings=[f.to_json() for f in findings],
+                note="; ".join(notes),
+                digest=digest,
             )
             record.update(state="ok", note="; ".join(notes), findings=len(findings))
         except InvalidInput as exc:
-            self.store.record_source(**record, findings=[], note=str(exc), refused=True)
+            self.store.record_source(
+                **record, findings=[], note=str(exc), state="refused", digest=digest
+            )
             record.update(state="refused", note=str(exc), findings=0)
-        if patient_id:
+        if patient_id and recompute:
             self.recompute(patient_id)
         return record
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from radpacs.errors import NotFound
 from radpacs.followup.feed import FollowupService
 
 if TYPE_CHECKING:
     from radpacs.jobs import JobContext
 
-__all__ = ["ingest_source", "recompute"]
+__all__ = ["ingest_study", "recompute"]
 
 
-def ingest_source(ctx: JobContext) -> dict[str, Any]:
-    """Handler of ``followup.source``."""
-    sop_uid = str(ctx.params["sop_uid"])
+def ingest_study(ctx: JobContext) -> dict[str, Any]:
+    """Handler of ``followup.study``."""
+    study_uid = str(ctx.params["study_uid"])
     service = FollowupService.from_settings(ctx.settings, ctx.archive)
-    try:
-        record = service.ingest(sop_uid)
-    except NotFound:
-        return {"sop_uid": sop_uid, "state": "gone", "note": "deleted before it was read"}
-    return {k: v for k, v in record.items() if k != "patient_name"}
+    records = service.ingest_study(study_uid)
+    return {
+        "study_uid": study_uid,
+        "sources": [{k: v for k, v in record.items() if k != "patient_name"} for record in records],
+    }
 
 
 def recompute(ctx: JobContext) -> dict[str, Any]:

@@ -3,14 +3,19 @@ the handlers are in :mod:`radpacs.followup.handlers`.
 
 Kinds (registered in :data:`radpacs.jobs.registry.KINDS`):
 
-- ``followup.source`` ``{"sop_uid": ...}``: read one stored SEG, RTSTRUCT or SR into the
-  follow-up and re-compute its patient (:meth:`FollowupService.ingest`). The job's result
-  says ``state`` (``ok``, ``refused``, ``gone``) and the ``note`` in words: a refused source
-  (a SEG without frame of reference, an RTSTRUCT on an unknown series, an SR with unknown
-  codes) is a job that succeeded with that note, not one retried.
+- ``followup.study`` ``{"study_uid": ...}``: read every SEG, RTSTRUCT and SR of a study
+  not read yet (or changed since) into the follow-up, then re-compute their patients once
+  (:meth:`FollowupService.ingest_study`). The job's result lists each source with its
+  ``state`` (``ok``, ``refused``, ``skipped``) and ``note`` in words: a refused source (a SEG
+  without frame of reference, an RTSTRUCT on an unknown series, an SR with unknown codes)
+  makes a job that succeeded with that note, not one retried.
 - ``followup.recompute`` ``{"patient_id": ...}``: re-compute one patient (after a delete).
 
-Jobs are keyed by SOP Instance UID or patient, so a pending job is not queued twice.
+A study's objects usually arrive in bursts (a STOW of a SEG series, an AI job's SEG,
+RTSTRUCT and SR): one job per study reads them all, so a burst costs one job, not one per
+object. Jobs are keyed by study (or patient); a store that finds the study's job already
+running queues the next one (key ``<study>:1``, ...), so nothing stored during a run is
+missed.
 """
 
 from __future__ import annotations
@@ -25,24 +30,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECOMPUTE",
-    "SOURCE",
+    "STUDY",
     "Submit",
     "jobs_submitter",
     "store_submitter",
 ]
 
-SOURCE = "followup.source"
+STUDY = "followup.study"
 RECOMPUTE = "followup.recompute"
 
-#: submit(kind, params, key, label): queue one follow-up job.
-Submit = Callable[[str, dict[str, Any], str, str], None]
+#: submit(kind, params, key, label) -> True when a job that has not started yet (a new one,
+#: or a queued one with that key) will do the work; False when the job with that key runs.
+Submit = Callable[[str, dict[str, Any], str, str], bool]
 
 
 def jobs_submitter(jobs: Jobs) -> Submit:
     """Queue through the server's job service (which starts its embedded worker)."""
 
-    def submit(kind: str, params: dict[str, Any], key: str, label: str) -> None:
-        jobs.submit(kind, params, key=key, label=label[:64])
+    def submit(kind: str, params: dict[str, Any], key: str, label: str) -> bool:
+        job, created = jobs.submit(kind, params, key=key, label=label[:64])
+        return created or job.state.value == "queued"
 
     return submit
 
@@ -53,11 +60,12 @@ def store_submitter(settings: Settings, store: JobStore) -> Submit:
 
     queue = open_queue(settings)
 
-    def submit(kind: str, params: dict[str, Any], key: str, label: str) -> None:
+    def submit(kind: str, params: dict[str, Any], key: str, label: str) -> bool:
         job, created = store.submit(
             kind, params, key=key, label=label[:64], max_attempts=settings.ai_max_attempts
         )
         if created:
             queue.enqueue(job.id)
+        return created or job.state.value == "queued"
 
     return submit

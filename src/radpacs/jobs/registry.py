@@ -26,7 +26,7 @@ __all__ = ["KINDS", "Handler", "JobContext", "JobOutcome", "handler_spec", "load
 KINDS: dict[str, str] = {
     "ai": "radpacs.ai.execute:run_ai_job",
     "deid.study": "radpacs.jobs.kinds:deid_study",
-    "followup.source": "radpacs.followup.handlers:ingest_source",
+    "followup.study": "radpacs.followup.handlers:ingest_study",
     "followup.recompute": "radpacs.followup.handlers:recompute",
 }
 """The built-in kinds. Later kinds (follow-up, DIMSE moves, outbound calls) add a line."""
