@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     datasets = make_series(phantom(args.slices, args.size), spacing=(0.7, 0.7, 2.5))
     with tempfile.TemporaryDirectory() as folder:
-        server = LiveServer(Path(folder) / "data", ["--no-auth"]).start()
+        server = LiveServer(Path(folder) / "data", ["--no-auth", "--no-dimse"]).start()
         try:
             for start in range(0, len(datasets), 50):
                 body, content_type = multipart([to_bytes(d) for d in datasets[start : start + 50]])

@@ -365,13 +365,14 @@ def start_orthanc(work_dir: Path, binary: str, plugin: str, overrides: dict[str,
 def default_radpacs_cmd() -> str:
     """The radpacs start command, using the radpacs script next to this Python if present.
 
-    Accounts are off (--no-auth), as Orthanc runs here with AuthenticationEnabled false.
+    Accounts are off (--no-auth), as Orthanc runs here with AuthenticationEnabled false, and
+    so is the DICOM listener (--no-dimse), as Orthanc's is (DicomServerEnabled false).
     """
     script = Path(sys.executable).parent / "radpacs"
     program = str(script) if script.exists() else "radpacs"
     return (
         f"{shlex.quote(program)} serve --host {{host}} --port {{port}} --data-dir {{data_dir}} "
-        "--no-auth"
+        "--no-auth --no-dimse"
     )
 
 

@@ -89,8 +89,11 @@ def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
 @pytest.fixture(autouse=True)
 def _auth_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run with auth off (env, inherited by LiveServer) unless they pass auth_enabled
-    or --auth; the auth tests build their own authenticated apps and servers."""
+    or --auth; the auth tests build their own authenticated apps and servers. The DICOM
+    listener is off too (its default port would clash between servers); the DIMSE tests
+    turn it on with a free port."""
     monkeypatch.setenv("RADPACS_AUTH_ENABLED", "false")
+    monkeypatch.setenv("RADPACS_DIMSE_ENABLED", "false")
 
 
 def _postgres_available() -> bool:
@@ -181,7 +184,7 @@ class LiveServer:
             *self.extra,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine (shared CI) starts slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 error = self.process.stderr.read().decode() if self.process.stderr else ""
@@ -191,7 +194,8 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("radpacs serve did not become ready in 30 s")
+        self.stop()  # the fixture never reaches its own stop(): do not leave the server behind
+        raise RuntimeError("radpacs serve did not become ready in 120 s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

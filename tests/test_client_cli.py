@@ -70,12 +70,13 @@ def _folder(tmp_path: Path) -> tuple[Path, str]:
 def test_upload_query_retrieve_delete(cli: typer.Typer, live_server: LiveServer, tmp_path: Path):
     folder, study = _folder(tmp_path)
     url = ["--url", live_server.url]
-    code, out, _ = _invoke(cli, "upload", str(folder), *url)
-    assert code == 0
+    code, out, err = _invoke(cli, "upload", str(folder), *url)
+    assert code == 1  # README.md was not stored
     report = json.loads(out)  # not a terminal: JSON on stdout
     assert report["counts"] == {"stored": 4, "already stored": 0, "failed": 0, "not DICOM": 1}
+    assert "not stored: " in err and "README.md: not a DICOM file: no DICM prefix" in err
 
-    code, out, _ = _invoke(cli, "upload", str(folder), *url)
+    code, out, _ = _invoke(cli, "upload", str(folder), "--ignore-non-dicom", *url)
     assert code == 0 and json.loads(out)["counts"]["already stored"] == 4
 
     code, out, _ = _invoke(cli, "query", "studies", "PatientID=CLI-*", *url)
@@ -126,7 +127,7 @@ def test_login_writes_a_private_config(cli: typer.Typer, user_config: Path, tmp_
     with radpacs_with_account(tmp_path / "data") as url:
         user, password = USER
         code, _, err = _invoke(cli, "login", "--url", url, "-u", user, "--password", "nope")
-        assert code == 2 and "HTTP 401" in err
+        assert code == 2 and "HTTP 401" in err and "wrong user name or password" in err
         assert not (user_config / "config.toml").exists()
         code, _, err = _invoke(cli, "login", "--url", url, "-u", user, "--password", password)
         assert code == 0, err
@@ -156,10 +157,36 @@ def test_dvh_command(cli: typer.Typer, tmp_path: Path) -> None:
             "--url",
             url,
         )
-    assert code == 0, err
-    report = json.loads(out)
-    assert "Sphere_02_0" in [row["name"] for row in report["statistics"]]
-    assert report["plot"] == str(plot) and plot.read_bytes().startswith(b"\x89PNG")
+        assert code == 0, err
+        report = json.loads(out)
+        assert "Sphere_02_0" in [row["name"] for row in report["statistics"]]
+        assert report["plot"] == str(plot) and plot.read_bytes().startswith(b"\x89PNG")
+        # --roi reaches the server: an unknown name is refused with the ROIs listed
+        code, out, err = _invoke(
+            cli,
+            "dvh",
+            str(RT_WORKSHOP / "rtstruct-sphere.dcm"),
+            str(RT_WORKSHOP / "rtdose.dcm"),
+            "--no-plot",
+            "--roi",
+            "NOPE",
+            "--url",
+            url,
+        )
+        assert code != 0 and "Sphere_02_0" in err, (code, out, err)
+        code, out, err = _invoke(
+            cli,
+            "dvh",
+            str(RT_WORKSHOP / "rtstruct-sphere.dcm"),
+            str(RT_WORKSHOP / "rtdose.dcm"),
+            "--no-plot",
+            "--roi",
+            "2",
+            "--url",
+            url,
+        )
+        assert code == 0, err
+        assert [row["name"] for row in json.loads(out)["statistics"]] == ["Sphere_02_0"]
 
 
 def _script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

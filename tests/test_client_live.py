@@ -175,6 +175,23 @@ def test_login_and_dvh(tmp_path: Path) -> None:
             assert sphere.statistics()["volume"] == pytest.approx(7.23824, rel=0.01)  # cm3
             png = client.dvh_plot(result)
             assert png.startswith(b"\x89PNG")
+            # options reach the server (form fields): one ROI, % volumes, a chosen metric
+            chosen = client.dvh(
+                RT_WORKSHOP / "rtstruct-sphere.dcm",
+                RT_WORKSHOP / "rtdose.dcm",
+                roi="Sphere_02_0",
+                relative_volume="true",
+                metrics="D95,V20Gy",
+            )
+            [curve] = chosen.dvhs
+            extra = curve.model_extra or {}
+            assert extra["volume_units"] == "%" and extra["volumes"][0] == pytest.approx(100.0)
+            assert {"D95", "V20Gy"} <= set(curve.statistics())
+            with pytest.raises(RadpacsRequestError) as caught:
+                client.dvh(
+                    RT_WORKSHOP / "rtstruct-sphere.dcm", RT_WORKSHOP / "rtdose.dcm", roi="NOPE"
+                )
+            assert caught.value.status_code == 400 and "Sphere_02_0" in str(caught.value)
 
         async def flow() -> None:
             async with AsyncRadpacsClient(url, retry=FAST) as client:

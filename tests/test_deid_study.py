@@ -180,6 +180,7 @@ def test_large_study_runs_as_a_job(tmp_path: Path) -> None:
         assert job["state"] == "done", job
         assert job["done"] == 4 and job["error"] is None
         assert len(archive.instance_files(job["new_study_uid"])) == 4
+        assert client.get("/api/deid/jobs").json()["jobs"] == [job]
 
 
 def test_a_second_attempt_meets_the_first_attempt_s_copy(archive: Archive) -> None:
@@ -219,6 +220,8 @@ def test_a_job_survives_a_killed_server_and_every_process_sees_it(
         assert (job["state"], job["done"], job["total"]) == ("running", 0, 4)
         seen = httpx.get(f"{other.url}/api/deid/jobs/{job['id']}")
         assert seen.status_code == 200 and seen.json()["state"] == "running"
+        listed = httpx.get(f"{other.url}/api/deid/jobs", params={"study": STUDY}).json()
+        assert [(j["id"], j["done"], j["total"]) for j in listed["jobs"]] == [(job["id"], 0, 4)]
         assert first.process is not None
         first.process.kill()  # SIGKILL: no shutdown, nothing written on the way out
         first.process.wait()

@@ -17,7 +17,7 @@ from radpacs.archive import ingest
 from radpacs.dicom.json import dataset_to_json
 from radpacs.dicom.scan import scan
 from radpacs.errors import InvalidInstance
-from test_dicom_json import _normal, _readable
+from test_dicom_json import _normal, _readable, pydicom_reference, radpacs_comparable
 
 READABLE = _readable()
 SCANNED = [path for path in READABLE if scan(path.read_bytes()) is not None]
@@ -32,6 +32,7 @@ def test_scan_matches_pydicom(path: Path) -> None:
     dataset = pydicom.dcmread(io.BytesIO(data))
     pixel_data = dataset.get_item(0x7FE00010)  # raw, before the JSON converts it
     assert _normal(scanned.metadata) == _normal(dataset_to_json(dataset, "/x"))
+    assert radpacs_comparable(scanned.metadata, path) == pydicom_reference(data)
     assert scanned.transfer_syntax_uid == dataset.file_meta.TransferSyntaxUID
     if pixel_data is not None and pixel_data.length != 0xFFFFFFFF:
         assert scanned.pixel_data_length == len(pixel_data.value)
@@ -41,7 +42,8 @@ def test_scan_reads_the_common_kinds_of_file() -> None:
     """Explicit and implicit VR, nested sequences, encapsulated pixel data: read in one pass."""
     names = {path.name for path in SCANNED}
     assert {"CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "reportsi.dcm", "JPEG2000.dcm"} <= names
-    assert len(names) >= len(READABLE) // 3
+    # what the reader reaches today (138 of the 167 files pydicom reads); a drop is a regression
+    assert len(SCANNED) >= 138
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,23 @@ def test_plot_bad_bodies(client: TestClient, body: dict[str, object], message: s
     assert message in response.json()["detail"]
 
 
+def test_plot_takes_one_dvh_object_as_dvh_answers_it(client: TestClient) -> None:
+    """/api/dvh answers one object for one ROI; the plot takes it bare or under 'dvhs'."""
+    dvh = {
+        "name": "a",
+        "type": "cumulative",
+        "volume": 2.0,
+        "doses": [0, 1, 2],
+        "volumes": [2, 1, 0],
+        "dose_units": "Gy",
+        "volume_units": "cm3",
+    }
+    for body in (dvh, {"dvhs": dvh}, {"dvhs": [dvh]}):
+        response = client.post("/api/dvh/plot?format=svg", json=body)
+        assert response.status_code == 200, response.text
+        assert b"<svg" in response.content
+
+
 def test_stored_dvh_reads_the_archive(client: TestClient) -> None:
     structure = rtstruct_dataset([("box", box((0, 0, 0), (10, 10, 10), 2.0).polygons())])
     dose = rtdose_dataset(LinearDose("z", 20, 1, 0), (-20, -20, -20), (2, 2, 2), (21, 21, 21))

@@ -9,6 +9,7 @@ import logging.config
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from _auth_support import PASSWORD, auth_client, bearer, token
 from conftest import make_ct, to_bytes
@@ -70,8 +71,6 @@ def test_the_log_file_never_holds_a_token(tmp_path: Path) -> None:
 def test_forwarded_headers_and_host_count_only_from_trusted_proxies(tmp_path: Path) -> None:
     headers = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
     body = to_bytes(make_ct())
-    from fastapi.testclient import TestClient
-
     from radpacs.app import create_app
 
     untrusted = load_settings(data_dir=tmp_path / "a")
@@ -116,3 +115,27 @@ def test_login_is_limited_per_account_and_per_address(tmp_path: Path) -> None:
         for name in ("a1", "a2", "a3", "a4", "a5", "a6"):  # 4 x 2 failures per address
             assert _login(client, name, "wrong").status_code == 401
         assert _login(client, "uploader", PASSWORD).status_code == 429  # the address is locked
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/dicom-web/studies", "GET, HEAD, POST"),
+        ("PATCH", "/dicom-web/studies/1.2/series/3.4/instances/5.6", "DELETE, GET, HEAD"),
+        ("GET", "/api/dvh", "POST"),
+    ],
+)
+def test_405_lists_every_method_of_the_path(
+    sqlite_client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = sqlite_client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert f"{method} is not allowed here" in response.json()["detail"]
+
+
+def test_openapi_describes_the_refusals_of_every_operation(sqlite_client: TestClient) -> None:
+    document = sqlite_client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "4XX" in operation["responses"], (method, path)

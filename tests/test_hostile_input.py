@@ -220,14 +220,14 @@ def test_concurrent_different_objects_under_one_uid_leave_one_file(archive: Arch
     sop = "1.2.826.0.1.3680043.8.498.77"
     payloads = [to_bytes(make_ct(sop_uid=sop, PatientName=f"P^{n}")) for n in range(8)]
     barrier = threading.Barrier(8, timeout=30)
-    lookup = archive._existing
+    lookup = archive._store._existing  # the store path's look-up
 
     def synchronised(uids: object) -> dict[str, tuple[str, str]]:
         found = lookup(uids)  # type: ignore[arg-type]
         barrier.wait()
         return found
 
-    archive._existing = synchronised  # type: ignore[method-assign]
+    archive._store._existing = synchronised  # type: ignore[method-assign]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda data: archive.store_many([data])[0], payloads))
     outcomes = sorted(answer.outcome for answer in answers)

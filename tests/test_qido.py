@@ -221,7 +221,8 @@ def test_includefield_reads_what_the_index_lacks(populated: TestClient) -> None:
         ({"fuzzymatching": "maybe"}, "fuzzymatching"),
         ({"includefield": "Bogus"}, "Bogus"),
         ({"Modality": "CT"}, "series-level"),
-        ({"SliceThickness": "5"}, "not supported"),
+        ({"ReferencedImageSequence": "x"}, "sequence ReferencedImageSequence is not supported"),
+        ({"SliceThickness": "thick"}, "not a number"),
         ({"StudyInstanceUID": "abc"}, "UID"),
     ],
 )

@@ -79,6 +79,18 @@ def test_rendered_instance_is_a_jpeg_of_the_stored_window(
     image = _image(response.content)
     assert image.format == "JPEG" and image.size == (128, 128) and image.mode == "L"
     assert np.asarray(image).std() > 10
+    # the stored window (PS3.3 C.11.2.1.2, LINEAR) is the one applied: a CT stored with
+    # W/L 400/40 renders as that window of its Hounsfield units, to JPEG precision
+    windowed = make_ct(WindowCenter=40, WindowWidth=400)
+    _store(sqlite_client, windowed)
+    got = np.asarray(_image(sqlite_client.get(_path(windowed) + "/rendered").content), float)
+    hu = windowed.pixel_array * float(windowed.RescaleSlope) + float(windowed.RescaleIntercept)
+
+    def window(center: float, width: float) -> np.ndarray:
+        return 255 * np.clip((hu - (center - 0.5)) / (width - 1) + 0.5, 0, 1)
+
+    assert np.abs(got - window(40, 400)).mean() < 3
+    assert np.abs(got - window(140, 400)).mean() > 20  # another window is told apart
 
 
 def test_window_changes_the_pixels_and_png_is_lossless(

@@ -24,6 +24,11 @@ def test_home_page_and_static_files(sqlite_client: TestClient) -> None:
     assert 'src="static/radpacs.js' in page.text  # relative: works behind a proxy prefix
     assert sqlite_client.get("/static/radpacs.js").status_code == 200
     assert sqlite_client.get("/static/radpacs.css").status_code == 200
+    assert 'rel="icon" href="static/favicon.svg' in page.text
+    assert sqlite_client.get("/static/favicon.svg").status_code == 200
+    icon = sqlite_client.get("/favicon.ico")  # browsers ask for it on every origin
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
 
 
 def _fake_ohif(folder: Path) -> None:
@@ -61,6 +66,7 @@ def test_viewer_index_config_files_and_spa_routes(viewer_client: TestClient) -> 
     assert 'window.location.origin + "/dicom-web"' in config.text
     assert '"routerBasename": "/viewer"' in config.text
     assert '"thumbnailRendering": "thumbnail"' in config.text
+    assert '"ohif.tours": {\n        "$set": []' in config.text  # the onboarding tour is off
     bundle = viewer_client.get("/viewer/app.bundle.abc.js")
     assert (
         "document.currentScript" in bundle.text and "immutable" in bundle.headers["cache-control"]
@@ -68,6 +74,41 @@ def test_viewer_index_config_files_and_spa_routes(viewer_client: TestClient) -> 
     assert "url(./a.woff2)" in viewer_client.get("/viewer/app.bundle.css").text
     assert viewer_client.get("/viewer/missing.js").status_code == 404
     assert viewer_client.get("/viewer/../pyproject.toml").status_code == 404
+
+
+def test_viewer_link_without_a_session_goes_to_login_and_back(tmp_path: Path) -> None:
+    folder = tmp_path / "ohif"
+    _fake_ohif(folder)
+    _relocate(folder)
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        viewer_dir=folder,
+        auth_enabled=True,
+        admin_user="root",
+        admin_password="root password",
+        trusted_proxies=["testclient"],  # TestClient's address, for the proxy headers below
+    )
+    link = "/viewer/viewer?StudyInstanceUIDs=1.2.3"
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        response = client.get(link)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/?next=viewer%2Fviewer%3FStudyInstanceUIDs%3D1.2.3"
+        assert client.get("/viewer/").headers["location"] == "/?next=viewer%2F"
+        # behind a proxy prefix the study list is under the prefix
+        proxied = client.get(
+            link, headers={"X-Forwarded-Host": "pacs.example", "X-Forwarded-Prefix": "/pacs"}
+        )
+        assert proxied.headers["location"].startswith("/pacs/?next=viewer%2Fviewer")
+        # the viewer's files and config need no session (they hold no patient data)
+        assert client.get("/viewer/app-config.js").status_code == 200
+        assert client.get("/viewer/app.bundle.abc.js").status_code == 200
+        client.cookies.set("radpacs_session", "not a token")
+        assert client.get(link).status_code == 303
+        client.cookies.clear()
+        login = client.post("/api/session", data={"username": "root", "password": "root password"})
+        assert login.status_code == 200
+        opened = client.get(link)
+        assert opened.status_code == 200 and 'window.PUBLIC_URL="/viewer/"' in opened.text
 
 
 def test_viewer_behind_a_proxy_prefix(

@@ -8,6 +8,7 @@ and what lives on it) open when the application starts and close when it stops; 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -21,23 +22,28 @@ from radpacs.api import (
     ai,
     counts,
     deid,
+    dimse,
     followup,
     health,
     rt,
     session,
     upload,
+    worklist,
     workshop,
 )
 from radpacs.api.deid_study import router as deid_study_router
 from radpacs.dicomweb import router as dicomweb_router
+from radpacs.dimse.service import open_dimse
 from radpacs.http.access import AccessControl
 from radpacs.http.audit import note_stored
-from radpacs.http.errors import install_error_handlers
+from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
-from radpacs.web import followup_pages, pages, viewer
+from radpacs.web import followup_pages, pages, rt_page, viewer
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "open_access_warnings"]
+
+log = logging.getLogger(__name__)
 
 _EXPOSED_HEADERS = ["ETag", "Warning", "Content-Range", "Content-Length", "Content-Location"]
 
@@ -68,25 +74,55 @@ def _client_filter(
     return only_allowed_clients
 
 
+def open_access_warnings(settings: Settings) -> list[str]:
+    """What these settings open to callers without a password or token, one line each."""
+    if not settings.auth_enabled:
+        return ["auth is off: every request acts as the local administrator"]
+    warnings = []
+    if settings.open_enrolment:
+        warnings.append(
+            "open enrolment: anyone can create a password-less reader account "
+            "(POST /api/account idul=NAME) and read every stored study"
+        )
+    if settings.workshop:
+        warnings.append(
+            "workshop preset: POST /api/anonymize, /api/dvh and /api/dvh/plot answer "
+            "without a token (they read no stored data)"
+        )
+    return warnings
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; its services open when the app starts."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warning in open_access_warnings(settings):
+            log.warning("%s", warning)
         with Services.open(settings) as services:
             services.archive.add_listener(note_stored)  # the request's audit hears stores
+            # One process listens for DICOM: this one, or the parent of several (cli.serve);
+            # it shares this archive, so its arrivals reach the same listeners as STOW-RS.
+            node = (
+                open_dimse(settings, services.archive, services.auth.audit)
+                if settings.workers == 1
+                else None
+            )
             app.state.services = services
             try:
                 yield
             finally:
                 app.state.services = None
+                if node is not None:
+                    node.stop()
 
     app = FastAPI(
         title="radpacs",
         version=__version__,
         lifespan=lifespan,
         description="DICOMweb archive (QIDO-RS, WADO-RS, STOW-RS) with REST APIs under /api.",
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.services = None  # until the lifespan opens them
@@ -104,19 +140,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
         )
     app.include_router(health.router)
-    app.include_router(dicomweb_router)
-    app.include_router(deid.router)
-    app.include_router(deid_study_router)
-    app.include_router(accounts.router)
+    if settings.dicomweb_enabled:
+        app.include_router(dicomweb_router)
+    app.include_router(accounts.router)  # login and accounts: DICOMweb needs tokens too
     app.include_router(session.router)
-    app.include_router(workshop.router)
-    app.include_router(counts.router)
-    app.include_router(upload.router)
+    if settings.api_enabled:
+        app.include_router(deid.router)
+        app.include_router(deid_study_router)
+        app.include_router(workshop.router)
+        app.include_router(counts.router)
+        app.include_router(upload.router)
     app.include_router(viewer.router)
     app.include_router(pages.router)
+    app.include_router(rt_page.router)
     app.include_router(followup_pages.router)
     app.mount("/static", pages.static_files(), name="static")
-    app.include_router(ai.router)
-    app.include_router(rt.router)
-    app.include_router(followup.router)
+    if settings.api_enabled:
+        app.include_router(ai.router)
+        app.include_router(rt.router)
+        app.include_router(dimse.router)
+        app.include_router(worklist.router)
+        app.include_router(followup.router)
     return app

@@ -16,6 +16,7 @@ Hierarchy::
      ├── Conflict                 the resource already exists (an account name)
      ├── TooManyAttempts          login attempts are rate limited (carries ``retry_after``)
      ├── RadpacsRequestError      a request of the client to a radpacs server failed
+     ├── RemoteNodeError          a remote DICOM node was unreachable, refused or failed (DIMSE)
      └── AiJobError               an AI job the client waited for failed or was cancelled
           └── AiJobTimeout        ... or was still pending when the wait ended (a TimeoutError)
 
@@ -41,6 +42,7 @@ __all__ = [
     "PermissionDenied",
     "RadpacsError",
     "RadpacsRequestError",
+    "RemoteNodeError",
     "StorageError",
     "TooManyAttempts",
 ]
@@ -122,6 +124,15 @@ class RadpacsRequestError(RadpacsError):
         self.text = text[:2000]
         status = f"HTTP {status_code}" if status_code is not None else "no response"
         super().__init__(f"{method} {path}: {status}: {self.text.strip() or '(empty body)'}")
+
+
+class RemoteNodeError(RadpacsError):
+    """A remote DICOM node could not be reached, refused the association, or answered a
+    failure status; ``node`` is its AE title."""
+
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        super().__init__(f"DICOM node {node}: {message}")
 
 
 class AiJobError(RadpacsError):

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom import Dataset
@@ -20,6 +21,7 @@ from radpacs.ai.interface import (
     Model,
     ModelResult,
     SeriesInput,
+    SeriesRole,
     Task,
     provenance_of,
 )
@@ -29,7 +31,7 @@ from radpacs.followup.feed import FollowupService
 from radpacs.followup.jobs import store_submitter
 from radpacs.jobs.registry import JobContext, JobOutcome
 
-__all__ = ["KIND", "PROGRESS_SCALE", "accepted_series", "run_ai_job"]
+__all__ = ["KIND", "PROGRESS_SCALE", "accepted_series", "assign_roles", "run_ai_job"]
 
 KIND = "ai"
 PROGRESS_SCALE = 10000
@@ -57,6 +59,46 @@ def accepted_series(
         else:
             refused.append(f"series {uid}: {reason}")
     return accepted, refused
+
+
+def assign_roles(
+    archive: Archive, roles: Sequence[SeriesRole], study_uid: str, first: str | None = None
+) -> dict[str, str]:
+    """Series of the study for each role of a multi-series model (role name -> series UID).
+
+    Roles are filled in order, each with the first series (by SeriesNumber) that matches it
+    and no earlier role took; ``first`` fixes the first role's series. A role left without
+    a series is an :class:`InvalidInput` naming the series descriptions that were there.
+    """
+    params = [("includefield", "SeriesNumber")]
+    matches = archive.search(parse_query(Level.SERIES, params, study_uid=study_uid)).matches
+
+    def value(match: dict[str, Any], tag: str) -> str:
+        return str((match.get(tag, {}).get("Value") or [""])[0])
+
+    series = sorted(
+        (
+            (value(m, "0020000E"), value(m, "00080060"), value(m, "0008103E"), value(m, "00200011"))
+            for m in matches
+        ),
+        key=lambda s: int(s[3]) if s[3].lstrip("-").isdigit() else 0,
+    )
+    assigned: dict[str, str] = {}
+    for index, role in enumerate(roles):
+        if index == 0 and first:
+            assigned[role.name] = first
+            continue
+        for uid, modality, description, _ in series:
+            if uid not in assigned.values() and role.matches(modality, description):
+                assigned[role.name] = uid
+                break
+        else:
+            seen = ", ".join(repr(s[2]) for s in series) or "none"
+            raise InvalidInput(
+                f"no series of study {study_uid} is a {role.name} series "
+                f"(SeriesDescription matching {', '.join(role.patterns)}); series: {seen}"
+            )
+    return assigned
 
 
 def _load(archive: Archive, study_uid: str, series_uid: str) -> list[Dataset]:
@@ -92,6 +134,7 @@ def write_results(
                 provenance,
                 series_uid=sr_series,
                 instance_number=number,
+                findings=item.coded_findings,
             )
             for number, item in enumerate(result.classifications, start=1)
         ]
@@ -99,6 +142,7 @@ def write_results(
             {
                 "sop_uid": item.sop_uid,
                 "finding": max(item.scores, key=lambda s: s.probability).code[2],
+                "findings": [f.code[2] for f in item.coded_findings],
                 "scores": [
                     {
                         "code": s.code[0],
@@ -133,7 +177,14 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
     study_uid, series_uid = params["study"], params.get("series") or None
     model = discover_models(ctx.settings).get(params["model"])
     parameters: dict[str, Any] = params.get("parameters") or {}
-    targets, refused = accepted_series(archive, model, study_uid, series_uid)
+    roles: Sequence[SeriesRole] = getattr(model, "inputs", ())
+    companions: dict[str, str] = {}
+    if roles:  # one run over several series; results reference the first role's series
+        assigned = assign_roles(archive, roles, study_uid, series_uid)
+        targets, refused = [assigned[roles[0].name]], list[str]()
+        companions = {r.name: assigned[r.name] for r in roles[1:]}
+    else:
+        targets, refused = accepted_series(archive, model, study_uid, series_uid)
     if not targets:
         raise InvalidInput(
             f"model {model.name} accepts no series of study {study_uid}: "
@@ -150,7 +201,10 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
             ctx.progress(round(share * PROGRESS_SCALE), PROGRESS_SCALE)
 
         start = time.perf_counter()
-        series = SeriesInput(_load(archive, study_uid, target))
+        series = SeriesInput(
+            _load(archive, study_uid, target),
+            {r: SeriesInput(_load(archive, study_uid, u)) for r, u in companions.items()},
+        )
         if model.task is not Task.CLASSIFICATION:
             series.volume  # noqa: B018 - build the volume inside the load timing
         loaded = time.perf_counter()

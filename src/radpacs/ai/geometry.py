@@ -32,7 +32,7 @@ from radpacs.errors import InvalidInput
 if TYPE_CHECKING:
     from radpacs.archive import Archive
 
-__all__ = ["Volume", "load_series", "volume_from_datasets"]
+__all__ = ["Volume", "load_series", "resample_onto", "volume_from_datasets"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -207,3 +207,30 @@ def load_series(archive: Archive, study_uid: str, series_uid: str) -> Volume:
     """Read every instance of a stored series and build its :class:`Volume`."""
     files = archive.instance_files(study_uid, series_uid)
     return volume_from_datasets([archive.read_file(file) for file in files])
+
+
+def resample_onto(
+    source: Volume, reference: Volume, order: int = 1, fill: float = 0.0
+) -> npt.NDArray[np.float32]:
+    """``source`` sampled on ``reference``'s voxel grid through patient coordinates.
+
+    Each reference voxel (i, j, k) goes to patient space by the reference affine and back
+    into source indices by the inverse of the source affine (PS3.3 C.7.6.2.1.1), so series
+    of any orientation, spacing or field of view land on one grid as long as they share a
+    Frame of Reference. ``order`` 1 is trilinear, 0 nearest; outside the source: ``fill``.
+    """
+    from scipy import ndimage
+
+    ijk = np.linalg.inv(source.affine) @ reference.affine  # reference (i,j,k) -> source (i,j,k)
+    swap = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) <-> (k, j, i), the array's axis order
+    kji = swap @ ijk @ swap
+    resampled = ndimage.affine_transform(
+        source.array.astype(np.float32, copy=False),
+        kji[:3, :3],
+        offset=kji[:3, 3],
+        output_shape=reference.array.shape,
+        order=order,
+        mode="constant",
+        cval=fill,
+    )
+    return np.asarray(resampled, dtype=np.float32)

@@ -47,6 +47,7 @@ __all__ = [
     "ModelResult",
     "Progress",
     "SeriesInput",
+    "SeriesRole",
     "Task",
 ]
 
@@ -92,24 +93,87 @@ class Accepts:
 
 
 class SeriesInput:
-    """One series handed to a model: its datasets, and its volume built on first use."""
+    """One series handed to a model: its datasets, and its volume built on first use.
 
-    def __init__(self, datasets: Sequence[Dataset]) -> None:
+    A model that takes several series (``Model.inputs``) gets the first role's series here,
+    which fixes the grid and is what results reference, with the others in ``companions``
+    by role name; :meth:`channels` resamples them all onto this series' grid.
+    """
+
+    def __init__(
+        self, datasets: Sequence[Dataset], companions: Mapping[str, SeriesInput] | None = None
+    ) -> None:
         if not datasets:
             raise InvalidInput("a model input needs at least one image")
         self.datasets = list(datasets)
+        self.companions = dict(companions or {})
 
     @cached_property
     def volume(self) -> Volume:
         return volume_from_datasets(self.datasets)
 
+    def channels(self, roles: Sequence[str]) -> npt.NDArray[np.float32]:
+        """``[len(roles), k, j, i]``: this series for the first role, the companions for the
+        others, each resampled (trilinear, patient coordinates) onto this series' grid."""
+        from radpacs.ai.geometry import resample_onto
+
+        reference = self.volume
+        frame = str(reference.datasets[0].get("FrameOfReferenceUID", ""))
+        stacked = [reference.array.astype(np.float32, copy=False)]
+        for role in roles[1:]:
+            if role not in self.companions:
+                raise InvalidInput(f"the model needs a {role} series and none was given")
+            other = self.companions[role].volume
+            if frame and str(other.datasets[0].get("FrameOfReferenceUID", frame)) != frame:
+                raise InvalidInput(
+                    f"the {role} series has another Frame of Reference than the {roles[0]} "
+                    "series: they cannot be put on one grid"
+                )
+            stacked.append(resample_onto(other, reference))
+        return np.stack(stacked)
+
+
+@dataclass(frozen=True)
+class SeriesRole:
+    """One series a multi-series model takes: a name (T1, FLAIR) and how to recognise it.
+
+    A series plays the role when its modality matches (if given) and its SeriesDescription
+    matches one of ``patterns`` and none of ``exclude`` (shell-style, case-insensitive).
+    """
+
+    name: str
+    patterns: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    modality: str = ""
+
+    def matches(self, modality: str, description: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        text = description.lower()
+        if self.modality and modality.upper() != self.modality.upper():
+            return False
+        return any(fnmatchcase(text, p.lower()) for p in self.patterns) and not any(
+            fnmatchcase(text, p.lower()) for p in self.exclude
+        )
+
 
 @dataclass(frozen=True)
 class ImageClassification:
-    """The class scores of one image."""
+    """The class scores of one image and the classes reported as findings.
+
+    ``findings`` None means single-label: the most probable class is the finding. A
+    multi-label model gives the classes at or above its threshold (possibly none).
+    """
 
     sop_uid: str
     scores: tuple[ClassScore, ...]
+    findings: tuple[ClassScore, ...] | None = None
+
+    @property
+    def coded_findings(self) -> tuple[ClassScore, ...]:
+        if self.findings is not None:
+            return self.findings
+        return (max(self.scores, key=lambda s: s.probability),) if self.scores else ()
 
 
 @dataclass

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from radpacs.ai.discovery import discover_models
-from radpacs.ai.execute import KIND, accepted_series
-from radpacs.ai.interface import ModelRegistry
+from radpacs.ai.execute import KIND, accepted_series, assign_roles
+from radpacs.ai.interface import ModelRegistry, model_json
 from radpacs.archive import Archive, Level, parse_query
 from radpacs.archive.jobs import Job as StoredJob
 from radpacs.archive.jobs import JobState
@@ -178,6 +178,28 @@ class AiService:
         return self.jobs.submit(
             model_name, study_uid, series_uid or "", parameters, trigger, max_attempts
         )
+
+    def models_for_study(self, study_uid: str) -> list[dict[str, Any]]:
+        """Every model with the series of ``study_uid`` it would take (``series``; for a
+        multi-series model the series per role in ``roles``) or why none (``reason``)."""
+        found = []
+        for model in self.registry.models.values():
+            entry: dict[str, Any] = {**model_json(model), "series": [], "reason": ""}
+            roles = getattr(model, "inputs", ())
+            try:
+                if roles:
+                    assigned = assign_roles(self.archive, roles, study_uid)
+                    entry["roles"] = assigned
+                    entry["series"] = [assigned[roles[0].name]]
+                else:
+                    accepted, refused = accepted_series(self.archive, model, study_uid, None)
+                    entry["series"] = accepted
+                    if not accepted:
+                        entry["reason"] = "; ".join(refused) or "the study has no series"
+            except InvalidInput as exc:
+                entry["reason"] = str(exc)
+            found.append(entry)
+        return found
 
     def batch(
         self, model_name: str, params: list[tuple[str, str]], limit: int = 500

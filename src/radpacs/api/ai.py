@@ -33,12 +33,18 @@ class BatchRequest(BaseModel):
 
 
 @router.get("/models")
-def list_models(ai: AiDep) -> dict[str, Any]:
-    """Every model found at start, and the plugins that failed to load."""
-    return {
-        "models": [model_json(m) for m in ai.registry.models.values()],
-        "errors": ai.registry.errors,
-    }
+def list_models(
+    ai: AiDep, study: Annotated[str | None, Query(description="a study UID")] = None
+) -> dict[str, Any]:
+    """Every model found at start, and the plugins that failed to load. With ``study``, each
+    model also says which series of that study it would take (``series``, ``roles``) or
+    why none (``reason``)."""
+    models = (
+        ai.models_for_study(study)
+        if study
+        else [model_json(m) for m in ai.registry.models.values()]
+    )
+    return {"models": models, "errors": ai.registry.errors}
 
 
 @router.post("/jobs", status_code=202)

@@ -4,7 +4,8 @@
   the Options in the JSON body; ``output`` "store" (default) stores the copy as a new
   study and answers its Study Instance UID, "zip" answers the files as application/zip.
   A study of more than ``deid_job_threshold`` instances is stored by a background job:
-  202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives.
+  202 with the job, whose state and progress ``GET /api/deid/jobs/{job_id}`` gives;
+  ``GET /api/deid/jobs`` lists them (``study``, ``limit``, ``offset``).
   Jobs are rows of the one job table (:mod:`radpacs.jobs`): they survive a restart and
   any server process sharing the index answers for them.
 - ``GET /api/deid/pseudonyms/{pseudonym}``: the original patient behind a pseudonym
@@ -17,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -95,6 +96,18 @@ def deidentify_study(
     return JSONResponse(
         {"study_uid": study, "new_study_uid": copy.study_uid, "instances": copy.instances}
     )
+
+
+@router.get("/jobs")
+def deid_jobs_list(
+    jobs: JobsDep,
+    study: Annotated[str | None, Query(description="original Study Instance UID")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, object]:
+    """The de-identification jobs, newest first, with state and progress (any process's)."""
+    found = jobs.find(deid_jobs.KIND, study_uid=study, limit=limit, offset=offset)
+    return {"jobs": [deid_jobs.public(job) for job in found]}
 
 
 @router.get("/jobs/{job_id}")

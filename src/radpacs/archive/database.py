@@ -8,14 +8,18 @@ matching behaves as on PostgreSQL); write transactions take the lock up front
 from __future__ import annotations
 
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["create_index_engine", "migrate"]
+from radpacs.errors import StorageError
+
+__all__ = ["create_index_engine", "database_errors", "migrate"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -57,3 +61,36 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class database_errors:
+    """Translate any SQLAlchemy error raised in the block into one :class:`StorageError`
+    that says what could not be done, keeping the cause: the only place where database
+    errors of the archive become domain errors (the HTTP layer answers 503).
+
+    Example::
+
+        with database_errors("search"):
+            session.execute(statement)
+        # StorageError: the index refused the search: (psycopg.OperationalError) ...
+    """
+
+    __slots__ = ("doing",)
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, SQLAlchemyError):
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            message = f"the index refused the {self.doing}: {reason}"
+            raise StorageError(message) from error

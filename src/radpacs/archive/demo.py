@@ -1,4 +1,5 @@
-"""The workshop demo dataset: one RTDOSE and three RTSTRUCTs, stored and named.
+"""Demo data: the workshop dataset (one RTDOSE and three RTSTRUCTs, stored and named), and
+:func:`sample_ct`, one CT slice every install has (pydicom ships it).
 
 The files live outside the repository, in ``../shared/data/rt-workshop`` beside the
 checkout (:func:`default_demo_dir`), or in a folder given on the command line. Each file
@@ -10,18 +11,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydicom
+
 from radpacs.archive.archive import Archive, Outcome
 from radpacs.archive.names import DatasetNames, NamedInstance
-from radpacs.errors import InvalidInput
+from radpacs.errors import ConfigurationError, InvalidInput
 
-__all__ = ["dataset_name", "default_demo_dir", "load_demo"]
+__all__ = ["SAMPLE_CT_NAME", "dataset_name", "default_demo_dir", "load_demo", "sample_ct"]
+
+SAMPLE_CT_NAME = "CT_small.dcm"
+
+
+def sample_ct() -> Path:
+    """pydicom's ``CT_small.dcm`` (128x128 CT, Patient Name ``CompressedSamples^CT1``), read
+    from pydicom's own folder; ConfigurationError if this pydicom build lacks it."""
+    path = Path(pydicom.__file__).parent / "data" / "test_files" / SAMPLE_CT_NAME
+    if not path.is_file():
+        raise ConfigurationError(f"pydicom's sample {SAMPLE_CT_NAME} is not installed ({path})")
+    return path
 
 
 def default_demo_dir() -> Path | None:
-    """``../shared/data/rt-workshop`` relative to the repository, when that folder exists."""
+    """``shared/data/rt-workshop`` beside the repository (``../shared``) or beside a folder
+    above it (a worktree in ``wt/NAME``), when that folder exists."""
     repository = Path(__file__).resolve().parents[3]
-    folder = repository.parent / "shared" / "data" / "rt-workshop"
-    return folder if folder.is_dir() else None
+    for folder in repository.parents:
+        candidate = folder / "shared" / "data" / "rt-workshop"
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def dataset_name(path: Path) -> str:

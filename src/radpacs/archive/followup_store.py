@@ -1,6 +1,6 @@
 """Follow-up tables and their store: sources, findings, corrections, computed results.
 
-Tables (migration 0006), on the one declarative :class:`~radpacs.archive.index.Base`:
+Tables (migration 0007), on the one declarative :class:`~radpacs.archive.index.Base`:
 
 - ``followup_source``: one row per stored SEG/RTSTRUCT/SR that was read for follow-up, with
   its patient, the digest of the file read, state (``ok``, ``refused``, or ``skipped`` for

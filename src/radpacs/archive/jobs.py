@@ -27,7 +27,18 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Engine, Index, Integer, String, Text, select, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Text,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -297,7 +308,8 @@ class JobStore:
         return [job_id for job_id, beat in rows if (_aware(beat) or limit) <= limit]
 
     def claim(self, job_id: str) -> Job | None:
-        """Mark a queued job running (one more attempt); None if it is not queued any more."""
+        """Mark a queued job running (one more attempt); None if it is not queued any more
+        or its back-off has not passed (an early copy of its id: the scheduled one runs it)."""
         now = utc_now()
         with self._transaction() as session:
             claimed: Any = session.execute(
@@ -306,6 +318,7 @@ class JobStore:
                     JobRow.id == job_id,
                     JobRow.state == JobState.QUEUED.value,
                     JobRow.cancel_requested.is_(False),
+                    or_(JobRow.next_attempt_at.is_(None), JobRow.next_attempt_at <= now),
                 )
                 .values(
                     state=JobState.RUNNING.value,
@@ -345,14 +358,19 @@ class JobStore:
             )
 
     def succeed(
-        self, job_id: str, result: dict[str, Any] | None = None, output: str | None = None
+        self,
+        job_id: str,
+        result: dict[str, Any] | None = None,
+        output: str | None = None,
+        attempt: int | None = None,
     ) -> None:
-        """Record the result of a running job (a job no longer running is left alone)."""
+        """Record the result of a running job. A job no longer running, or (given
+        ``attempt``) running another attempt since, is left alone."""
         with self._transaction() as session:
             row = session.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            if row.state != JobState.RUNNING.value:
+            if row.state != JobState.RUNNING.value or attempt not in (None, row.attempts):
                 return
             row.state = JobState.SUCCEEDED.value
             row.done = max(row.done, row.total)
@@ -361,13 +379,18 @@ class JobStore:
             row.output = output
             row.finished_at = utc_now()
 
-    def fail(self, job_id: str, error: str, retry_in: float | None) -> Job:
-        """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed."""
+    def fail(
+        self, job_id: str, error: str, retry_in: float | None, attempt: int | None = None
+    ) -> Job:
+        """Record a failed attempt: back to queued after ``retry_in`` seconds, else failed.
+        Given ``attempt``, a job that is no longer running that attempt is left alone."""
         with self._transaction() as session:
             row = session.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            _fail_row(row, error, retry_in)
+            stale = row.state != JobState.RUNNING.value or row.attempts != attempt
+            if attempt is None or not stale:
+                _fail_row(row, error, retry_in)
             session.flush()
             return Job.of(row)
 

@@ -5,12 +5,16 @@ matching keys (keyword or tag), ``includefield``, ``fuzzymatching``, ``limit`` a
 Matching follows PS3.4 C.2.2.2: single value, wildcards ``*`` and ``?``, UID lists, and date,
 time and datetime ranges (``A-B``, ``A-``, ``-B``). Person names match case-insensitively;
 with ``fuzzymatching=true`` each word of the value must start one of the name's components.
+The keys of :data:`ATTRIBUTES` are columns of the index (fast); any other attribute is matched
+on the stored DICOM JSON of the instances (:attr:`Query.residual`): a series or study matches
+when one of its instances does. Sequences cannot be matched.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -20,10 +24,22 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from radpacs.archive.index import Instance, Patient, Series, Study
 from radpacs.archive.ingest import normalize_datetime, normalize_time
-from radpacs.dicom.tags import keyword_of, resolve_tag
+from radpacs.dicom.tags import keyword_of, resolve_tag, tag_hex, vr_of
 from radpacs.errors import InvalidQuery
 
-__all__ = ["ATTRIBUTES", "Attribute", "Kind", "Level", "Query", "parse_query"]
+__all__ = [
+    "ATTRIBUTES",
+    "Attribute",
+    "Kind",
+    "Level",
+    "Query",
+    "ResidualMatch",
+    "parse_patient_query",
+    "parse_query",
+]
+
+ResidualMatch = Callable[[dict[str, Any]], bool]
+"""A test of one stored instance's DICOM JSON, for a key the index does not hold."""
 
 
 class Level(StrEnum):
@@ -141,6 +157,7 @@ class Query:
     limit: int = 1000
     offset: int = 0
     limited_by_server: bool = False
+    residual: list[ResidualMatch] = field(default_factory=list)  # keys matched on metadata
 
     def returned(self, attribute: Attribute) -> bool:
         """Whether an indexed attribute appears in each result of this query."""
@@ -270,6 +287,81 @@ def _condition(attribute: Attribute, value: str, fuzzy: bool) -> ColumnElement[b
     return _text_condition(column, value)
 
 
+_NUMERIC_VRS = {"IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"}
+
+
+def _value_test(tag: int, vr: str, value: str, fuzzy: bool) -> Callable[[Any], bool]:
+    """A test of one value of a stored attribute against a QIDO-RS matching value (PS3.4
+    C.2.2.2, as for the indexed keys: wildcards, UID lists, ranges, person names)."""
+    keyword = keyword_of(tag)
+    if vr == "UI":
+        uids = {uid.strip() for uid in re.split(r"[,\\]", value) if uid.strip()}
+        return lambda stored: str(stored) in uids
+    if vr in _NUMERIC_VRS:
+        try:
+            numbers = {float(part) for part in re.split(r"[,\\]", value) if part.strip()}
+        except ValueError:
+            raise InvalidQuery(f"{keyword}={value!r} is not a number") from None
+        return lambda stored: _number(stored) in numbers
+    if vr in ("DA", "TM", "DT"):
+        normalize: Callable[[str], str] = {
+            "DA": _normalize_date,
+            "TM": normalize_time,
+            "DT": normalize_datetime,
+        }[vr]
+        ranged = value.count("-") == 1
+        low_text, dash, high_text = value.partition("-") if ranged else (value, "", "")
+        low = normalize(low_text.strip()) if low_text.strip() else ""
+        high = normalize(high_text.strip()) if high_text.strip() else ""
+        if (low_text.strip() and not low) or (high_text.strip() and not high):
+            raise InvalidQuery(f"{keyword}={value!r} is not a valid value or range")
+        if not dash:
+            return lambda stored: normalize(str(stored)) == low
+        return lambda stored: (
+            bool(normalize(str(stored)))
+            and (
+                (not low or normalize(str(stored)) >= low)
+                and (not high or normalize(str(stored))[: len(high)] <= high)
+            )
+        )
+    if vr == "PN":
+        pattern = value.lower()
+        words = [word for word in re.split(r"[\s^=,]+", pattern.replace("*", "")) if word]
+
+        def person(stored: Any) -> bool:
+            name = str(stored.get("Alphabetic", "") if isinstance(stored, dict) else stored)
+            name = name.lower()
+            if fuzzy and words:
+                parts = re.split(r"[\s^]+", name)
+                return all(any(part.startswith(word) for part in parts) for word in words)
+            return fnmatch.fnmatchcase(name, pattern)
+
+        return person
+    return lambda stored: fnmatch.fnmatchcase(str(stored), value)
+
+
+def _number(stored: Any) -> float | None:
+    try:
+        return float(stored)
+    except (TypeError, ValueError):
+        return None
+
+
+def _residual(tag: int, value: str, fuzzy: bool) -> ResidualMatch:
+    """Match a key the index does not hold on an instance's stored DICOM JSON."""
+    vr = vr_of(tag)
+    if vr == "SQ":
+        raise InvalidQuery(f"matching on the sequence {keyword_of(tag)} is not supported")
+    test = _value_test(tag, vr, value, fuzzy)
+    key = tag_hex(tag)
+
+    def matches(metadata: dict[str, Any]) -> bool:
+        values = (metadata.get(key) or {}).get("Value") or []
+        return any(test(item) for item in values if item is not None)
+
+    return matches
+
+
 def parse_query(
     level: Level,
     params: Iterable[tuple[str, str]],
@@ -282,6 +374,7 @@ def parse_query(
     query = Query(level=level, study_uid=study_uid, series_uid=series_uid, limit=max_results)
     pairs = list(params)
     matches: list[tuple[Attribute, str]] = []
+    unindexed: list[tuple[int, str]] = []
     for name, value in pairs:
         if name == "fuzzymatching":
             if value.lower() not in ("true", "false"):
@@ -302,13 +395,11 @@ def parse_query(
         else:
             tag = resolve_tag(name)
             attribute = ATTRIBUTES.get(tag)
-            if attribute is None:
-                raise InvalidQuery(
-                    f"matching on {keyword_of(tag)} is not supported; supported keys: "
-                    + ", ".join(
-                        a.keyword for a in ATTRIBUTES.values() if a.kind is not Kind.COMPUTED
-                    )
-                )
+            if attribute is None:  # not indexed: matched on the stored metadata
+                query.include.add(tag)
+                if value.strip():
+                    unindexed.append((tag, value.strip()))
+                continue
             if attribute.level.depth > level.depth:
                 raise InvalidQuery(
                     f"{attribute.keyword} is a {attribute.level.value}-level attribute and cannot "
@@ -321,8 +412,29 @@ def parse_query(
     for attribute, value in matches:
         if value.strip():
             query.conditions.append(_condition(attribute, value.strip(), query.fuzzy))
+    query.residual = [_residual(tag, value, query.fuzzy) for tag, value in unindexed]
     if study_uid:
         query.conditions.append(Study.study_uid == study_uid)
     if series_uid:
         query.conditions.append(Series.series_uid == series_uid)
     return query
+
+
+def parse_patient_query(params: Iterable[tuple[str, str]], *, max_results: int = 1000) -> Query:
+    """A patient-level search (beyond PS3.18, which searches from the study level down): only
+    the patient attributes the index holds can be matched; the paging parameters as usual."""
+    pairs = list(params)
+    for name, _value in pairs:
+        if name in _PARAMETERS:
+            continue
+        attribute = ATTRIBUTES.get(resolve_tag(name))
+        if attribute is None or attribute.column is None or attribute.column.class_ is not Patient:
+            raise InvalidQuery(
+                f"{name} cannot be matched in a patient search; patient keys: "
+                + ", ".join(
+                    a.keyword
+                    for a in ATTRIBUTES.values()
+                    if a.column is not None and a.column.class_ is Patient
+                )
+            )
+    return parse_query(Level.STUDY, pairs, max_results=max_results)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from radpacs.auth.roles import Permission
 
-__all__ = ["POLICY", "Rule", "rule_for"]
+__all__ = ["POLICY", "WORKSHOP_OPEN", "Rule", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(P.PUBLIC),
     ("GET", "/followup"): Rule(P.PUBLIC),
     ("GET", "/tracking"): Rule(P.PUBLIC),
+    ("GET", "/rt"): Rule(P.PUBLIC),
+    ("GET", "/favicon.ico"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
     ("GET", "/viewer/{path:path}"): Rule(P.PUBLIC),
     ("MOUNT", "/static"): Rule(P.PUBLIC),
@@ -62,6 +64,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_DW}/studies"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/series"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/instances"): Rule(P.READ, "search"),
+    ("GET", f"{_DW}/patients"): Rule(P.READ, "search"),  # beyond PS3.18
     ("GET", f"{_STUDY}/series"): Rule(P.READ, "search"),
     ("GET", f"{_STUDY}/instances"): Rule(P.READ, "search"),
     ("GET", f"{_SERIES}/instances"): Rule(P.READ, "search"),
@@ -79,6 +82,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_INSTANCE}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/rendered"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_STUDY}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    # the same by a series or instance UID alone (beyond PS3.18; dicomweb/by_uid.py)
+    ("GET", f"{_DW}/series/{{series}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/series/{{series}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/series/{{series}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/series/{{series}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}"): Rule(P.READ, "retrieve"),
+    ("GET", f"{_DW}/instances/{{instance}}/metadata"): Rule(P.READ, "retrieve-metadata"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}"): Rule(P.READ, "retrieve-frames"),
+    ("GET", f"{_DW}/instances/{{instance}}/rendered"): Rule(P.READ, "retrieve-rendered"),
+    ("GET", f"{_DW}/instances/{{instance}}/frames/{{frames}}/rendered"): Rule(
+        P.READ, "retrieve-rendered"
+    ),
+    ("GET", f"{_DW}/instances/{{instance}}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_SERIES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_INSTANCE}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
     ("GET", f"{_FRAMES}/thumbnail"): Rule(P.READ, "retrieve-rendered"),
@@ -98,9 +114,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/anonymize"): Rule(P.COMPUTE, "anonymize"),
     # de-identified copies of stored studies are written into the archive: STORE
     ("POST", "/api/deid/studies/{study}"): Rule(P.STORE, "deid-study"),
+    ("GET", "/api/deid/jobs"): Rule(P.READ, "deid-job-list"),
     ("GET", "/api/deid/jobs/{job_id}"): Rule(P.READ, "deid-job-read"),
     ("POST", "/api/dvh"): Rule(P.COMPUTE, "dvh"),
     ("POST", "/api/rt/dvh"): Rule(P.COMPUTE, "dvh"),
+    ("POST", "/api/rt/dvh/store"): Rule(P.STORE, "dvh-store"),
+    ("GET", "/api/rt/studies/{study}/objects"): Rule(P.READ, "rt-objects"),
+    ("GET", "/api/rt/plans/{plan}/statistics"): Rule(P.READ, "dvh"),
     ("POST", "/api/dvh/plot"): Rule(P.COMPUTE, "dvh-plot"),
     # AI models and jobs: results are written into the archive, so running a job needs STORE
     ("GET", "/api/ai/models"): Rule(P.READ),
@@ -125,6 +145,19 @@ POLICY: dict[tuple[str, str], Rule] = {
         P.STORE, "followup-correct"
     ),
     ("POST", "/api/followup/patients/{patient_id}/sr"): Rule(P.STORE, "followup-sr"),
+    # the DICOM node: querying remote nodes reads; retrieving writes into the archive;
+    # sending patient data out to another node is an administrator's decision
+    ("GET", "/api/dimse/nodes"): Rule(P.READ),
+    ("POST", "/api/dimse/nodes/{node}/echo"): Rule(P.READ, "dimse-echo-scu"),
+    ("POST", "/api/dimse/nodes/{node}/query"): Rule(P.READ, "dimse-query-scu"),
+    ("POST", "/api/dimse/nodes/{node}/send"): Rule(P.MANAGE, "dimse-send-scu"),
+    ("POST", "/api/dimse/nodes/{node}/retrieve"): Rule(P.STORE, "dimse-retrieve-scu"),
+    ("GET", "/api/dimse/jobs"): Rule(P.READ),
+    ("GET", "/api/dimse/jobs/{job_id}"): Rule(P.READ),
+    # the modality worklist: scheduling is writing, reading it is reading patient data
+    ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
+    ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
+    ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),
@@ -135,9 +168,22 @@ POLICY: dict[tuple[str, str], Rule] = {
 }
 
 
-def rule_for(method: str, template: str) -> Rule | None:
-    """The rule of a route; HEAD follows GET. None means the route is not in the table."""
+#: The compute routes that read no stored data: the workshop preset (``workshop`` setting,
+#: ``radpacs serve --workshop``) opens them without a token, as the workshop API did. They
+#: are still audited; nothing else changes, and with the default settings nothing does.
+WORKSHOP_OPEN: frozenset[tuple[str, str]] = frozenset(
+    {("POST", "/api/anonymize"), ("POST", "/api/dvh"), ("POST", "/api/dvh/plot")}
+)
+
+
+def rule_for(method: str, template: str, *, workshop: bool = False) -> Rule | None:
+    """The rule of a route; HEAD follows GET. None means the route is not in the table.
+
+    With ``workshop`` the routes of :data:`WORKSHOP_OPEN` are public (same audit action).
+    """
     rule = POLICY.get((method.upper(), template))
     if rule is None and method.upper() == "HEAD":
         rule = POLICY.get(("GET", template))
+    if workshop and rule is not None and (method.upper(), template) in WORKSHOP_OPEN:
+        return Rule(Permission.PUBLIC, rule.action)
     return rule

@@ -1,6 +1,7 @@
 """The ``radpacs`` command: one module per command group.
 
 - :mod:`.serve`: ``serve``, ``check`` (the server and its storage)
+- :mod:`.storage`: ``storage migrate`` (files between the folder and S3)
 - :mod:`.ai`: ``worker`` (runs AI jobs) and ``ai`` (models and jobs on a server)
 - :mod:`.users`: ``user add|list|remove``, ``load-demo``
 - :mod:`.client`: ``login``, ``upload``, ``query``, ``retrieve``/``download``, ``delete``,
@@ -9,6 +10,8 @@
 - :mod:`.deid`: ``anonymize``
 - :mod:`.followup`: ``followup list|show|export|sr`` (a server's follow-up)
 - :mod:`.viewer`: ``viewer install|status``
+- :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
+- :mod:`.dimse`: ``dimse`` (the DICOM node alone) and ``dimse echo|query|send|retrieve|job``
 
 Options shared by several commands are declared once in :mod:`.options`. Every group adds
 itself with ``register(app)``.
@@ -29,6 +32,7 @@ app = typer.Typer(
     help="radpacs: a DICOMweb archive for radiology, radiotherapy and AI research.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: rich panels print flags as "--help <bool>"
 )
 
 
@@ -48,7 +52,19 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, dvh, followup, serve, users, viewer
+    from radpacs.cli import (
+        ai,
+        client,
+        deid,
+        demo,
+        dimse,
+        dvh,
+        followup,
+        serve,
+        storage,
+        users,
+        viewer,
+    )
 
     serve.register(app)
     ai.register_worker(app)
@@ -59,6 +75,9 @@ def _register_groups() -> None:
     deid.register(app)
     followup.register(app)
     viewer.register(app)
+    demo.register(app)
+    dimse.register(app)
+    storage.register(app)
 
 
 _register_groups()

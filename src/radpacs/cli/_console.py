@@ -31,12 +31,15 @@ if TYPE_CHECKING:
     from radpacs.client import RadpacsClient
 
 __all__ = [
+    "LOGIN_HINT",
     "client",
+    "describe",
     "emit_json",
     "err",
     "format_number",
     "interactive",
     "out",
+    "print_table",
     "progress",
     "request_errors",
     "table",
@@ -64,15 +67,41 @@ def client(url: str | None, token: str | None, **options: Any) -> RadpacsClient:
     return RadpacsClient.from_config(url, token, **options)
 
 
+LOGIN_HINT = (
+    "not logged in, or the token expired or was revoked: run `radpacs login` "
+    "(or give --token / RADPACS_TOKEN)"
+)
+
+
+def describe(exc: Exception) -> str:
+    """A failed request in words: the server's ``detail`` rather than its JSON body."""
+    from radpacs.errors import RadpacsRequestError
+
+    if not isinstance(exc, RadpacsRequestError):
+        return str(exc)
+    detail = exc.text.strip()
+    try:
+        body = json.loads(detail)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        detail = body["detail"]
+    status = f"HTTP {exc.status_code}" if exc.status_code is not None else "no response"
+    return f"{exc.method} {exc.path}: {status}: {detail or '(empty body)'}"
+
+
 @contextmanager
 def request_errors() -> Iterator[None]:
-    """Turn a failed request into a one-line message on stderr and exit code 2."""
-    from radpacs.errors import RadpacsError
+    """Turn a failed request into a message on stderr and exit code 2; a 401 says to run
+    ``radpacs login``."""
+    from radpacs.errors import RadpacsError, RadpacsRequestError
 
     try:
         yield
     except RadpacsError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {describe(exc)}", markup=True, highlight=False)
+        if isinstance(exc, RadpacsRequestError) and exc.status_code == 401:
+            err.print(LOGIN_HINT, highlight=False)
         raise typer.Exit(code=2) from exc
 
 
@@ -96,11 +125,32 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
 
 
 def table(*columns: str, title: str | None = None) -> Table:
-    """A table whose cells fold rather than cut: UIDs are shown whole."""
+    """A table whose UID columns never wrap (a UID is copied whole, from one line) and whose
+    other cells fold; print it with :func:`print_table`."""
     shown = Table(title=title)
     for column in columns:
-        shown.add_column(column, overflow="fold")
+        whole = "UID" in column
+        shown.add_column(column, no_wrap=whole, overflow="ignore" if whole else "fold")
     return shown
+
+
+_FOLDED_COLUMN_WIDTH = 10  # what a folding column keeps when the UIDs need the room
+
+
+def print_table(shown: Table) -> None:
+    """Print on stdout as wide as the terminal, or wider when the UID columns need it (the
+    terminal then wraps the line, but no UID is cut by a line break)."""
+    console = out()
+    needed = 1
+    for column in shown.columns:
+        if column.no_wrap:
+            lengths = [len(str(cell)) for cell in column.cells] + [len(str(column.header))]
+            needed += max(lengths) + 3
+        else:
+            needed += _FOLDED_COLUMN_WIDTH + 3
+    if needed > console.width:
+        console = Console(width=needed)
+    console.print(shown)
 
 
 def text(value: Any) -> str:

@@ -47,7 +47,9 @@ def worker_command(
     run_worker(settings)
 
 
-ai_app = typer.Typer(help="AI models and jobs on the server (/api/ai).", no_args_is_help=True)
+ai_app = typer.Typer(
+    help="AI models and jobs on the server (/api/ai).", no_args_is_help=True, rich_markup_mode=None
+)
 
 _JOB_COLUMNS = ["id", "model", "state", "progress", "study", "series", "created_at", "error"]
 
@@ -70,7 +72,7 @@ def _show_job(job: AiJob, as_json: bool) -> None:
         table = console.table("modality", "series", title="result series")
         for entry in job.result_series:
             table.add_row(console.text(entry.get("modality")), console.text(entry.get("series")))
-        console.out().print(table)
+        console.print_table(table)
 
 
 def _parameters(items: list[str] | None) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def ai_models(
     for model in catalog.models:
         accepts = ", ".join(f"{key}={console.text(value)}" for key, value in model.accepts.items())
         table.add_row(model.name, model.version, model.task, accepts, model.description)
-    console.out().print(table)
+    console.print_table(table)
     for source, reason in catalog.errors.items():
         console.err.print(f"[yellow]not loaded:[/yellow] {source}: {reason}", highlight=False)
 

@@ -63,15 +63,17 @@ def keyword_view(match: SearchMatch) -> dict[str, Any]:
 
 
 def login(
-    url: Annotated[str, typer.Option("--url", prompt="Server URL", help="Server root URL.")],
+    url: UrlOption = None,
     username: Annotated[
-        str | None, typer.Option("--username", "-u", help="Account name (prompted).")
+        str | None,
+        typer.Option("--username", "-u", help="Account name (asked on a terminal)."),
     ] = None,
     password: Annotated[
         str | None,
         typer.Option(
             "--password",
-            help="Password (prompted, hidden; or env RADPACS_PASSWORD).",
+            help="Password [env RADPACS_PASSWORD; else read from stdin when it is not a "
+            "terminal; else asked, hidden].",
             envvar="RADPACS_PASSWORD",
         ),
     ] = None,
@@ -79,18 +81,49 @@ def login(
         str | None, typer.Option("--token", help="Save this token instead of logging in.")
     ] = None,
 ) -> None:
-    """Log in (POST /api/auth) and save the URL and token in the user config file (mode 0600)."""
-    from radpacs.client.config import write_config
+    """Log in (POST /api/auth) and save the URL and token in the user config file (mode 0600).
 
-    with console.request_errors():
-        with console.client(url, token) as client:
-            if token is None:
-                username = username or typer.prompt("Username")
-                password = password or typer.prompt("Password", hide_input=True)
+    The URL is --url, else RADPACS_URL, else the one the last login saved, else
+    http://127.0.0.1:8080. In a script: printf '%s\\n' "$PASSWORD" | radpacs login -u alice
+    """
+    from radpacs.client.config import resolve, write_config
+    from radpacs.errors import RadpacsRequestError
+
+    server = resolve(url).url
+    if token is None:
+        username = username or _ask("Username", "--username (-u)")
+        if password is None and not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                console.err.print("error: standard input holds no password (one line expected)")
+                raise typer.Exit(code=2)
+        password = password or _ask("Password", "--password or RADPACS_PASSWORD", hide=True)
+    with console.request_errors(), console.client(server, token) as client:
+        if token is None:
+            assert username is not None and password is not None
+            try:
                 token = client.login(username, password)
-            client.status()  # the server answers at that URL
-        path = write_config(url.rstrip("/"), token)
-    console.err.print(f"logged in to {url}; saved in {path}", highlight=False)
+            except RadpacsRequestError as exc:
+                if exc.status_code != 401:
+                    raise
+                console.err.print(
+                    f"error: {server} refused the login: wrong user name or password "
+                    f"({console.describe(exc)})",
+                    highlight=False,
+                )
+                raise typer.Exit(code=2) from exc
+        client.status()  # the server answers at that URL
+        path = write_config(server, token)
+    console.err.print(f"logged in to {server}; saved in {path}", highlight=False)
+
+
+def _ask(prompt: str, option: str, hide: bool = False) -> str:
+    """Ask on a terminal; off a terminal (a script), say which option to give and exit 2."""
+    if not sys.stdin.isatty():
+        console.err.print(f"error: {prompt.lower()} needed: give {option}", highlight=False)
+        raise typer.Exit(code=2)
+    answer: str = typer.prompt(prompt, hide_input=hide)
+    return answer
 
 
 def upload(
@@ -103,11 +136,22 @@ def upload(
         bool,
         typer.Option(help="Ask the server which instances it has and send only the others."),
     ] = True,
+    ignore_non_dicom: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-non-dicom",
+            help="Files that are not DICOM (notes, DICOMDIR, images) do not count as failures.",
+        ),
+    ] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,
     batch_size: Annotated[int, typer.Option(min=1, help="Instances per STOW-RS request.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Store files, folders and zips (STOW-RS, in parallel batches); exit 1 if any failed."""
+    """Store files, folders and zips (STOW-RS, in parallel batches).
+
+    Exit 1 when anything was not stored (a failure, or a file that is not DICOM unless
+    --ignore-non-dicom); each such file is listed with the reason.
+    """
     from radpacs.client.sources import collect
 
     with console.request_errors():
@@ -122,16 +166,21 @@ def upload(
                 sources, skip_existing=skip_existing, progress=lambda done: advance(len(done))
             )
     counts = summary.counts()
+    not_stored = summary.failed + ([] if ignore_non_dicom else summary.not_dicom)
     if as_json or not console.interactive():
         console.emit_json({"counts": counts, "items": summary.model_dump(mode="json")["items"]})
+        for item in not_stored:
+            console.err.print(f"not stored: {item.source}: {item.reason}", highlight=False)
     else:
         console.out().print(", ".join(f"{name} {count}" for name, count in counts.items()))
-        if summary.failed:
-            table = console.table("file", "SOP Instance UID", "reason", title="failed")
-            for item in summary.failed:
+        if not_stored:
+            table = console.table(
+                "file", "SOP Instance UID", "reason", title=f"{len(not_stored)} not stored"
+            )
+            for item in not_stored:
                 table.add_row(item.source, item.sop_instance_uid, item.reason)
-            console.out().print(table)
-    if not summary.ok:
+            console.print_table(table)
+    if not_stored:
         raise typer.Exit(code=1)
 
 
@@ -177,7 +226,7 @@ def query(
     table = console.table(*columns, title=f"{len(matches)} {level}")
     for match in matches:
         table.add_row(*(console.text(match.values(column) or None) for column in columns))
-    console.out().print(table)
+    console.print_table(table)
 
 
 def _expected_instances(client: RadpacsClient, study: str, series: str | None) -> int | None:
@@ -247,7 +296,7 @@ def status(url: UrlOption = None, token: TokenOption = None, as_json: JsonOption
     else:
         table = console.table("server", "status", "version", *report.counts)
         table.add_row(report.url, report.status, report.version, *map(str, report.counts.values()))
-        console.out().print(table)
+        console.print_table(table)
     if report.status != "ok":
         raise typer.Exit(code=1)
 

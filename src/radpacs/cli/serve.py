@@ -25,6 +25,11 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     workers: Annotated[int | None, typer.Option(help="Server processes.")] = None,
+    dimse: Annotated[
+        bool | None,
+        typer.Option("--dimse/--no-dimse", help="Also listen for DICOM associations (default)."),
+    ] = None,
+    dimse_port: Annotated[int | None, typer.Option(help="DICOM port (default 11112).")] = None,
     duplicate_policy: Annotated[
         DuplicatePolicy | None,
         typer.Option(help="What to do with a different object under a known UID."),
@@ -45,6 +50,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Store and name the RT workshop datasets first.")
     ] = False,
+    workshop: Annotated[
+        bool,
+        typer.Option(
+            "--workshop",
+            help="The RT workshop preset: --demo, --open-enrolment, and /api/anonymize, "
+            "/api/dvh, /api/dvh/plot without a token (docs/auth.md).",
+        ),
+    ] = False,
     demo_dir: Annotated[
         Path | None, typer.Option(help="The rt-workshop folder for --demo.")
     ] = None,
@@ -55,6 +68,7 @@ def serve(
     from radpacs.app import create_app
     from radpacs.archive import Archive
     from radpacs.cli.users import load_demo_into, login_hint
+    from radpacs.dimse.service import start_node
     from radpacs.logs import logging_config
 
     overrides = {
@@ -63,13 +77,19 @@ def serve(
         "data_dir": data_dir,
         "database_url": database_url,
         "workers": workers,
+        "dimse_enabled": dimse,
+        "dimse_port": dimse_port,
         "duplicate_policy": duplicate_policy,
         "auth_enabled": auth,
         "open_enrolment": open_enrolment,
     }
+    if workshop:
+        overrides["workshop"] = True
+        if open_enrolment is None:
+            overrides["open_enrolment"] = True
     settings = load_settings(**overrides)
     with Archive.from_settings(settings) as archive:  # create and migrate, before any worker
-        if demo:
+        if demo or settings.workshop:
             names = load_demo_into(archive, demo_dir)
             typer.echo(f"demo datasets: {', '.join(names)}")
         hint = login_hint(settings, archive)
@@ -78,6 +98,16 @@ def serve(
         f"(DICOMweb at /dicom-web, data in {settings.data_dir.resolve()})"
     )
     typer.echo(hint)
+    try:
+        logging_config(settings, per_process=settings.workers > 1)  # a bad log_config file
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if settings.dimse_enabled:
+        typer.echo(
+            f"DICOM node {settings.dimse_ae_title} on "
+            f"{settings.dimse_listen_host}:{settings.dimse_port} (--no-dimse turns it off)"
+        )
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -91,16 +121,21 @@ def serve(
     for name, value in overrides.items():  # workers rebuild the settings from the environment
         if value is not None:
             os.environ[f"RADPACS_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "radpacs.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=logging_config(settings, per_process=True),
-        **proxy_options(settings),
-    )
+    close_dimse = start_node(settings) if settings.dimse_enabled else None  # in this parent
+    try:
+        uvicorn.run(
+            "radpacs.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=logging_config(settings, per_process=True),
+            **proxy_options(settings),
+        )
+    finally:
+        if close_dimse is not None:
+            close_dimse()
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:

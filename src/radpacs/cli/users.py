@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["load_demo_into", "register", "user_app"]
 
 user_app = typer.Typer(
-    help="Manage accounts (admin, uploader, reader, service).", no_args_is_help=True
+    help="Manage accounts (admin, uploader, reader, service).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

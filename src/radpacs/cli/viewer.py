@@ -17,7 +17,9 @@ from radpacs.web.ohif import OHIF_VERSION, install_viewer, installed_version, vi
 
 __all__ = ["register"]
 
-viewer_app = typer.Typer(help="The OHIF viewer served at /viewer/.", no_args_is_help=True)
+viewer_app = typer.Typer(
+    help="The OHIF viewer served at /viewer/.", no_args_is_help=True, rich_markup_mode=None
+)
 
 Folder = Annotated[
     Path | None, typer.Option("--viewer-dir", help="Where to put OHIF (setting viewer_dir).")

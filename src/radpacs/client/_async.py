@@ -62,6 +62,7 @@ class AsyncRadpacsClient:
         batch_instances: int = 50,
         batch_bytes: int = 32 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -76,7 +77,11 @@ class AsyncRadpacsClient:
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
+        if token and auth is not None:
+            raise ValueError("give a token or HTTP Basic credentials (auth=), not both")
         self.token = token
+        if auth is not None:  # until a token (login) replaces them
+            self._http.headers["Authorization"] = _core.basic_authorization(*auth)
 
     @classmethod
     def from_config(
@@ -220,6 +225,25 @@ class AsyncRadpacsClient:
     ) -> list[SearchMatch]:
         """Every match of a QIDO-RS search, following the server's paging."""
         return [match async for match in self.iter_search(level, filters, **options)]
+
+    async def find_one(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        *,
+        study: str | None = None,
+        series: str | None = None,
+        **named: str,
+    ) -> SearchMatch | None:
+        """The one match of a QIDO-RS search, None when nothing matches; ValueError when
+        more than one does (see :meth:`RadpacsClient.find_one`)."""
+        pairs = _core.find_one_filters(filters, named)
+        found = await self.search(level, pairs, study=study, series=series, limit=2)
+        return _core.only_match(level, pairs, found)
+
+    async def find_one_study(self, **filters: str) -> SearchMatch | None:
+        """:meth:`find_one` at the study level (the DPAT client's ``find_one_study``)."""
+        return await self.find_one("studies", list(filters.items()))
 
     # ------------------------------------------------------------------ WADO-RS
 
@@ -387,6 +411,45 @@ class AsyncRadpacsClient:
         call = _core.ai_batch_call(model, query or {}, limit)
         return AiBatch.model_validate((await self.request(call)).json())
 
+    # ------------------------------------------------------------- DICOM node (DIMSE)
+
+    async def dimse_echo(self, node: str) -> dict[str, Any]:
+        """C-ECHO a configured node through the server; RadpacsRequestError 502 if it fails."""
+        result: dict[str, Any] = (await self.request(_core.dimse_echo_call(node))).json()
+        return result
+
+    async def dimse_query(
+        self, node: str, keys: Mapping[str, str], level: str = "STUDY"
+    ) -> list[dict[str, Any]]:
+        """C-FIND a configured node (study root); the matches as DICOM JSON objects."""
+        call = _core.dimse_query_call(node, level, keys)
+        found: list[dict[str, Any]] = (await self.request(call)).json()
+        return found
+
+    async def dimse_send(self, node: str, study: str, series: str | None = None) -> dict[str, Any]:
+        """Queue a C-STORE of a study or series to a node; the job."""
+        call = _core.dimse_transfer_call(node, "send", study, series)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_retrieve(
+        self,
+        node: str,
+        study: str,
+        series: str | None = None,
+        *,
+        method: str = "move",
+        destination: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a C-MOVE (to radpacs by default) or C-GET from a node; the job."""
+        call = _core.dimse_transfer_call(node, "retrieve", study, series, method, destination)
+        job: dict[str, Any] = (await self.request(call)).json()
+        return job
+
+    async def dimse_job(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = (await self.request(_core.dimse_job_call(job_id))).json()
+        return job
+
     # ------------------------------------------------------------------ REST API
 
     async def followup_patients(
@@ -429,6 +492,33 @@ class AsyncRadpacsClient:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
         return DVHResult.from_answer((await self.request(call)).json())
+
+    async def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((await self.request(call)).json())
+
+    async def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((await self.request(_core.rt_objects_call(study))).json())
+
+    async def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((await self.request(call)).json())
 
     async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

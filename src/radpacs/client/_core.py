@@ -8,6 +8,7 @@ tasks). Keeping all protocol knowledge in this module keeps the two in step.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -247,7 +248,12 @@ class PreparedBatch:
                 item.outcome = _outcome(item, Outcome.FAILED, f"cannot read: {exc}")
             else:
                 if not looks_like_dicom(item.data):
-                    item.outcome = _outcome(item, Outcome.NOT_DICOM)
+                    why = (
+                        "empty file"
+                        if not item.data
+                        else "not a DICOM file: no DICM prefix at byte 128"
+                    )
+                    item.outcome = _outcome(item, Outcome.NOT_DICOM, why)
                     item.data = b""
                 else:
                     item.uid = _sop_uid(item.data)
@@ -473,6 +479,43 @@ def delete_call(study: str, series: str | None = None, sop: str | None = None) -
     return Call("DELETE", dicomweb_path(study, series, sop))
 
 
+#: The DPAT client's filter names (seed 002), read as the DICOM keywords they stand for.
+_FILTER_ALIASES = {
+    "studyInstanceUid": "StudyInstanceUID",
+    "seriesInstanceUid": "SeriesInstanceUID",
+    "sopInstanceUid": "SOPInstanceUID",
+    "patientId": "PatientID",
+    "accessionNumber": "AccessionNumber",
+}
+
+
+def find_one_filters(
+    filters: Mapping[str, str] | Sequence[tuple[str, str]], named: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The filters of a find-one search: pairs, then keyword arguments (a DICOM keyword, an
+    8-digit tag, a :class:`~radpacs.client.models.DicomCodes` value or a DPAT alias)."""
+    pairs = list(filters.items()) if isinstance(filters, Mapping) else list(filters)
+    pairs += list(named.items())
+    return [(_FILTER_ALIASES.get(str(name), str(name)), str(value)) for name, value in pairs]
+
+
+def only_match(
+    level: str, filters: Sequence[tuple[str, str]], matches: list[SearchMatch]
+) -> SearchMatch | None:
+    """The one match of a find-one search, None for none; ValueError when several match."""
+    if len(matches) > 1:
+        shown = ", ".join(f"{name}={value}" for name, value in filters) or "no filter"
+        raise ValueError(f"more than one of the {level} match {shown}: add a filter")
+    return matches[0] if matches else None
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (RFC 7617), for peers that use it."""
+    if ":" in user:
+        raise ValueError("an HTTP Basic user name cannot hold ':' (RFC 7617)")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def login_call(username: str, password: str) -> Call:
     """POST /api/auth: credentials for a bearer token (no side effect: safe to retry)."""
     return Call("POST", "/api/auth", json={"username": username, "password": password})
@@ -495,11 +538,13 @@ def file_part(value: Path | bytes, name: str) -> tuple[str, bytes, str]:
 
 
 def dvh_call(structures: Path | bytes, dose: Path | bytes, params: Mapping[str, str]) -> Call:
-    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``."""
+    """POST /api/dvh: an RTSTRUCT and an RTDOSE as ``file_struct`` and ``file_dose``;
+    ``params`` (roi, prescription, relative_volume, bin_width, metrics) go as form fields,
+    which is where the server reads them."""
     return Call(
         "POST",
         "/api/dvh",
-        params=list(params.items()),
+        data={name: str(value) for name, value in params.items()},
         files={
             "file_struct": file_part(structures, "rtstruct"),
             "file_dose": file_part(dose, "rtdose"),
@@ -510,6 +555,44 @@ def dvh_call(structures: Path | bytes, dose: Path | bytes, params: Mapping[str, 
 def dvh_plot_call(dvhs: Sequence[Mapping[str, Any]], media_type: str) -> Call:
     """POST /api/dvh/plot: the curves of :func:`dvh_call`'s answer, for a picture of them."""
     return Call("POST", "/api/dvh/plot", json={"dvhs": list(dvhs)}, headers={"Accept": media_type})
+
+
+def stored_dvh_call(
+    rtstruct: str,
+    rtdose: str | Sequence[str],
+    weights: Sequence[float] | None,
+    options: Mapping[str, Any],
+) -> Call:
+    """POST /api/rt/dvh: DVHs of stored objects; several RTDOSE UIDs are a plan sum."""
+    body: dict[str, Any] = {
+        "rtstruct": rtstruct,
+        "rtdose": rtdose if isinstance(rtdose, str) else list(rtdose),
+        **options,
+    }
+    if weights is not None:
+        body["weights"] = list(weights)
+    return Call("POST", "/api/rt/dvh", json=body)
+
+
+def rt_objects_call(study: str) -> Call:
+    """GET /api/rt/studies/{study}/objects: the study's plans, structure sets and doses."""
+    return Call("GET", f"/api/rt/studies/{_segment(study)}/objects")
+
+
+def plan_statistics_call(
+    plan: str, metrics: Sequence[str] | None, prescription: float | None
+) -> Call:
+    """GET /api/rt/plans/{plan}/statistics: every ROI's statistics in the plan's dose."""
+    params = [("metrics", ",".join(metrics))] if metrics else []
+    if prescription is not None:
+        params.append(("prescription", str(prescription)))
+    return Call("GET", f"/api/rt/plans/{_segment(plan)}/statistics", params=params)
+
+
+def _segment(uid: str) -> str:
+    if not uid or "/" in uid:
+        raise ValueError(f"not a UID: {uid!r}")
+    return uid
 
 
 def anonymize_call(file: Path | bytes, options: Sequence[str], pixels_checked: bool) -> Call:
@@ -665,3 +748,50 @@ def followup_correct_call(patient_id: str, kind: str, fields: Mapping[str, str])
 def followup_sr_call(patient_id: str) -> Call:
     """POST /api/followup/patients/{id}/sr: store the TID 1500 report in the latest study."""
     return Call("POST", f"{_patient_path(patient_id)}/sr")
+
+
+# --------------------------------------------------------------------------- DICOM node (DIMSE)
+
+DIMSE = "/api/dimse"
+DIMSE_JOB_ENDS = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _node_path(node: str, action: str) -> str:
+    if not node or "/" in node:
+        raise ValueError(f"not a node name: {node!r}")
+    return f"{DIMSE}/nodes/{node}/{action}"
+
+
+def dimse_echo_call(node: str) -> Call:
+    """POST /api/dimse/nodes/{node}/echo: C-ECHO through the server."""
+    return Call("POST", _node_path(node, "echo"))
+
+
+def dimse_query_call(node: str, level: str, keys: Mapping[str, str]) -> Call:
+    """POST /api/dimse/nodes/{node}/query: C-FIND through the server."""
+    return Call("POST", _node_path(node, "query"), json={"level": level, "keys": dict(keys)})
+
+
+def dimse_transfer_call(
+    node: str,
+    action: str,
+    study: str,
+    series: str | None,
+    method: str | None = None,
+    destination: str | None = None,
+) -> Call:
+    """POST .../send or .../retrieve: a transfer job (not retried: each POST is a new job)."""
+    body: dict[str, Any] = {"study": study}
+    if series:
+        body["series"] = series
+    if method:
+        body["method"] = method
+    if destination:
+        body["destination"] = destination
+    return Call("POST", _node_path(node, action), json=body, idempotent=False)
+
+
+def dimse_job_call(job_id: str) -> Call:
+    if not job_id or "/" in job_id:
+        raise ValueError(f"not a job id: {job_id!r}")
+    return Call("GET", f"{DIMSE}/jobs/{job_id}")

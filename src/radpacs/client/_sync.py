@@ -61,6 +61,7 @@ class RadpacsClient:
         batch_instances: int = 50,
         batch_bytes: int = 32 * 1024 * 1024,
         transport: httpx.BaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -75,7 +76,11 @@ class RadpacsClient:
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
+        if token and auth is not None:
+            raise ValueError("give a token or HTTP Basic credentials (auth=), not both")
         self.token = token
+        if auth is not None:  # until a token (login) replaces them
+            self._http.headers["Authorization"] = _core.basic_authorization(*auth)
 
     @classmethod
     def from_config(
@@ -230,6 +235,30 @@ class RadpacsClient:
     ) -> list[SearchMatch]:
         """Every match of a QIDO-RS search, following the server's paging."""
         return list(self.iter_search(level, filters, **options))
+
+    def find_one(
+        self,
+        level: str = "studies",
+        filters: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        *,
+        study: str | None = None,
+        series: str | None = None,
+        **named: str,
+    ) -> SearchMatch | None:
+        """The one match of a QIDO-RS search, None when nothing matches; ValueError when
+        more than one does. Filters are pairs and/or keyword arguments; ``study`` and
+        ``series`` scope the search as in :meth:`search`::
+
+            study = client.find_one_study(StudyInstanceUID=uid)
+            study.get_value_as_string(DicomCodes.PATIENT_ID)
+        """
+        pairs = _core.find_one_filters(filters, named)
+        found = self.search(level, pairs, study=study, series=series, limit=2)
+        return _core.only_match(level, pairs, found)
+
+    def find_one_study(self, **filters: str) -> SearchMatch | None:
+        """:meth:`find_one` at the study level (the DPAT client's ``find_one_study``)."""
+        return self.find_one("studies", list(filters.items()))
 
     # ------------------------------------------------------------------ WADO-RS
 
@@ -392,6 +421,66 @@ class RadpacsClient:
         call = _core.ai_batch_call(model, query or {}, limit)
         return AiBatch.model_validate(self.request(call).json())
 
+    # ------------------------------------------------------------- DICOM node (DIMSE)
+
+    def dimse_echo(self, node: str) -> dict[str, Any]:
+        """C-ECHO a configured node through the server; RadpacsRequestError 502 if it fails."""
+        result: dict[str, Any] = self.request(_core.dimse_echo_call(node)).json()
+        return result
+
+    def dimse_query(
+        self, node: str, keys: Mapping[str, str], level: str = "STUDY"
+    ) -> list[dict[str, Any]]:
+        """C-FIND a configured node (study root); the matches as DICOM JSON objects."""
+        found: list[dict[str, Any]] = self.request(_core.dimse_query_call(node, level, keys)).json()
+        return found
+
+    def dimse_send(self, node: str, study: str, series: str | None = None) -> dict[str, Any]:
+        """Queue a C-STORE of a study or series to a node; the job (see :meth:`dimse_wait`)."""
+        job: dict[str, Any] = self.request(
+            _core.dimse_transfer_call(node, "send", study, series)
+        ).json()
+        return job
+
+    def dimse_retrieve(
+        self,
+        node: str,
+        study: str,
+        series: str | None = None,
+        *,
+        method: str = "move",
+        destination: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a C-MOVE (to radpacs by default) or C-GET from a node; the job."""
+        call = _core.dimse_transfer_call(node, "retrieve", study, series, method, destination)
+        job: dict[str, Any] = self.request(call).json()
+        return job
+
+    def dimse_job(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = self.request(_core.dimse_job_call(job_id)).json()
+        return job
+
+    def dimse_wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a transfer job until it succeeded, failed or was cancelled; TimeoutError after
+        ``timeout`` seconds (the job goes on)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.dimse_job(job_id)
+            if progress is not None:
+                progress(job)
+            if job["state"] in _core.DIMSE_JOB_ENDS:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DICOM transfer job {job_id} still {job['state']}")
+            time.sleep(interval)
+
     # ------------------------------------------------------------------ REST API
 
     def followup_patients(
@@ -432,6 +521,33 @@ class RadpacsClient:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         response = self.request(_core.dvh_call(structures, dose, params))
         return DVHResult.from_answer(response.json())
+
+    def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((self.request(call)).json())
+
+    def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((self.request(_core.rt_objects_call(study))).json())
+
+    def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((self.request(call)).json())
 
     def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

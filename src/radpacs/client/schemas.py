@@ -5,6 +5,7 @@ keyword (:class:`DicomJSON`, its base, does the same for WADO-RS metadata)::
 
     match.get("PatientID")          # 'ANON0001' (first value; a PN gives its Alphabetic form)
     match.values("ModalitiesInStudy")  # ['CT', 'RTSTRUCT']
+    match.get_value_as_string(DicomCodes.PATIENT_ID)  # 'ANON0001' ('' when absent)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "AiModel",
     "DVHCurve",
     "DVHResult",
+    "DicomCodes",
     "DicomJSON",
     "InstanceOutcome",
     "Outcome",
@@ -39,6 +41,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict) and "Alphabetic" in value:
         return value["Alphabetic"]
     return value
+
+
+class DicomCodes(StrEnum):
+    """Named attribute tags (PS3.6), to read matches with :meth:`DicomJSON.get` or
+    :meth:`DicomJSON.get_value_as_string` and to filter searches.
+
+    ``EXAM_ID``, ``REQUEST_ID`` and ``STUDY_ID`` are the names of the DPAT client (seed 002):
+    Study ID (0020,0010), Accession Number (0008,0050) and Study Instance UID (0020,000D).
+    """
+
+    PATIENT_ID = "00100020"
+    PATIENT_NAME = "00100010"
+    PATIENT_BIRTH_DATE = "00100030"
+    PATIENT_SEX = "00100040"
+    EXAM_ID = "00200010"
+    REQUEST_ID = "00080050"
+    STUDY_ID = "0020000D"
+    ACCESSION_NUMBER = "00080050"
+    STUDY_INSTANCE_UID = "0020000D"
+    STUDY_DATE = "00080020"
+    STUDY_DESCRIPTION = "00081030"
+    MODALITIES_IN_STUDY = "00080061"
+    SERIES_INSTANCE_UID = "0020000E"
+    MODALITY = "00080060"
+    SOP_INSTANCE_UID = "00080018"
+    SOP_CLASS_UID = "00080016"
 
 
 class DicomJSON(BaseModel):
@@ -59,6 +87,11 @@ class DicomJSON(BaseModel):
         """The first value of an attribute (keyword or tag), or ``default`` when it has none."""
         found = self.values(keyword)
         return found[0] if found else default
+
+    def get_value_as_string(self, keyword: str) -> str:
+        """The values of an attribute (keyword, tag or :class:`DicomCodes`) as one string,
+        several joined by a backslash as in DICOM; '' when it has none."""
+        return "\\".join(str(value) for value in self.values(keyword))
 
     @property
     def study_uid(self) -> str:

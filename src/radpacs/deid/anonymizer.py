@@ -112,6 +112,9 @@ _TEXT_VRS: Final = frozenset(
 _FREE_TEXT_VRS: Final = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _DATE_VRS: Final = frozenset({"DA", "DT", "TM"})
 # VRs of unlisted or kept attributes that the walk must look into.
+# X/Z sequences that are Type 2 in the IODs that carry them (PS3.3 C.4.15 Acquisition
+# Context Module), so emptied rather than removed.
+_TYPE2_SEQUENCES: Final = frozenset({0x00400555})
 _INSPECTED_VRS: Final = frozenset({"SQ", "UI", "DA", "DT", "TM"})
 _IDENTIFYING_TAGS: Final = identifying_tags()
 _NUMERIC_VRS: Final = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "DS", "IS"})
@@ -292,6 +295,8 @@ class Anonymizer:
             elem.value = instance.patient.patient_id
         elif tag == PATIENT_NAME:
             elem.value = instance.patient.patient_name
+        elif action is Action.EMPTY and vr == "SQ" and self._remove_empty_sequence(tag):
+            del ds[tag]
         elif action is Action.EMPTY:
             elem.value = Sequence() if vr == "SQ" else ("" if vr in _TEXT_VRS else None)
         elif vr == "SQ":  # D, C, U on a sequence: the profile applies to its items
@@ -305,6 +310,18 @@ class Anonymizer:
             self._clean(elem, instance)
         else:  # Action.DUMMY
             elem.value = _dummy(vr)
+
+    def _remove_empty_sequence(self, tag: int) -> bool:
+        """X/Z on a sequence: remove it, unless it is Type 2 where it occurs.
+
+        A sequence present with no item is valid only where it is Type 2; where it is Type 3
+        its module asks for one or more items (dciodvfy: "Bad Sequence number of Items 0"),
+        so an emptied Referenced Study Sequence broke every RT Structure Set.
+        """
+        return (
+            self.profile.raw_action_for(tag) is Action.REMOVE_OR_EMPTY
+            and tag not in _TYPE2_SEQUENCES
+        )
 
     def _walk_items(self, elem: DataElement, instance: _Instance) -> None:
         for item in elem.value or ():

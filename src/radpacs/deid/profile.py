@@ -17,7 +17,8 @@ Resolution rules:
 
   ========  ====================================================================
   ``Z/D``   D: a dummy value (also satisfies Z)
-  ``X/Z``   Z: an empty value
+  ``X/Z``   Z: an empty value; a sequence is removed instead (an empty Type 3
+            sequence is invalid), except Acquisition Context Sequence (Type 2)
   ``X/D``   D: a dummy value
   ``X/Z/D`` D: a dummy value
   ``X/Z/U*``U: the sequence is kept, every UID inside it replaced and the profile

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from radpacs.dicomweb import delete, metadata, qido, rendered, stow, wado
+from radpacs.dicomweb import by_uid, delete, metadata, qido, rendered, stow, wado
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/dicom-web")
-for module in (qido, metadata, wado, rendered, stow, delete):
+for module in (qido, metadata, wado, rendered, stow, delete, by_uid):
     router.include_router(module.router)

@@ -1,6 +1,10 @@
 """QIDO-RS (PS3.18 10.6): search studies, series and instances, answered as DICOM JSON.
 
-Every match carries RetrieveURL. When ``limit`` (or the server's qido_max_results) cut the
+Every match carries RetrieveURL, SpecificCharacterSet ``ISO_IR 192`` (the answer is
+Unicode, whatever the stored sets) and, for studies and instances, InstanceAvailability
+``ONLINE`` (every stored file is served at once), as PS3.18 Tables 10.6.3-3 to -5 list them.
+TimezoneOffsetFromUTC is not indexed: ask for it with ``includefield=00080201`` and it is
+read from a stored instance. When ``limit`` (or the server's qido_max_results) cut the
 results, a ``Warning: 299`` header says that more can be requested with ``offset``. Accept
 ``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
 document per match instead of DICOM JSON.
@@ -11,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from radpacs.archive import Level, parse_query
+from radpacs.archive.query import parse_patient_query
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import json_body_response, xml_response
@@ -21,6 +26,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["QIDO-RS"])
 
 _IGNORED_PARAMETERS = {"token"}  # the access token of simple links, read by the auth layer
+_CHARACTER_SET = "ISO_IR 192"  # DICOM JSON and XML carry Unicode
+_ONLINE = "ONLINE"  # InstanceAvailability (0008,0056): every stored file is served at once
 
 
 def _search(
@@ -49,6 +56,9 @@ def _search(
         if level is Level.INSTANCE:
             url += f"/instances/{match['00080018']['Value'][0]}"
         match["00081190"] = attribute("UR", url)
+        match.setdefault("00080005", attribute("CS", _CHARACTER_SET))
+        if level is not Level.SERIES:
+            match.setdefault("00080056", attribute("CS", _ONLINE))
     warnings = []
     if result.has_more:
         warnings.append(
@@ -96,3 +106,23 @@ def search_series_instances(
     study: str, series: str, request: Request, archive: ArchiveDep, settings: SettingsDep
 ) -> Response:
     return _search(request, archive, settings, Level.INSTANCE, study, series)
+
+
+@router.get("/patients", summary="Search for patients (beyond PS3.18)")
+def search_patients(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    """Patients matching PatientName, PatientID, IssuerOfPatientID, PatientBirthDate or
+    PatientSex, with NumberOfPatientRelatedStudies (0020,1200); not part of PS3.18."""
+    params = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in _IGNORED_PARAMETERS
+    ]
+    query = parse_patient_query(params, max_results=settings.qido_max_results)
+    result = archive.search_patients(query)
+    warnings = []
+    if result.has_more:
+        warnings.append(
+            "There are additional results that can be requested with offset="
+            f"{query.offset + query.limit}"
+        )
+    return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)

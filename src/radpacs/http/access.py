@@ -85,7 +85,11 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         entry, params = found
-        rule = rule_for("MOUNT" if entry.mount else scope["method"], entry.template)
+        rule = rule_for(
+            "MOUNT" if entry.mount else scope["method"],
+            entry.template,
+            workshop=settings.workshop,
+        )
         if rule is None:
             denied = PermissionDenied(
                 f"{scope['method']} {entry.template} is not in the access policy"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radpacs.errors import (
     AuthenticationError,
@@ -16,11 +21,14 @@ from radpacs.errors import (
     NotFound,
     PermissionDenied,
     RadpacsError,
+    RemoteNodeError,
     StorageError,
     TooManyAttempts,
 )
+from radpacs.http.routes import RouteEntry, route_entries, route_path
 
 __all__ = [
+    "ERROR_RESPONSES",
     "STATUS_BY_ERROR",
     "error_response",
     "headers_for",
@@ -35,12 +43,29 @@ STATUS_BY_ERROR: dict[type[RadpacsError], int] = {
     InvalidInstance: 400,
     NotAcceptable: 406,
     StorageError: 503,
+    RemoteNodeError: 502,
     ConfigurationError: 500,
     AuthenticationError: 401,
     PermissionDenied: 403,
     Conflict: 409,
     TooManyAttempts: 429,
 }
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": (
+            'Refused, with the reason in words (JSON `{"detail": ...}`; STOW-RS answers '
+            "DICOM JSON with a FailedSOPSequence and Warning headers): 400 bad input or query, "
+            "401 no or bad credentials (WWW-Authenticate), 403 role not allowed, 404 not found, "
+            "405 method not allowed (Allow), 406 representation not available, 409 conflict, "
+            "413 body too large, 415 media type not taken, 422 parameter out of range, "
+            "429 too many failed logins (Retry-After)."
+        )
+    },
+    "503": {"description": "The index or the file store failed; nothing was half-written."},
+}
+"""Described on every operation of the OpenAPI document (any route can answer them)."""
 
 
 def status_for(error: RadpacsError) -> int:
@@ -72,6 +97,39 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+_ENTRIES: weakref.WeakKeyDictionary[FastAPI, list[RouteEntry]] = weakref.WeakKeyDictionary()
+
+
+def allowed_methods(entries: list[RouteEntry], path: str) -> list[str]:
+    """Every method some route of the app takes for ``path`` (RFC 9110 15.5.6: the Allow
+    header of a 405 lists them all, not only those of the first route that matched)."""
+    methods: set[str] = set()
+    for entry in entries:
+        if not entry.mount and entry.regex.match(path):
+            methods |= entry.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    app = request.app
+    entries = _ENTRIES.get(app)
+    if entries is None:
+        entries = _ENTRIES[app] = route_entries(app)
+    allowed = allowed_methods(entries, route_path(request.scope))
+    return JSONResponse(
+        {"detail": f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"},
+        status_code=405,
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every RadpacsError with its status and message instead of a 500."""
+    """Answer every RadpacsError with its status and message instead of a 500, and every 405
+    with an Allow header listing the methods of all routes of the path."""
     app.add_exception_handler(RadpacsError, _handle)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -28,6 +28,9 @@ KINDS: dict[str, str] = {
     "deid.study": "radpacs.jobs.kinds:deid_study",
     "followup.study": "radpacs.followup.handlers:ingest_study",
     "followup.recompute": "radpacs.followup.handlers:recompute",
+    "dimse.send": "radpacs.dimse.jobs:run_transfer",
+    "dimse.move": "radpacs.dimse.jobs:run_transfer",
+    "dimse.get": "radpacs.dimse.jobs:run_transfer",
 }
 """The built-in kinds. Later kinds (follow-up, DIMSE moves, outbound calls) add a line."""
 

@@ -60,18 +60,15 @@ def stale_after(settings: Settings) -> timedelta:
     return timedelta(seconds=max(5.0, 5 * settings.ai_heartbeat_seconds))
 
 
-def _child(settings: Settings, job_id: str, spec: str, errors: Connection) -> None:
+def _child(settings: Settings, job_id: str, attempt: int, spec: str, errors: Connection) -> None:
     try:
-        archive = Archive.from_settings(settings)
-        try:
+        with Archive.from_settings(settings) as archive:
             store = JobStore(archive.engine)
             context = JobContext(store.get(job_id), settings, archive, store)
             outcome = load(spec)(context)
             if not isinstance(outcome, JobOutcome):
                 outcome = JobOutcome(outcome or {})
-            store.succeed(job_id, outcome.result, outcome.output)
-        finally:
-            archive.close()
+            store.succeed(job_id, outcome.result, outcome.output, attempt=attempt)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, RadpacsError) else traceback.format_exc(limit=8)
         try:
@@ -88,21 +85,50 @@ def run_attempt(
     job = store.claim(job_id)
     if job is None:
         return None
+    beat = _Heartbeat(store, job.id, settings.ai_heartbeat_seconds)
+    beat.start()  # before anything slow: the job must not look dead while its process starts
     try:
-        spec = handler_spec(job.kind, settings)
-    except RadpacsError as exc:
-        return store.fail(job.id, str(exc), retry_in=None).state
-    return _supervise(settings, queue, store, job, spec)
+        try:
+            spec = handler_spec(job.kind, settings)
+        except RadpacsError as exc:
+            return store.fail(job.id, str(exc), retry_in=None, attempt=job.attempts).state
+        return _supervise(settings, queue, store, job, spec, beat)
+    finally:
+        beat.stop.set()
+        beat.join()
+
+
+class _Heartbeat(threading.Thread):
+    """Writes the running job's heartbeat every ``interval`` seconds; notes a cancel."""
+
+    def __init__(self, store: JobStore, job_id: str, interval: float) -> None:
+        super().__init__(name=f"radpacs-beat-{job_id[:8]}", daemon=True)
+        self.store, self.job_id, self.interval = store, job_id, interval
+        self.stop = threading.Event()
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                if self.store.heartbeat(self.job_id):
+                    self.cancel.set()
+            except RadpacsError as exc:  # the database is away: the next beat may pass
+                log.warning("cannot record the heartbeat of job %s: %s", self.job_id, exc)
 
 
 def _supervise(
-    settings: Settings, queue: JobQueue, store: JobStore, job: Job, spec: str
+    settings: Settings,
+    queue: JobQueue,
+    store: JobStore,
+    job: Job,
+    spec: str,
+    beat: _Heartbeat,
 ) -> JobState:
     context = _context()
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
         target=_child,
-        args=(settings, job.id, spec, send),
+        args=(settings, job.id, job.attempts, spec, send),
         name=f"radpacs-job-{job.id[:8]}",
         daemon=True,
     )
@@ -119,7 +145,7 @@ def _supervise(
         process.join(settings.ai_heartbeat_seconds)
         if not process.is_alive():
             break
-        if store.heartbeat(job.id):
+        if beat.cancel.is_set():
             _stop(process)
             store.mark_cancelled(job.id)
             return JobState.CANCELLED
@@ -145,7 +171,7 @@ def _supervise(
 
 def _failed(settings: Settings, queue: JobQueue, store: JobStore, job: Job, error: str) -> JobState:
     delay = retry_delay(settings, job.attempts)
-    after = store.fail(job.id, error, retry_in=delay)
+    after = store.fail(job.id, error, retry_in=delay, attempt=job.attempts)
     log.warning(
         "%s job %s attempt %d failed: %s", job.kind, job.id, job.attempts, error.splitlines()[0]
     )
@@ -202,24 +228,25 @@ def run_worker(settings: Settings, threads: int | None = None) -> None:
     its own process), sweeping for jobs whose worker died."""
     logging.basicConfig(level=settings.log_level.upper())
     queue: HueyQueue = open_queue(settings)
-    archive = Archive.from_settings(settings)
-    store = JobStore(archive.engine)
     stop = threading.Event()
-    try:
-        recovered = recover(settings, store, queue)
-        log.info("job worker ready (%s queue, %d jobs re-enqueued)", settings.ai_queue, recovered)
-        sweeper = threading.Thread(
-            target=_sweep, args=(settings, store, queue, stop), name="radpacs-job-sweeper"
-        )
-        sweeper.daemon = True
-        sweeper.start()
-        queue.run_consumer(
-            lambda job_id: run_attempt(settings, queue, store, job_id),
-            threads or settings.ai_worker_processes,
-        )
-    finally:
-        stop.set()
-        archive.close()
+    with Archive.from_settings(settings) as archive:
+        store = JobStore(archive.engine)
+        try:
+            recovered = recover(settings, store, queue)
+            log.info(
+                "job worker ready (%s queue, %d jobs re-enqueued)", settings.ai_queue, recovered
+            )
+            sweeper = threading.Thread(
+                target=_sweep, args=(settings, store, queue, stop), name="radpacs-job-sweeper"
+            )
+            sweeper.daemon = True
+            sweeper.start()
+            queue.run_consumer(
+                lambda job_id: run_attempt(settings, queue, store, job_id),
+                threads or settings.ai_worker_processes,
+            )
+        finally:
+            stop.set()
 
 
 def start_worker_process(settings: Settings) -> Any:

@@ -1,10 +1,13 @@
-"""The radpacs web UI at /: an HTML shell; the study list, upload and delete run in radpacs.js.
+"""The radpacs web UI at /: an HTML shell; study list, upload, delete and AI run in radpacs.js.
 
 The page talks to the server as any client does: QIDO-RS for the list, STOW-RS for files,
 POST /api/upload-zip for .zip archives, DELETE for studies, and links into OHIF at /viewer/.
 When a call answers 401 the page shows its login form and posts it to /api/session, whose
 HttpOnly cookie then authenticates the page and OHIF alike (same origin); the header shows
 the account and role from GET /api/auth/me and a "Log out" button (DELETE /api/session).
+"Analyze" on a study lists the models that take its series (GET /api/ai/models?study=),
+submits a job (POST /api/ai/jobs), shows its progress and then its results
+(GET /api/ai/jobs/{id}/result) with a link that opens the study in OHIF.
 Paths are relative, so the UI works behind a proxy prefix. No build step: static/ holds the
 one script and the one stylesheet.
 """
@@ -16,7 +19,7 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from radpacs import __version__
@@ -42,6 +45,8 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>radpacs</title>
+<link rel="icon" href="static/favicon.svg?v={version}" type="image/svg+xml">
+<link rel="icon" href="static/favicon.ico?v={version}" sizes="16x16 32x32 48x48">
 <link rel="stylesheet" href="static/radpacs.css?v={version}">
 </head>
 <body>
@@ -105,6 +110,7 @@ _PAGE = """<!doctype html>
 <dialog id="login" aria-labelledby="login-title">
   <form id="login-form">
     <h2 id="login-title">Log in to radpacs</h2>
+    <p id="login-next" hidden>Log in to open the viewer link you followed.</p>
     <label>User name <input name="username" id="login-username" autocomplete="username"
       required></label>
     <label>Password <input name="password" id="login-password" type="password"
@@ -119,6 +125,24 @@ _PAGE = """<!doctype html>
     <menu>
       <button value="cancel" id="cancel-delete">Cancel</button>
       <button value="delete" id="confirm-delete-button" class="danger">Delete</button>
+    </menu>
+  </form>
+</dialog>
+<dialog id="analyze" aria-labelledby="analyze-title">
+  <form id="analyze-form" method="dialog">
+    <h2 id="analyze-title">Analyze</h2>
+    <p id="analyze-study"></p>
+    <label>Model <select id="analyze-model" name="model" required></select></label>
+    <p id="analyze-description"></p>
+    <label>Parameters (JSON, optional)
+      <textarea id="analyze-parameters" name="parameters" rows="3"
+        placeholder='{{"polarity": "dark"}}'></textarea></label>
+    <progress id="analyze-progress" max="1" value="0" hidden></progress>
+    <p id="analyze-status" role="status"></p>
+    <ul id="analyze-results"></ul>
+    <menu>
+      <button value="close" id="analyze-close" formnovalidate>Close</button>
+      <button value="run" id="analyze-run" type="submit">Run</button>
     </menu>
   </form>
 </dialog>
@@ -145,6 +169,16 @@ _MODALITIES = (
     "SR",
     "OT",
 )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The site icon, for browsers that ask /favicon.ico whatever the page says."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/vnd.microsoft.icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

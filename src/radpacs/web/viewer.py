@@ -5,19 +5,25 @@ the same origin (the path prefix comes from the public root, so a proxy prefix w
 with includefield, WADO-RS frames, per-series metadata, thumbnails from ``/thumbnail``.
 index.html is served with its asset paths under the prefix; any other /viewer/* path that is
 not a file (``/viewer/viewer?StudyInstanceUIDs=...``) gets index.html, as a single-page app
-needs. When OHIF is not installed, /viewer/ answers 503 with the command that installs it.
+needs. With accounts on, a page of the viewer opened without a valid session cookie (a link
+followed in a new browser) is redirected (303) to the study list with ``?next=`` set to the
+link, where the login form opens and the page goes back to the link once logged in. When
+OHIF is not installed, /viewer/ answers 503 with the command that installs it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from radpacs.http.deps import SettingsDep, public_root
+from radpacs.auth.credentials import SESSION_COOKIE
+from radpacs.errors import RadpacsError
+from radpacs.http.deps import SettingsDep, public_root, services_of
+from radpacs.settings import Settings
 from radpacs.web.ohif import installed_version, viewer_dir
 
 __all__ = ["INSTALL_COMMAND", "router", "viewer_dir"]
@@ -70,7 +76,8 @@ def app_config(prefix: str) -> str:
         "routerBasename": f"{prefix}/viewer",
         "extensions": [],
         "modes": [],
-        "customizationService": {},
+        # OHIF's onboarding tour (11 steps over the image at the first open): off
+        "customizationService": [{"ohif.tours": {"$set": []}}],
         "showStudyList": True,
         "maxNumberOfWebWorkers": 3,
         "showWarningMessageForCrossOrigin": False,
@@ -101,6 +108,27 @@ def _index(folder: Path, prefix: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
+def _has_session(request: Request, settings: Settings) -> bool:
+    """Whether the request carries a session cookie that authenticates (always, auth off)."""
+    if not settings.auth_enabled:
+        return True
+    services = services_of(request.app)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if services is None or not cookie:
+        return False
+    try:
+        services.auth.authenticator.authenticate(cookie)
+    except RadpacsError:
+        return False
+    return True
+
+
+def _to_login(request: Request, prefix: str, path: str) -> RedirectResponse:
+    """303 to the study list, which logs in and then goes back to ``viewer/{path}?{query}``."""
+    link = f"viewer/{path}" + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{prefix}/?next={quote(link, safe='')}", status_code=303)
+
+
 @router.get("/viewer", include_in_schema=False)
 @router.get("/viewer/{path:path}", include_in_schema=False)
 def viewer(request: Request, settings: SettingsDep, path: str = "") -> Response:
@@ -122,4 +150,6 @@ def viewer(request: Request, settings: SettingsDep, path: str = "") -> Response:
             return FileResponse(target, headers=headers)
         if "." in path.rsplit("/", 1)[-1] and not path.startswith("viewer"):
             return Response(status_code=404)
+    if not _has_session(request, settings):
+        return _to_login(request, prefix, path)
     return _index(folder, prefix)

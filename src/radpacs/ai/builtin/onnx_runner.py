@@ -9,7 +9,11 @@ Manifest (``<models dir>/<anything>.json``)::
       "spacing": [1.0, 1.0],                # optional: mm per pixel (row, column) expected
       "normalisation": {"window": [-100, 300]}  # or {"mean": m, "std": s} or "zscore"
       "labels": {"1": "liver"},             # segmentation: output channel -> name
-                                            # classification: ["normal", "abnormal"]
+                                            # classification: ["normal", "abnormal"], or
+                                            # items {"name": .., "code": [value, scheme, meaning]}
+      "activation": "softmax",              # classification: "softmax" (one label per image)
+                                            # or "sigmoid" (multi-label: independent findings)
+      "threshold": 0.5,                     # sigmoid: a class at or above it is a finding
       "accepts": {"modalities": ["CT"], "body_parts": [], "min_slices": 1}
     }
 
@@ -18,7 +22,10 @@ created; a mismatch refuses the model. Segmentation models are 2-D: each slice i
 to ``spacing`` (when given), centre-cropped or padded to ``input_size``, normalised, fed as
 ``[1, 1, rows, columns]`` float32; the output ``[1, channels, rows, columns]`` is arg-maxed
 and mapped back to the slice grid (nearest neighbour). Classification models take each
-image the same way and output ``[1, classes]`` logits (softmax applied).
+image the same way and output ``[1, classes]`` logits: with ``softmax`` the probabilities
+sum to one and the most probable class is the finding; with ``sigmoid`` each class is an
+independent probability and every class at or above ``threshold`` (a run parameter too) is a
+finding, so an image may have several findings or none.
 """
 
 from __future__ import annotations
@@ -77,10 +84,17 @@ class OnnxModel:
         self.spacing = tuple(float(v) for v in spacing) if spacing else None
         self.normalisation: Any = manifest.get("normalisation", "zscore")
         labels = manifest.get("labels", {})
+        self.activation = str(manifest.get("activation", "softmax"))
+        if self.activation not in ("softmax", "sigmoid"):
+            raise ConfigurationError(
+                f"manifest {manifest_path}: activation must be softmax or sigmoid, "
+                f"not {self.activation!r}"
+            )
+        self.threshold = float(manifest.get("threshold", 0.5))
         if self.task is Task.CLASSIFICATION:
-            self.class_names = [str(v) for v in labels]
+            self.class_codes = [_class_code(i, v, manifest_path) for i, v in enumerate(labels)]
         else:
-            self.class_names = []
+            self.class_codes = []
             self.labels = {int(k): Label.default(str(v), int(k)) for k, v in labels.items()}
         accepts = manifest.get("accepts", {})
         self.accepts = Accepts(
@@ -94,11 +108,16 @@ class OnnxModel:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "input_size": list(self.input_size),
             "spacing": list(self.spacing) if self.spacing else None,
             "normalisation": self.normalisation,
         }
+        if self.task is Task.CLASSIFICATION:
+            described["activation"] = self.activation
+            if self.activation == "sigmoid":
+                described["threshold"] = self.threshold
+        return described
 
     def verify(self) -> None:
         """Refuse the model when its file is missing or its SHA-256 differs from the manifest."""
@@ -189,12 +208,20 @@ class OnnxModel:
     def run(
         self, series: SeriesInput, progress: Progress, parameters: Mapping[str, Any]
     ) -> ModelResult:
-        if parameters:
-            raise InvalidInput(f"{self.name} takes no run parameters")
+        allowed = {"threshold"} if self.activation == "sigmoid" else set()
+        unknown = set(parameters) - allowed
+        if unknown:
+            raise InvalidInput(
+                f"{self.name} takes no run parameter {', '.join(sorted(unknown))}"
+                + (" (only threshold)" if allowed else "")
+            )
+        threshold = float(parameters.get("threshold", self.threshold))
+        if not 0.0 <= threshold <= 1.0:
+            raise InvalidInput(f"threshold {threshold} is not in [0, 1]")
         session = self.session()
         input_name = session.get_inputs()[0].name
         if self.task is Task.CLASSIFICATION:
-            return self._classify(series, progress, session, input_name)
+            return self._classify(series, progress, session, input_name, threshold)
         volume = series.volume
         spacing = (volume.spacing[1], volume.spacing[0])
         label_map = np.zeros(volume.array.shape, dtype=np.uint8)
@@ -208,7 +235,12 @@ class OnnxModel:
         return ModelResult(label_map=label_map, labels=dict(self.labels))
 
     def _classify(
-        self, series: SeriesInput, progress: Progress, session: Any, input_name: str
+        self,
+        series: SeriesInput,
+        progress: Progress,
+        session: Any,
+        input_name: str,
+        threshold: float,
     ) -> ModelResult:
         from radpacs.ai.geometry import volume_from_datasets
 
@@ -217,15 +249,47 @@ class OnnxModel:
             volume = volume_from_datasets([ds])
             x, _, _ = self._to_input(volume.array[0], (volume.spacing[1], volume.spacing[0]))
             [logits] = session.run(None, {input_name: self._normalise(x)[None, None]})[:1]
-            exp = np.exp(logits[0] - logits[0].max())
-            probabilities = exp / exp.sum()
+            values = np.asarray(logits, dtype=np.float64).reshape(-1)
+            if len(values) != len(self.class_codes):
+                raise InvalidInput(
+                    f"{self.name} gave {len(values)} outputs for {len(self.class_codes)} classes"
+                )
+            if self.activation == "sigmoid":
+                probabilities = 1.0 / (1.0 + np.exp(-values))
+            else:
+                exp = np.exp(values - values.max())
+                probabilities = exp / exp.sum()
             scores = tuple(
-                ClassScore((f"C{i}", "99RADPACS", name), float(p))
-                for i, (name, p) in enumerate(zip(self.class_names, probabilities, strict=True))
+                ClassScore(code, float(np.clip(p, 0.0, 1.0)))
+                for code, p in zip(self.class_codes, probabilities, strict=True)
             )
-            results.append(ImageClassification(str(ds.SOPInstanceUID), scores))
+            findings = (
+                tuple(s for s in scores if s.probability >= threshold)
+                if self.activation == "sigmoid"
+                else None
+            )
+            results.append(ImageClassification(str(ds.SOPInstanceUID), scores, findings))
             progress((index + 1) / len(series.datasets))
-        return ModelResult(classifications=results)
+        return ModelResult(classifications=results, parameters=self._used(threshold))
+
+    def _used(self, threshold: float) -> dict[str, str]:
+        return {"threshold": str(threshold)} if self.activation == "sigmoid" else {}
+
+
+def _class_code(index: int, item: Any, manifest_path: Path) -> tuple[str, str, str]:
+    """A class of the manifest as (value, scheme, meaning); plain names get ``C<index>``."""
+    if isinstance(item, dict):
+        name = str(item.get("name", ""))
+        code = item.get("code")
+        if code is not None:
+            if not isinstance(code, list) or len(code) != 3:
+                raise ConfigurationError(
+                    f"manifest {manifest_path}: class {name or index} code must be "
+                    "[value, scheme, meaning]"
+                )
+            return (str(code[0]), str(code[1]), str(code[2]))
+        return (f"C{index}", "99RADPACS", name or f"class {index}")
+    return (f"C{index}", "99RADPACS", str(item))
 
 
 def load_manifests(folder: Path) -> list[tuple[Path, OnnxModel | str]]:

@@ -118,6 +118,9 @@ def build_rtstruct(
     ds.OperatorsName = ""
     ds.ContentDate = ds.InstanceCreationDate = ds.StructureSetDate = now.strftime("%Y%m%d")
     ds.ContentTime = ds.InstanceCreationTime = ds.StructureSetTime = now.strftime("%H%M%S")
+    # Frame of Reference module (PS3.3 C.7.4.1), part of the RT Structure Set IOD (A.19.3)
+    ds.FrameOfReferenceUID = frame_of_reference
+    ds.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
     ds.StructureSetLabel = provenance.name[:16]
     ds.StructureSetName = f"{provenance.name} {provenance.version}"[:64]
     ds.ApprovalStatus = "UNAPPROVED"

@@ -1,8 +1,9 @@
 """Structured reports (highdicom): classification findings and TID 1500 measurement reports.
 
 - :func:`build_classification_sr`: a Comprehensive 3D SR holding a TID 1500 Measurement Report
-  with one TID 1501 measurement group per classified image: the most probable class as a
-  coded Finding (DCM 121071), one probability measurement per class (UCUM "1"), the model
+  with one TID 1501 measurement group per classified image: the most probable class (or, for
+  multi-label models, each class above the threshold) as a coded Finding (DCM 121071), one
+  probability measurement per class (UCUM "1"), the model
   as AlgorithmIdentification (TID 4019) and the image as source (SourceImageForMeasurementGroup).
 - :func:`build_measurement_sr`: a Comprehensive 3D SR, TID 1500 with one TID 1411 volumetric
   group per segment, referencing the SEG segment (ReferencedSegment) and holding its volume
@@ -109,14 +110,18 @@ def build_classification_sr(
     series_number: int = 9010,
     series_uid: str | None = None,
     instance_number: int = 1,
+    findings: Sequence[ClassScore] | None = None,
 ) -> Dataset:
-    """An SR for one classified image: the top class as Finding, every class's probability."""
+    """An SR for one classified image: every class's probability, and as Finding (DCM 121071)
+    each of ``findings`` (default: the most probable class; multi-label models pass the
+    classes above their threshold, possibly none)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     if not scores:
         raise InvalidInput("a classification needs at least one class score")
-    top = max(scores, key=lambda score: score.probability)
+    if findings is None:
+        findings = [max(scores, key=lambda score: score.probability)]
     measurements = [
         hd.sr.Measurement(
             name=hd.sr.CodedConcept(
@@ -134,8 +139,10 @@ def build_classification_sr(
         ),
         algorithm_id=_algorithm(provenance),
         qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=_concept(top.code))
-        ],
+            hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=_concept(f.code))
+            for f in findings
+        ]
+        or None,
         measurements=measurements,
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(image)],
     )

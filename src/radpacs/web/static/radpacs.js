@@ -211,7 +211,19 @@
         remove.disabled = true;
         remove.title = `Your role (${(session.user?.roles || []).join(", ") || "none"}) may not delete`;
       }
-      actions.append(open, " ", remove);
+      const analyze = document.createElement("button");
+      analyze.type = "button";
+      analyze.textContent = "Analyze";
+      analyze.className = "analyze";
+      analyze.addEventListener("click", () => openAnalyze(match));
+      actions.append(open, " ", analyze, " ", remove);
+      if (/\bRT(STRUCT|DOSE|PLAN)\b/.test(value(match, "ModalitiesInStudy") || "")) {
+        const rt = document.createElement("a");
+        rt.textContent = "DVH";
+        rt.className = "button rt";
+        rt.href = `rt?study=${encodeURIComponent(uid)}`;
+        actions.append(" ", rt);
+      }
       body.appendChild(row);
     }
     for (const th of document.querySelectorAll("#study-table th[data-sort]")) {
@@ -222,6 +234,182 @@
     $("#page-label").textContent = `Page ${page}`;
     $("#prev").disabled = state.offset === 0;
     $("#next").disabled = !state.hasMore;
+  }
+
+  // ---- analyze: models for the study, submit, progress, results ------------------------
+  const analysis = { study: null, models: [], job: null, timer: null };
+
+  async function problem(response) {
+    const body = await response.json().catch(() => ({}));
+    return body.detail || body.message || `HTTP ${response.status}`;
+  }
+
+  function viewerLink(studyUid) {
+    const link = document.createElement("a");
+    link.textContent = "Open in OHIF";
+    link.className = "button open-results";
+    link.href = `viewer/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`;
+    link.target = "_blank";
+    link.rel = "noopener";
+    if (!config.viewerInstalled) link.setAttribute("aria-disabled", "true");
+    return link;
+  }
+
+  async function openAnalyze(match) {
+    const dialog = $("#analyze");
+    const select = $("#analyze-model");
+    const uid = value(match, "StudyInstanceUID");
+    analysis.study = uid;
+    clearTimeout(analysis.timer);
+    $("#analyze-study").textContent =
+      `${formatName(value(match, "PatientName")) || "(no name)"} · ${formatDate(value(match, "StudyDate"))} · ${value(match, "StudyDescription")}`;
+    $("#analyze-status").textContent = "Looking for models that accept this study…";
+    $("#analyze-results").replaceChildren();
+    $("#analyze-progress").hidden = true;
+    $("#analyze-run").disabled = true;
+    select.replaceChildren();
+    if (!dialog.open) dialog.showModal();
+    const response = await api(`api/ai/models?study=${encodeURIComponent(uid)}`);
+    if (!response.ok) {
+      $("#analyze-status").textContent = `The models could not be listed: ${await problem(response)}`;
+      return;
+    }
+    const body = await response.json();
+    analysis.models = body.models.filter((m) => m.series.length > 0);
+    for (const model of analysis.models) {
+      const option = document.createElement("option");
+      option.value = model.name;
+      option.textContent = `${model.name} (${model.task})`;
+      select.appendChild(option);
+    }
+    const refused = body.models.filter((m) => m.series.length === 0).length;
+    if (!analysis.models.length) {
+      $("#analyze-status").textContent = "No model accepts the series of this study.";
+      return;
+    }
+    $("#analyze-status").textContent = refused
+      ? `${analysis.models.length} model(s) accept this study; ${refused} do not.`
+      : `${analysis.models.length} model(s) accept this study.`;
+    $("#analyze-run").disabled = false;
+    describeModel();
+  }
+
+  function describeModel() {
+    const model = analysis.models.find((m) => m.name === $("#analyze-model").value);
+    if (!model) return;
+    const roles = model.roles
+      ? " Series: " + Object.entries(model.roles).map(([r, s]) => `${r} ${s}`).join(", ")
+      : "";
+    $("#analyze-description").textContent = `${model.description}${roles}`;
+    $("#analyze-parameters").placeholder = JSON.stringify(model.parameters);
+  }
+
+  async function runAnalysis(event) {
+    event.preventDefault();
+    const status = $("#analyze-status");
+    let parameters = {};
+    const text = $("#analyze-parameters").value.trim();
+    if (text) {
+      try {
+        parameters = JSON.parse(text);
+      } catch (failure) {
+        status.textContent = `The parameters are not valid JSON: ${failure.message}`;
+        return;
+      }
+    }
+    $("#analyze-run").disabled = true;
+    $("#analyze-results").replaceChildren();
+    const response = await api("api/ai/jobs", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: $("#analyze-model").value, study: analysis.study, parameters }),
+    });
+    if (!response.ok) {
+      status.textContent = `The job was not accepted: ${await problem(response)}`;
+      $("#analyze-run").disabled = false;
+      return;
+    }
+    analysis.job = await response.json();
+    $("#analyze-progress").hidden = false;
+    pollJob();
+  }
+
+  async function pollJob() {
+    const job = analysis.job;
+    const response = await api(`api/ai/jobs/${encodeURIComponent(job.id)}`);
+    if (!response.ok) {
+      $("#analyze-status").textContent = `The job could not be read: ${await problem(response)}`;
+      return;
+    }
+    const current = await response.json();
+    analysis.job = current;
+    $("#analyze-progress").value = current.progress || 0;
+    $("#analyze-status").textContent = `Job ${current.state} (${Math.round(100 * (current.progress || 0))} %)`;
+    $("#analyze").dataset.state = current.state;
+    if (current.state === "queued" || current.state === "running") {
+      analysis.timer = setTimeout(pollJob, 500);
+      return;
+    }
+    $("#analyze-run").disabled = false;
+    if (current.state !== "succeeded") {
+      $("#analyze-status").textContent = `Job ${current.state}: ${current.error || "no reason given"}`;
+      return;
+    }
+    $("#analyze-progress").value = 1;
+    await showResults(current);
+  }
+
+  async function showResults(job) {
+    const list = $("#analyze-results");
+    const response = await api(`api/ai/jobs/${encodeURIComponent(job.id)}/result`);
+    if (!response.ok) {
+      $("#analyze-status").textContent = `The results could not be read: ${await problem(response)}`;
+      return;
+    }
+    const body = await response.json();
+    for (const series of body.results || []) {
+      for (const label of series.labels || []) {
+        const item = document.createElement("li");
+        item.className = "result-label";
+        const m = label.measurements || {};
+        const volume = m.volume_mm3 !== undefined ? `${Math.round(m.volume_mm3)} mm³` : "";
+        const diameter =
+          m.longest_diameter_mm !== undefined ? `, ${m.longest_diameter_mm.toFixed(1)} mm across` : "";
+        item.textContent = `${label.name}: ${volume}${diameter}`;
+        list.appendChild(item);
+      }
+      for (const image of series.images || []) {
+        const item = document.createElement("li");
+        item.className = "result-image";
+        const findings = (image.findings || []).join(", ") || "no finding above the threshold";
+        item.textContent = `Image ${image.sop_uid}: ${findings}`;
+        list.appendChild(item);
+      }
+    }
+    const written = (job.result_series || []).map((s) => s.modality).join(", ");
+    if (!list.children.length) {
+      const item = document.createElement("li");
+      item.textContent = "Nothing was found.";
+      list.appendChild(item);
+    }
+    const links = document.createElement("li");
+    links.append(`Stored: ${written || "nothing"} `, viewerLink(analysis.study));
+    list.appendChild(links);
+    $("#analyze-status").textContent = "Job succeeded";
+    loadStudies();
+  }
+
+  function setUpAnalyze() {
+    $("#analyze-model").addEventListener("change", describeModel);
+    $("#analyze-form").addEventListener("submit", (event) => {
+      if (event.submitter && event.submitter.value === "close") {
+        clearTimeout(analysis.timer);
+        $("#analyze").close();
+        event.preventDefault();
+        return;
+      }
+      runAnalysis(event);
+    });
   }
 
   // ---- delete --------------------------------------------------------------------------
@@ -315,6 +503,42 @@
     }
   }
 
+  // FailureReason (0008,1197) in words, for a failure the Warning header did not explain.
+  const FAILURE_REASONS = {
+    0x0111: "another object is already stored under its SOP Instance UID",
+    0x0122: "its SOP Class is not supported",
+    0xa700: "the server ran out of resources",
+    0xa900: "its data set does not match its SOP Class",
+    0xc000: "the server cannot understand it",
+    0xc409: "it belongs to another study than the one uploaded to",
+  };
+
+  const fileName = (file) => file.relativePath || file.webkitRelativePath || file.name;
+
+  // Why a file cannot be a DICOM PS3.10 file, read from its first 132 bytes; null if it can.
+  async function notDicom(file) {
+    if (file.size === 0) return "empty file";
+    if (file.size < 132) return `not a DICOM file: only ${file.size} bytes, no DICM prefix`;
+    const magic = new Uint8Array(await file.slice(128, 132).arrayBuffer());
+    return String.fromCharCode(...magic) === "DICM"
+      ? null
+      : "not a DICOM file: no DICM prefix at byte 128";
+  }
+
+  // The file of a batch holding this SOP Instance UID (it sits in the first kilobytes).
+  async function fileWithUid(files, uid) {
+    if (!uid) return null;
+    for (const file of files) {
+      const head = new Uint8Array(await file.slice(0, 65536).arrayBuffer());
+      let text = "";
+      for (let i = 0; i < head.length; i += 8192) {
+        text += String.fromCharCode(...head.subarray(i, i + 8192));
+      }
+      if (text.includes(uid)) return file;
+    }
+    return null;
+  }
+
   async function stowBatch(files, progress) {
     const boundary = `radpacs-${Math.random().toString(16).slice(2)}`;
     const parts = [];
@@ -333,17 +557,23 @@
     const stored = ((answer["00081199"] || {}).Value || []).length;
     const failed = [];
     if (xhr.status === 0) {
-      failed.push(`${files.length} files: the server could not be reached`);
+      for (const file of files) failed.push(`${fileName(file)}: the server could not be reached`);
     } else if (xhr.status >= 400 && xhr.status !== 409) {
-      failed.push(`${files.length} files: HTTP ${xhr.status} ${answer.detail || ""}`);
+      const why = answer.detail || `the server answered HTTP ${xhr.status}`;
+      for (const file of files) failed.push(`${fileName(file)}: ${why}`);
     } else {
       const reasons = warnings(xhr).filter((w) => !w.includes("replaced the object"));
       const failedSops = (answer["00081198"] || {}).Value || [];
-      failedSops.forEach((entry, index) => {
-        const code = ((entry["00081197"] || {}).Value || [])[0];
-        const reason = reasons[index] || `failure reason 0x${Number(code || 0).toString(16)}`;
-        failed.push(reason);
-      });
+      for (const [index, entry] of failedSops.entries()) {
+        const code = Number(((entry["00081197"] || {}).Value || [])[0] || 0);
+        const uid = ((entry["00081155"] || {}).Value || [])[0] || "";
+        let reason = reasons[index] || FAILURE_REASONS[code] || `failure reason 0x${code.toString(16)}`;
+        if (uid && reason.startsWith(`${uid}: `)) reason = reason.slice(uid.length + 2);
+        const part = /^part (\d+)\b/.exec(reason);
+        const file = (await fileWithUid(files, uid)) || (part ? files[Number(part[1]) - 1] : null);
+        const who = file ? fileName(file) : `one of ${files.map(fileName).join(", ")}`;
+        failed.push(`${who}: ${reason}`);
+      }
     }
     return { stored, failed };
   }
@@ -384,6 +614,12 @@
       ui.summary.textContent = `${stored} stored…`;
     };
     for (const file of dicoms) {
+      const why = await notDicom(file);
+      if (why) {
+        failed.push(`${fileName(file)}: ${why}`);
+        done += file.size;
+        continue;
+      }
       batch.push(file);
       batchBytes += file.size;
       if (batch.length >= STOW_BATCH_FILES || batchBytes >= STOW_BATCH_BYTES) await flush();
@@ -499,8 +735,21 @@
     }
   }
 
+  // A viewer link opened without a session lands here as ?next=viewer/...; once logged in,
+  // go back to it. Only viewer paths of this server are followed.
+  function nextLink() {
+    const next = new URLSearchParams(window.location.search).get("next") || "";
+    return /^viewer(\/|$)/.test(next) ? next : null;
+  }
+
   async function start() {
+    const next = nextLink();
+    if (next) $("#login-next").hidden = false;
     await refreshUser();
+    if (next) {
+      window.location.replace(next);
+      return;
+    }
     await loadStudies();
   }
 
@@ -508,5 +757,6 @@
   $("#logout").addEventListener("click", logout);
   setUpUpload();
   setUpList();
+  setUpAnalyze();
   start();
 })();
