@@ -79,6 +79,10 @@ def _concrete(template: str, sop: str) -> str:
         "node": "nowhere",
         "item_id": "nothing",
         "pseudonym": "RP" + "0" * 16,
+        "patient_id": "NOBODY",
+        "uid": "2.25.1",
+        "correction_id": "1",
+        "sop_uid": "1.2.3",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
 
@@ -212,6 +216,21 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/ai/jobs"): ("store", NO_BODY),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): ("store", MISSING),
     ("POST", "/api/ai/batch"): ("store", NO_BODY),
+    ("GET", "/followup"): ("public", OK),
+    ("GET", "/tracking"): ("public", OK),
+    ("GET", "/api/followup/patients"): ("read", OK),
+    ("GET", "/api/followup/patients/{patient_id}"): ("read", MISSING),
+    ("GET", "/api/followup/studies"): ("read", NO_BODY),
+    ("GET", "/api/followup/lesions"): ("read", NO_BODY),
+    ("GET", "/api/followup/sources/{sop_uid}"): ("read", MISSING),
+    ("GET", "/api/followup/patients/{patient_id}/export"): ("read", MISSING),
+    ("POST", "/api/followup/patients/{patient_id}/corrections"): ("store", NO_BODY),
+    ("PATCH", "/api/followup/patients/{patient_id}/lesions/{uid}"): ("store", NO_BODY),
+    ("DELETE", "/api/followup/patients/{patient_id}/corrections/{correction_id}"): (
+        "store",
+        MISSING,
+    ),
+    ("POST", "/api/followup/patients/{patient_id}/sr"): ("store", MISSING),
     ("GET", "/api/dimse/nodes"): ("read", OK),
     ("POST", "/api/dimse/nodes/{node}/echo"): ("read", MISSING),
     ("POST", "/api/dimse/nodes/{node}/query"): ("read", NO_BODY),
