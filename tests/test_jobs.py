@@ -418,3 +418,20 @@ def test_an_attempt_whose_job_was_taken_over_is_stopped(
         assert jobs.store.get(job.id).attempts == 2
     finally:
         archive.close()
+
+
+def test_a_heartbeat_a_few_periods_late_is_not_a_dead_worker(
+    job_settings: Settings, archive: Archive
+) -> None:
+    store = JobStore(archive.engine)
+    queue = Jobs(job_settings, archive).queue
+    job, _ = store.submit("test.record", {"log": "x"})
+    store.claim(job.id)  # run by another worker, whose beats are late under load
+    late = datetime.now(UTC) - timedelta(seconds=6)  # 30 periods of 0.2 s, under 10 s
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=late))
+    assert requeue_stale(job_settings, store, queue) == []
+    dead = datetime.now(UTC) - timedelta(seconds=11)  # past max(10 s, 10 periods): it died
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=dead))
+    assert requeue_stale(job_settings, store, queue) == [job.id]

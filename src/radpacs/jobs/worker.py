@@ -167,13 +167,15 @@ def _supervise(
             _stop(process)
             store.mark_cancelled(job.id)
             return JobState.CANCELLED
-        if beat.lost.is_set():  # re-queued meanwhile: another attempt owns the job now
+        if beat.lost.is_set():  # no longer running this attempt: finished, or re-queued
             _stop(process)
             receive.close()
-            log.warning(
-                "%s job %s attempt %d was superseded; stopped", job.kind, job.id, job.attempts
-            )
-            return store.get(job.id).state
+            current = store.get(job.id)
+            if current.state is not JobState.SUCCEEDED or current.attempts != job.attempts:
+                log.warning(
+                    "%s job %s attempt %d was superseded; stopped", job.kind, job.id, job.attempts
+                )
+            return current.state
         if time.monotonic() - started > settings.ai_job_timeout:
             _stop(process)
             error = f"timed out after {settings.ai_job_timeout:g} s"
