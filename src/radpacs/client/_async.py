@@ -282,10 +282,16 @@ class AsyncRadpacsClient:
         return await self._send(_core.retrieve_call(study, series), consume)
 
     async def metadata(
-        self, study: str, series: str | None = None, sop: str | None = None
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        phi: bool = True,
     ) -> list[DicomJSON]:
-        """WADO-RS metadata of every instance of a study, series or instance."""
-        response = await self.request(_core.metadata_call(study, series, sop))
+        """WADO-RS metadata of every instance of a study, series or instance; ``phi=False``
+        without patient-identifying attributes (PS3.15 Basic Profile, UIDs kept)."""
+        response = await self.request(_core.metadata_call(study, series, sop, phi))
         return [DicomJSON(dataset=item) for item in response.json()]
 
     async def frames(

@@ -431,10 +431,16 @@ def retrieve_call(study: str, series: str | None = None) -> Call:
     return Call("GET", dicomweb_path(study, series), headers={"Accept": INSTANCES_ACCEPT})
 
 
-def metadata_call(study: str, series: str | None = None, sop: str | None = None) -> Call:
-    """WADO-RS metadata (PS3.18 10.4.1.1.2) of a study, series or instance."""
+def metadata_call(
+    study: str, series: str | None = None, sop: str | None = None, phi: bool = True
+) -> Call:
+    """WADO-RS metadata (PS3.18 10.4.1.1.2) of a study, series or instance; ``phi=False``
+    asks for the no-PHI view (radpacs's ``?phi=false`` extension)."""
     return Call(
-        "GET", f"{dicomweb_path(study, series, sop)}/metadata", headers={"Accept": DICOM_JSON}
+        "GET",
+        f"{dicomweb_path(study, series, sop)}/metadata",
+        params=() if phi else (("phi", "false"),),
+        headers={"Accept": DICOM_JSON},
     )
 
 

@@ -292,10 +292,16 @@ class RadpacsClient:
         return self._send(_core.retrieve_call(study, series), consume)
 
     def metadata(
-        self, study: str, series: str | None = None, sop: str | None = None
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        phi: bool = True,
     ) -> list[DicomJSON]:
-        """WADO-RS metadata of every instance of a study, series or instance."""
-        response = self.request(_core.metadata_call(study, series, sop))
+        """WADO-RS metadata of every instance of a study, series or instance; ``phi=False``
+        without patient-identifying attributes (PS3.15 Basic Profile, UIDs kept)."""
+        response = self.request(_core.metadata_call(study, series, sop, phi))
         return [DicomJSON(dataset=item) for item in response.json()]
 
     def frames(
