@@ -165,6 +165,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
         "GET",
         "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
     ): ("read", OK | MISSING),
+    ("GET", "/dicom-web/patients"): ("read", OK),
     # by series or instance UID alone (beyond PS3.18, dicomweb/by_uid.py): WADO-RS reading
     ("GET", "/dicom-web/series/{series}"): ("read", OK | MISSING),
     ("GET", "/dicom-web/series/{series}/metadata"): ("read", OK | MISSING),

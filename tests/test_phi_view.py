@@ -119,6 +119,7 @@ def test_phi_parameter_and_no_phi_token(server: LiveServer) -> None:
         probe = http.get("/dicom-web/studies", params={"PatientName": "Doe*"}, headers=forced)
         assert probe.status_code == 400 and "PatientName" in probe.text
         assert http.get(f"/dicom-web/studies/{study}", headers=forced).status_code == 403
+        assert http.get("/dicom-web/patients", headers=forced).status_code == 403
         assert http.get(f"/dicom-web/studies/{study}", headers=auth).status_code == 200
         frames = http.get(
             f"{instance}/frames/1",

@@ -62,6 +62,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{_DW}/studies"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/series"): Rule(P.READ, "search"),
     ("GET", f"{_DW}/instances"): Rule(P.READ, "search"),
+    ("GET", f"{_DW}/patients"): Rule(P.READ, "search"),  # beyond PS3.18
     ("GET", f"{_STUDY}/series"): Rule(P.READ, "search"),
     ("GET", f"{_STUDY}/instances"): Rule(P.READ, "search"),
     ("GET", f"{_SERIES}/instances"): Rule(P.READ, "search"),

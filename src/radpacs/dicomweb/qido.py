@@ -20,11 +20,12 @@ from fastapi import APIRouter, Request, Response
 from pydicom.datadict import tag_for_keyword
 
 from radpacs.archive import Level, parse_query
+from radpacs.archive.query import parse_patient_query
 from radpacs.deid.json_view import is_protected, without_phi
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import json_body_response, xml_response
-from radpacs.errors import InvalidQuery
+from radpacs.errors import InvalidQuery, PermissionDenied
 from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root, phi_visible
 
 __all__ = ["router"]
@@ -138,3 +139,26 @@ def search_series_instances(
     study: str, series: str, request: Request, archive: ArchiveDep, settings: SettingsDep
 ) -> Response:
     return _search(request, archive, settings, Level.INSTANCE, study, series)
+
+
+@router.get("/patients", summary="Search for patients (beyond PS3.18)")
+def search_patients(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    """Patients matching PatientName, PatientID, IssuerOfPatientID, PatientBirthDate or
+    PatientSex, with NumberOfPatientRelatedStudies (0020,1200); not part of PS3.18. Refused
+    (403) without PHI: a patient list is identity and nothing else."""
+    if not phi_visible(request):
+        raise PermissionDenied("the patient list is not served without PHI")
+    params = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in _IGNORED_PARAMETERS
+    ]
+    query = parse_patient_query(params, max_results=settings.qido_max_results)
+    result = archive.search_patients(query)
+    warnings = []
+    if result.has_more:
+        warnings.append(
+            "There are additional results that can be requested with offset="
+            f"{query.offset + query.limit}"
+        )
+    return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from radpacs.archive import Outcome, StoreResult
 from radpacs.archive.ingest import CANNOT_UNDERSTAND
+from radpacs.dicom.from_json import BulkPart, instance_from_json
 from radpacs.dicom.json import attribute, json_to_bytes
-from radpacs.dicom.mediatypes import DICOM, MULTIPART_RELATED, parse_media_type
+from radpacs.dicom.mediatypes import DICOM, DICOM_JSON, MULTIPART_RELATED, parse_media_type
 from radpacs.dicom.multipart import MultipartError, MultipartParser, Part
 from radpacs.dicomweb.negotiation import choose_json
 from radpacs.dicomweb.responses import json_body_response, warning_header
-from radpacs.errors import InvalidInstance
+from radpacs.errors import InvalidInput, InvalidInstance
 from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root
 
 __all__ = ["router"]
@@ -125,6 +127,61 @@ def _store(archive: Any, parts: list[Part], study: str | None) -> list[StoreResu
     return results
 
 
+def _store_json(archive: Any, parts: list[Part], study: str | None) -> list[StoreResult]:
+    """STOW of metadata and bulk data (PS3.18 10.5.1.2): the application/dicom+json parts
+    hold arrays of data sets; the other parts are the bulk data their BulkDataURIs name, by
+    Content-Location. One result per data set, in order; a bad data set fails alone."""
+    items: list[Any] = []
+    bulk: dict[str, BulkPart] = {}
+    try:
+        for number, part in enumerate(parts, start=1):
+            media = parse_media_type(part.content_type) if part.content_type else None
+            if media is not None and media.type == DICOM_JSON:
+                try:
+                    loaded = orjson.loads(part.read())
+                except (orjson.JSONDecodeError, RecursionError) as exc:
+                    items.append(InvalidInstance(f"part {number} is not DICOM JSON: {exc}"))
+                    continue
+                items.extend(loaded if isinstance(loaded, list) else [loaded])
+                continue
+            location = part.headers.get("content-location", "")
+            if not location:
+                items.append(
+                    InvalidInstance(f"bulk data part {number} has no Content-Location header")
+                )
+                continue
+            syntax = media.param("transfer-syntax", "") if media is not None else ""
+            bulk[location] = BulkPart(part.read(), syntax)
+    finally:
+        for part in parts:
+            part.close()
+    files: list[bytes | InvalidInstance] = []
+    for item in items:
+        if isinstance(item, InvalidInstance):
+            files.append(item)
+            continue
+        try:
+            files.append(instance_from_json(item, bulk))
+        except InvalidInput as exc:
+            files.append(InvalidInstance(str(exc), CANNOT_UNDERSTAND, *_uids_of(item)))
+    stored = iter(
+        archive.store_many([f for f in files if isinstance(f, bytes)], study)
+        if any(isinstance(f, bytes) for f in files)
+        else []
+    )
+    return [next(stored) if isinstance(f, bytes) else StoreResult.failed(f) for f in files]
+
+
+def _uids_of(item: Any) -> tuple[str, str]:
+    """SOP Class and Instance UIDs of a DICOM JSON data set, '' where absent."""
+
+    def first(tag: str) -> str:
+        values = item.get(tag, {}).get("Value") if isinstance(item, dict) else None
+        return str(values[0])[:64] if isinstance(values, list) and values else ""
+
+    return first("00080016"), first("00080018")
+
+
 def _answer(request: Request, results: list[StoreResult], study: str | None) -> Response:
     root = dicomweb_root(request)
     referenced, failed, warnings = [], [], []
@@ -188,15 +245,19 @@ async def _store_request(
     try:
         if content_type.type == MULTIPART_RELATED:
             part_type = content_type.param("type", DICOM).lower()
-            if part_type != DICOM:
+            if part_type not in (DICOM, DICOM_JSON):
                 return _problem(
                     415,
-                    f'STOW-RS here takes multipart/related; type="{DICOM}", not type="{part_type}"',
+                    f'STOW-RS here takes multipart/related; type="{DICOM}" or '
+                    f'type="{DICOM_JSON}" (metadata and bulk data), not type="{part_type}"',
                 )
             boundary = content_type.param("boundary")
             if not boundary:
                 return _problem(400, "multipart/related Content-Type without a boundary")
             parts = await _read_parts(request, boundary, settings.max_upload_bytes)
+            if part_type == DICOM_JSON and parts:
+                results = await run_in_threadpool(_store_json, archive, parts, study)
+                return _answer(request, results, study)
         elif content_type.type == DICOM:
             parts = await _read_single(request, settings.max_upload_bytes)
         else:
