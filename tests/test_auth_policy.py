@@ -69,6 +69,7 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "sop_uid": sop,
         "plan": sop,
         "frames": "1",
         "path": "7FE00010",
@@ -222,6 +223,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/worklist"): ("store", NO_BODY),
     ("GET", "/api/worklist"): ("read", OK),
     ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
+    ("PUT", "/api/instances/{sop_uid}/qc"): ("store", NO_BODY),
+    ("GET", "/api/instances/{sop_uid}/qc"): ("read", OK),
+    ("GET", "/api/qc"): ("read", OK),
+    ("GET", "/api/qc/studies"): ("read", OK),
 }
 
 

@@ -141,6 +141,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
     ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
     ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
+    # quality control per instance: setting it is writing (AI services may), reading is reading
+    ("PUT", "/api/instances/{sop_uid}/qc"): Rule(P.STORE, "qc-set"),
+    ("GET", "/api/instances/{sop_uid}/qc"): Rule(P.READ, "qc-read"),
+    ("GET", "/api/qc"): Rule(P.READ, "qc-list"),
+    ("GET", "/api/qc/studies"): Rule(P.READ, "qc-list"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),

@@ -51,7 +51,19 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, storage, users, viewer
+    from radpacs.cli import (
+        ai,
+        client,
+        deid,
+        demo,
+        dimse,
+        dvh,
+        qc,
+        serve,
+        storage,
+        users,
+        viewer,
+    )
 
     serve.register(app)
     ai.register_worker(app)
@@ -64,6 +76,7 @@ def _register_groups() -> None:
     demo.register(app)
     dimse.register(app)
     storage.register(app)
+    qc.register(app)
 
 
 _register_groups()

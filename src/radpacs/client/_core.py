@@ -595,6 +595,28 @@ def plan_statistics_call(
     return Call("GET", f"/api/rt/plans/{_segment(plan)}/statistics", params=params)
 
 
+def set_qc_call(sop: str, status: str, comment: str) -> Call:
+    """PUT /api/instances/{sop}/qc: set an instance's quality-control status."""
+    return Call(
+        "PUT",
+        f"/api/instances/{_segment(sop)}/qc",
+        json={"status": str(status), "comment": comment},
+    )
+
+
+def qc_call(sop: str) -> Call:
+    """GET /api/instances/{sop}/qc: an instance's quality-control status."""
+    return Call("GET", f"/api/instances/{_segment(sop)}/qc")
+
+
+def qc_list_call(status: str | None, study: str | None) -> Call:
+    """GET /api/qc: the statuses that were set, by status and study."""
+    params = [("status", str(status))] if status else []
+    if study:
+        params.append(("study", study))
+    return Call("GET", "/api/qc", params=params)
+
+
 def _segment(uid: str) -> str:
     if not uid or "/" in uid:
         raise ValueError(f"not a UID: {uid!r}")
