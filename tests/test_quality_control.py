@@ -118,3 +118,38 @@ def test_qc_through_api_clients_and_command(server: LiveServer) -> None:
             break
         time.sleep(0.2)
     assert any(e.get("sop_uid") == sop and e.get("username") == "root" for e in events), events
+
+
+@pytest.mark.peer
+def test_study_list_shows_qc_in_chromium(live_server: LiveServer) -> None:
+    """The web study list's QC column, in Debian's Chromium (no OHIF needed)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_web_e2e import CHROMIUM, CHROMIUM_ARGS
+
+    checked, failed, unchecked = (make_ct(PatientID=f"QC-{n}") for n in range(3))
+    second = make_ct(checked.StudyInstanceUID, checked.SeriesInstanceUID, PatientID="QC-0")
+    body, content_type = multipart([to_bytes(d) for d in (checked, second, failed, unchecked)])
+    stored = httpx.post(
+        f"{live_server.url}/dicom-web/studies",
+        content=body,
+        headers={"Content-Type": content_type},
+    )
+    assert stored.status_code == 200, stored.text
+    with RadpacsClient(live_server.url) as client:
+        client.set_quality_control(checked.SOPInstanceUID, "passed")
+        client.set_quality_control(failed.SOPInstanceUID, "failed", "artefact")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(live_server.url + "/")
+            expect = sync_api.expect
+            row = page.locator("#study-table tbody tr", has_text="QC-0")
+            expect(row.locator("td.qc")).to_have_text("1 passed, 1 not checked", timeout=30_000)
+            bad = page.locator("#study-table tbody tr", has_text="QC-1").locator("td.qc")
+            expect(bad).to_have_text("1 failed")
+            expect(bad).to_have_class("qc qc-failed")
+            none = page.locator("#study-table tbody tr", has_text="QC-2").locator("td.qc")
+            expect(none).to_have_text("not checked")
+        finally:
+            browser.close()
