@@ -14,6 +14,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from conftest import LiveServer, make_ct, multipart, to_bytes
+from radpacs.auth.policy import NO_PHI_ROUTES, POLICY
+from radpacs.auth.roles import Principal, Role
 from radpacs.client import AsyncRadpacsClient, RadpacsClient
 from radpacs.deid.json_view import without_phi
 
@@ -40,6 +42,16 @@ def test_without_phi_walks_sequences_and_drops_private() -> None:
     assert clean["00081110"]["Value"][0]["00081155"]["Value"] == ["1.2.3"]
     assert clean["00120062"]["Value"] == ["YES"]
     assert dataset["00100010"]["Value"] == [{"Alphabetic": "Doe^Jane"}]  # input unchanged
+
+
+def test_provider_scope_and_claim_make_a_no_phi_principal() -> None:
+    roles = frozenset({Role.SERVICE})
+    assert Principal("ai", roles).phi_allowed
+    assert Principal("ai", roles, claims={"scope": "openid profile"}).phi_allowed
+    assert not Principal("ai", roles, claims={"scope": "openid radpacs:no-phi"}).phi_allowed
+    assert not Principal("ai", roles, claims={"phi": False}).phi_allowed
+    assert set(POLICY) >= NO_PHI_ROUTES  # no misspelt route in the no-PHI list
+    assert ("GET", "/api/worklist") not in NO_PHI_ROUTES
 
 
 @pytest.fixture
@@ -128,6 +140,11 @@ def test_phi_parameter_and_no_phi_token(server: LiveServer) -> None:
         assert frames.status_code == 200
         me = http.get("/api/auth/me", headers=forced)
         assert me.status_code == 200
+        # REST routes that answer identity are closed to it; those that do not stay open
+        worklist = http.get("/api/worklist", headers=forced)
+        assert worklist.status_code == 403 and "no-PHI" in worklist.text
+        assert http.get("/api/worklist", headers=auth).status_code == 200
+        assert http.get("/api/qc", headers=forced).status_code == 200
 
     with RadpacsClient(server.url, full) as client:
         (with_phi,) = client.metadata(study)
