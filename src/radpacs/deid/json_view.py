@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Final
 
 from radpacs.deid.profile import Action, Option, Profile
@@ -46,10 +47,16 @@ _NUMERIC: Final = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "DS
 _TEXT: Final = frozenset({"AE", "CS", "LO", "LT", "SH", "ST", "UC", "UT", "UR", "UI"})
 
 
+@cache
 def _action(tag: int) -> Action:
     if (tag >> 16) % 2:
         return Action.REMOVE  # private attributes and their creators
     return _PROFILE.action_for(tag) or Action.KEEP
+
+
+@cache
+def _key_action(key: str) -> Action:
+    return _action(int(key, 16))
 
 
 def is_protected(tag: int) -> bool:
@@ -71,9 +78,8 @@ def _dummy(vr: str) -> Any:
 def _dataset(dataset: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, element in dataset.items():
-        tag = int(key, 16)
+        action = _key_action(key)
         vr = str(element.get("vr", ""))
-        action = _action(tag)
         if action is Action.REMOVE:
             continue
         if action in (Action.EMPTY, Action.CLEAN):
