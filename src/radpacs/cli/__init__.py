@@ -83,5 +83,13 @@ _register_groups()
 
 
 def main() -> None:
-    """Entry point of the ``radpacs`` console script."""
-    app()
+    """Entry point of the ``radpacs`` console script; a setting that cannot work (an S3
+    bucket that cannot be reached, say) is one line on stderr and exit status 2, not a
+    traceback."""
+    from radpacs.errors import ConfigurationError
+
+    try:
+        app()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc
