@@ -55,12 +55,16 @@ def create_index_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to the newest Alembic revision, in one transaction that a migration
+    may commit part-way (``op.get_bind().commit()``, e.g. after each batch of a data
+    conversion, so that an interrupted run resumes); what is left is committed at the end."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with engine.connect() as connection:
+        connection.begin()  # not as a context manager: a migration may commit and go on
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        connection.commit()
 
 
 class database_errors:
