@@ -1,11 +1,15 @@
 """Analytical DVH phantoms written as real DICOM: an RTSTRUCT and an RTDOSE built with pydicom.
 
-Shapes (sphere, z-axis cylinder, box) are contoured on axial planes every ``slice_mm``;
-the dose is linear along one patient axis. The reference DVH is the closed form for the
-contoured geometry with half-slice end caps (the convention radpacs documents): each
-plane's cross-section (disc or rectangle) extruded over its slab, and the dose linear, so
-the volume above a dose in each slab is a circular segment or a rectangle slice times the
-slab thickness, or the cross-section times the overlap of the slab with the dose range.
+Shapes are contoured on axial planes every ``slice_mm``; the dose is linear along one
+patient axis. Flat-ended shapes (z-axis cylinders, boxes) have their end planes half a
+slice inside their ends, and their reference DVH is the closed form for the contours
+extruded over their slabs with half-slice end caps: the volume above a dose in each slab
+is a circular segment or a rectangle slice times the slab thickness, or the cross-section
+times the overlap of the slab with the dose range. Round shapes (spheres, and cylinders
+lying across the planes, as in the benchmark of Nelms et al. 2015) are contoured on the
+planes through their centre every ``slice_mm`` that cut them, so their ends lie up to one
+slice beyond the end contours, and their reference is the solid itself: a spherical cap,
+a circular segment times the length, or a disc times an overlap.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ class Slab:
 
 @dataclass(frozen=True)
 class Phantom:
-    """A shape contoured on axial planes, centred at ``center`` (mm)."""
+    """A shape contoured on axial planes, centred at ``center`` (mm); ``solid`` (radius,
+    length) for round shapes whose reference is the solid itself."""
 
     kind: str
     center: tuple[float, float, float]
     slabs: tuple[Slab, ...]
+    solid: tuple[float, float] | None = None
 
     def polygons(self, points: int = 720) -> list[FloatArray]:
         """Closed planar contours, one per slab, in patient coordinates."""
@@ -78,7 +84,20 @@ def sphere(center: tuple[float, float, float], radius: float, slice_mm: float) -
         Slab(z, low, high, radius=math.sqrt(radius**2 - (z - center[2]) ** 2))
         for z, low, high in _slabs(zs, slice_mm)
     )
-    return Phantom("sphere", center, slabs)
+    return Phantom("sphere", center, slabs, solid=(radius, 2 * radius))
+
+
+def lying_cylinder(
+    center: tuple[float, float, float], radius: float, length: float, slice_mm: float
+) -> Phantom:
+    """A cylinder along x (across the planes), planes every ``slice_mm`` through its axis."""
+    count = math.floor((radius - 1e-6) / slice_mm)
+    zs = center[2] + slice_mm * np.arange(-count, count + 1)
+    slabs = tuple(
+        Slab(z, low, high, half_x=length / 2, half_y=math.sqrt(radius**2 - (z - center[2]) ** 2))
+        for z, low, high in _slabs(zs, slice_mm)
+    )
+    return Phantom("lying-cylinder", center, slabs, solid=(radius, length))
 
 
 def cylinder(
@@ -185,8 +204,42 @@ class Reference:
         return self.dose_at(cc / self.volume_cc)
 
 
+def _spherical_cap(radius: float, height: float) -> float:
+    height = min(max(height, 0.0), 2 * radius)
+    return math.pi * height**2 * (3 * radius - height) / 3
+
+
+def solid_reference(phantom: Phantom, dose: LinearDose) -> Reference:
+    """The closed-form DVH of a round phantom's solid (sphere or cylinder along x)."""
+    assert phantom.solid is not None
+    radius, length = phantom.solid
+    centre = phantom.center[AXES[dose.axis]]
+    centre_dose = dose.offset + dose.gradient * (centre - dose.origin)
+    sphere_like = phantom.kind == "sphere"
+    reach = radius if sphere_like or dose.axis != "x" else length / 2
+    volume = 4 / 3 * math.pi * radius**3 if sphere_like else math.pi * radius**2 * length
+
+    def volume_above(d: float) -> float:
+        distance = (d - dose.offset) / dose.gradient + dose.origin - centre  # from the centre
+        if sphere_like:
+            return _spherical_cap(radius, radius - distance)
+        if dose.axis == "x":
+            return math.pi * radius**2 * min(max(length / 2 - distance, 0.0), length)
+        return length * _segment_area(radius, distance)
+
+    return Reference(
+        volume / 1000.0,
+        centre_dose - dose.gradient * reach,
+        centre_dose + dose.gradient * reach,
+        centre_dose,
+        volume_above,
+    )
+
+
 def reference(phantom: Phantom, dose: LinearDose) -> Reference:
     """The closed-form DVH of ``phantom`` in ``dose``."""
+    if phantom.solid is not None:
+        return solid_reference(phantom, dose)
     cx, cy, _ = phantom.center
     volume = 0.0
     moment = 0.0
@@ -228,22 +281,29 @@ def rtdose_dataset(
     frame_of_reference: str = FRAME_OF_REFERENCE,
     relative_offsets: bool = True,
     scaling: float | None = 1e-5,
+    orientation: tuple[float, float, float, float, float, float] = (1, 0, 0, 0, 1, 0),
 ) -> FileDataset:
     """An RTDOSE (PS3.3 A.18) with the dose sampled at the voxel centres.
 
-    ``shape`` is (planes, rows, columns), ``spacing`` (column, row, plane) in mm.
+    ``shape`` is (planes, rows, columns), ``spacing`` (column, row, plane) in mm, along the
+    row and column directions of ``orientation`` and their cross product.
     """
     planes, rows, columns = shape
-    x = origin[0] + spacing[0] * np.arange(columns)
-    y = origin[1] + spacing[1] * np.arange(rows)
-    z = origin[2] + spacing[2] * np.arange(planes)
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    values = np.clip(dose(xx, yy, zz), 0.0, None)
+    row_dir, col_dir = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    k, j, i = np.meshgrid(np.arange(planes), np.arange(rows), np.arange(columns), indexing="ij")
+    position = (
+        np.asarray(origin, float)[:, None, None, None]
+        + row_dir[:, None, None, None] * (spacing[0] * i)
+        + col_dir[:, None, None, None] * (spacing[1] * j)
+        + normal[:, None, None, None] * (spacing[2] * k)
+    )
+    values = np.clip(dose(position[0], position[1], position[2]), 0.0, None)
     ds = _base("RTDOSE", "1.2.840.10008.5.1.4.1.1.481.2", frame_of_reference)
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, planes
     ds.PixelSpacing = [spacing[1], spacing[0]]
     ds.ImagePositionPatient = list(origin)
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImageOrientationPatient = [f"{value:.9f}" for value in orientation]
     offsets = spacing[2] * np.arange(planes)
     ds.GridFrameOffsetVector = list(offsets if relative_offsets else offsets + origin[2])
     ds.FrameIncrementPointer = 0x3004000C
@@ -333,3 +393,25 @@ def _base(modality: str, sop_class: str, frame_of_reference: str) -> FileDataset
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = frame_of_reference
     return ds
+
+
+def rtplan_dataset(structure_set: pydicom.Dataset, label: str = "plan") -> FileDataset:
+    """An RTPLAN (PS3.3 A.20) naming ``structure_set`` (the parts radpacs reads)."""
+    ds = _base("RTPLAN", "1.2.840.10008.5.1.4.1.1.481.5", str(structure_set.FrameOfReferenceUID))
+    ds.RTPlanLabel = label
+    ds.PlanIntent = "CURATIVE"
+    ds.RTPlanGeometry = "PATIENT"
+    referenced = pydicom.Dataset()
+    referenced.ReferencedSOPClassUID = structure_set.SOPClassUID
+    referenced.ReferencedSOPInstanceUID = structure_set.SOPInstanceUID
+    ds.ReferencedStructureSetSequence = Sequence([referenced])
+    return ds
+
+
+def refer_to_plan(dose: pydicom.Dataset, plan: pydicom.Dataset, summation: str) -> None:
+    """Make an RTDOSE reference ``plan`` with Dose Summation Type ``summation``."""
+    referenced = pydicom.Dataset()
+    referenced.ReferencedSOPClassUID = plan.SOPClassUID
+    referenced.ReferencedSOPInstanceUID = plan.SOPInstanceUID
+    dose.ReferencedRTPlanSequence = Sequence([referenced])
+    dose.DoseSummationType = summation

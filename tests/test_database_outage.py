@@ -112,3 +112,32 @@ def test_outage_answers_503_for_qido_delete_and_stow(
             assert client.delete(f"/dicom-web/studies/{study}").status_code == 204
     finally:
         server.stop()
+
+
+def test_outage_answers_503_when_a_token_is_checked(
+    database: tuple[str, Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With auth on (the default), the token check reads the accounts first: 503 too, not a
+    500 from the access-control middleware."""
+    url, admin = database
+    name = make_url(url).database
+    assert name is not None
+    monkeypatch.setenv("RADPACS_ADMIN_USER", "root")
+    monkeypatch.setenv("RADPACS_ADMIN_PASSWORD", "a long enough password")
+    server = LiveServer(tmp_path / "live", ["--database-url", url, "--auth"]).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            login = client.post(
+                "/api/auth", json={"username": "root", "password": "a long enough password"}
+            )
+            assert login.status_code == 200, login.text
+            headers = {"Authorization": f"Bearer {login.json()['token']}"}
+            assert client.get("/dicom-web/studies", headers=headers).status_code == 200
+
+            _stop(admin, name)
+            _assert_unavailable(client.get("/dicom-web/studies", headers=headers))
+
+            _start(admin, name)
+            assert client.get("/dicom-web/studies", headers=headers).status_code == 200
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from dvh_phantoms import (
     Phantom,
     box,
     cylinder,
+    lying_cylinder,
     reference,
     roundtrip,
     rtdose_dataset,
@@ -19,6 +20,9 @@ from dvh_phantoms import (
 from radpacs.rt import DVH, dvhs_from_datasets
 
 TOLERANCE = 0.0005
+#: Round-ended solids against the solid itself: radpacs lays the interpolated surface down
+#: as thin planes (>= 0.1 mm apart), which puts D99 a few micrometres off (up to 0.09 %).
+SOLID_TOLERANCE = 0.0015
 DOSE_FRACTIONS = (0.99, 0.95, 0.50, 0.05, 0.01)
 
 
@@ -39,7 +43,7 @@ def _compute(phantom: Phantom, dose: LinearDose, spacing: float, shift: float) -
     return dvh
 
 
-def _check(dvh: DVH, phantom: Phantom, dose: LinearDose) -> None:
+def _check(dvh: DVH, phantom: Phantom, dose: LinearDose, tolerance: float = TOLERANCE) -> None:
     ref = reference(phantom, dose)
     pairs = {
         "volume": (dvh.volume, ref.volume_cc),
@@ -58,7 +62,7 @@ def _check(dvh: DVH, phantom: Phantom, dose: LinearDose) -> None:
     }
     assert all(got is not None for got, _ in pairs.values())
     worst = max(errors, key=lambda name: errors[name])
-    assert errors[worst] < TOLERANCE, (
+    assert errors[worst] < tolerance, (
         f"{worst}: got {pairs[worst][0]:.4f}, closed form {pairs[worst][1]:.4f} "
         f"({100 * errors[worst]:.2f} %)"
     )
@@ -72,6 +76,20 @@ PHANTOMS = {
     "cylinder-r25-h12": (cylinder((0.0, 0.0, 0.0), 25.0, 12.0, 3.0), 4.0),
     "box-20x30x16": (box((0.5, -0.5, 0.0), (20.0, 30.0, 16.0), 2.0), 3.0),
     "box-8x8x40": (box((0.0, 4.0, 0.0), (8.0, 8.0, 40.0), 1.0), 2.0),
+    "lying-cylinder-r12-3mm": (lying_cylinder((0.5, -1.0, 2.0), 12.0, 24.0, 3.0), 3.0),
+}
+
+#: Round-ended shapes with contour spacing equal to the dose grid spacing, the kind an
+#: independent run of the Nelms et al. benchmark found up to 20.6 % off at D99 (SI
+#: gradient) while radpacs extruded each contour unchanged over its slab.
+ROUND_ENDS = {
+    "sphere-d20-2mm": (sphere((0.0, 0.0, 0.0), 10.0, 2.0), 2.0),
+    "sphere-d24-3mm": (sphere((0.0, 0.0, 6.0), 12.0, 3.0), 3.0),
+    "sphere-d30-3mm": (sphere((1.0, 0.0, 0.0), 15.0, 3.0), 3.0),
+    "lying-cylinder-d20-2mm": (lying_cylinder((0.0, 0.0, 0.0), 10.0, 20.0, 2.0), 2.0),
+    "lying-cylinder-d24-2mm": (lying_cylinder((0.0, 0.0, 6.0), 12.0, 24.0, 2.0), 2.0),
+    "lying-cylinder-d24-3mm": (lying_cylinder((0.0, 0.0, 6.0), 12.0, 24.0, 3.0), 3.0),
+    "lying-cylinder-d30-3mm": (lying_cylinder((0.0, 2.0, 0.0), 15.0, 30.0, 3.0), 3.0),
 }
 
 
@@ -84,6 +102,19 @@ def test_phantom_dvh_matches_closed_form(name: str, shift: float, axis: str) -> 
     dose = LinearDose(axis=axis, offset=30.0, gradient=0.5, origin=centre)
     dvh = _compute(phantom, dose, spacing, shift)
     _check(dvh, phantom, dose)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+@pytest.mark.parametrize("name", sorted(ROUND_ENDS))
+def test_round_ends_in_a_superior_inferior_gradient(name: str, shift: float) -> None:
+    """As in Nelms et al.: 1 Gy/mm along SI, 16 Gy at the centre (more for the 30 mm shapes,
+    so that no voxel within reach of the shape holds a dose clipped at 0, which would
+    bend the grid's own dose); D99 is then a few Gy."""
+    phantom, spacing = ROUND_ENDS[name]
+    assert phantom.solid is not None
+    offset = 16.0 if phantom.solid[0] <= 12.0 else phantom.solid[0] + 10.0
+    dose = LinearDose(axis="z", offset=offset, gradient=1.0, origin=phantom.center[2])
+    _check(_compute(phantom, dose, spacing, shift), phantom, dose, SOLID_TOLERANCE)
 
 
 def test_steep_gradient_on_a_coarse_grid_stays_within_the_tolerance() -> None:

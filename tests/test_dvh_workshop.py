@@ -9,7 +9,14 @@ import pytest
 
 from radpacs.rt import DVH, StructureSet, dvhs_from_datasets
 
-WORKSHOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rt-workshop"
+WORKSHOP = next(
+    (
+        parent / "shared" / "data" / "rt-workshop"
+        for parent in Path(__file__).resolve().parents
+        if (parent / "shared" / "data" / "rt-workshop").is_dir()
+    ),
+    Path("/work/shared/data/rt-workshop"),
+)
 COLUMNS = ("volume", "min", "max", "mean", "D99", "D95", "D5", "D1", "D0.03cc")
 #: README table: volume in cm3, doses in cGy.
 ANALYTICAL = {

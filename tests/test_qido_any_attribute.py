@@ -63,3 +63,22 @@ def test_matching_on_attributes_the_index_does_not_hold(client: TestClient) -> N
     page = client.get(f"{DW}/instances", params={"StationName": "CT01", "offset": "1"}).json()
     assert len(page) == 1
     assert client.get(f"{DW}/instances", params={"StationName": "nothing"}).json() == []
+
+
+def test_a_patient_level_query(client: TestClient) -> None:
+    """GET /dicom-web/patients (beyond PS3.18): patient keys, NumberOfPatientRelatedStudies."""
+    datasets = [
+        make_ct(generate_uid(), PatientID="PAT-1", PatientName="Doe^Jane", PatientSex="F"),
+        make_ct(generate_uid(), PatientID="PAT-1", PatientName="Doe^Jane", PatientSex="F"),
+        make_ct(generate_uid(), PatientID="PAT-2", PatientName="Roe^Rick", PatientSex="M"),
+    ]
+    body, content_type = multipart([to_bytes(dataset) for dataset in datasets])
+    stored = client.post(f"{DW}/studies", content=body, headers={"Content-Type": content_type})
+    assert stored.status_code == 200
+    [jane] = client.get(f"{DW}/patients", params={"PatientName": "doe*"}).json()
+    assert jane["00100020"]["Value"] == ["PAT-1"]
+    assert jane["00201200"]["Value"] == [2]
+    both = client.get(f"{DW}/patients", params={"PatientID": "PAT-*", "limit": "1"})
+    assert len(both.json()) == 1 and "offset=1" in both.headers["warning"]
+    refused = client.get(f"{DW}/patients", params={"Modality": "CT"})
+    assert refused.status_code == 400 and "patient keys" in refused.json()["detail"]

@@ -189,10 +189,10 @@ def test_wrong_content_type_is_415_and_stores_nothing(sqlite_client: TestClient)
         assert response.status_code == 415, content_type
     response = sqlite_client.post(
         STOW,
-        content=b"[]",
-        headers={"Content-Type": 'multipart/related; type="application/dicom+json"; boundary=x'},
+        content=b"<x/>",
+        headers={"Content-Type": 'multipart/related; type="text/xml"; boundary=x'},
     )
-    assert response.status_code == 415
+    assert response.status_code == 415  # JSON and XML metadata: tests/test_stow_json.py, _xml.py
     assert count_instances(sqlite_client) == 0
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, DateTime, Engine, String, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
+from radpacs.archive.database import database_errors
 from radpacs.archive.index import Base, utc_now
 from radpacs.auth.roles import Role
 from radpacs.errors import Conflict, NotFound, StorageError
@@ -117,13 +118,13 @@ class AccountStore:
 
     def get(self, username: str) -> AccountInfo | None:
         """The account named ``username``, or None."""
-        with self._read() as session:
+        with database_errors("account look-up"), self._read() as session:
             row = session.scalar(select(Account).where(Account.username == username))
             return _info(row) if row else None
 
     def list(self) -> list[AccountInfo]:
         """Every account, by name."""
-        with self._read() as session:
+        with database_errors("account look-up"), self._read() as session:
             return [
                 _info(row) for row in session.scalars(select(Account).order_by(Account.username))
             ]
@@ -133,19 +134,19 @@ class AccountStore:
         statement = select(func.count()).select_from(Account)
         if role is not None:
             statement = statement.where(Account.role == Role(role).value)
-        with self._read() as session:
+        with database_errors("account look-up"), self._read() as session:
             return int(session.scalar(statement) or 0)
 
     def remove(self, username: str) -> None:
         """Delete an account (its tokens stop working at once); NotFound if there is none."""
-        with self._write() as session, session.begin():
+        with database_errors("account change"), self._write() as session, session.begin():
             result = session.execute(delete(Account).where(Account.username == username))
             if not result.rowcount:  # type: ignore[attr-defined]
                 raise NotFound(f"no account named {username!r}")
 
     def set_password(self, username: str, password_hash: str) -> None:
         """Replace the password hash of an account; NotFound if there is none."""
-        with self._write() as session, session.begin():
+        with database_errors("account change"), self._write() as session, session.begin():
             row = session.scalar(select(Account).where(Account.username == username))
             if row is None:
                 raise NotFound(f"no account named {username!r}")
@@ -155,7 +156,7 @@ class AccountStore:
     def revoke(self, token_id: str, username: str, expires_at: datetime) -> None:
         """Refuse ``token_id`` from now on; expired revocations are purged on the way."""
         now = datetime.now(UTC)
-        with self._write() as session, session.begin():
+        with database_errors("token revocation"), self._write() as session, session.begin():
             session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
             if session.get(RevokedToken, token_id) is None:
                 session.add(
@@ -169,7 +170,7 @@ class AccountStore:
 
     def active_roles(self, username: str, token_id: str) -> frozenset[Role] | None:
         """The account's role, or None if the account is gone or the token id revoked."""
-        with self._read() as session:
+        with database_errors("account look-up"), self._read() as session:
             role = session.scalar(select(Account.role).where(Account.username == username))
             if role is None or session.get(RevokedToken, token_id) is not None:
                 return None

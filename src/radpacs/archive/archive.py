@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import IO, Self
 
@@ -29,7 +30,8 @@ from pydicom import Dataset
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from radpacs.archive.blobs import BlobStore, FolderBlobStore
+from radpacs.archive.backends import open_blob_store
+from radpacs.archive.blobs import BlobStore
 from radpacs.archive.database import create_index_engine, database_errors, migrate
 from radpacs.archive.query import Query
 from radpacs.archive.results import (
@@ -45,6 +47,8 @@ from radpacs.archive.store import StorePath
 from radpacs.settings import DuplicatePolicy, Settings
 
 __all__ = ["Archive", "CheckReport", "InstanceFile", "Outcome", "SearchResult", "StoreResult"]
+
+log = logging.getLogger(__name__)
 
 
 class Archive:
@@ -66,14 +70,17 @@ class Archive:
         self._store = StorePath(engine, blobs, DuplicatePolicy(duplicate_policy), read, write)
         self._search = Search(read)
         self._files = Retrieval(engine, blobs, read, write)
+        self._delete_listeners: list[Callable[[list[str]], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
-        """Open (and migrate) the index and the blob folder that ``settings`` name."""
+        """Open (and migrate) the index and the blob store (folder or S3) that ``settings``
+        name."""
+        blobs = open_blob_store(settings)
         engine = create_index_engine(settings.resolved_database_url)
         with database_errors("migration"):
             migrate(engine)
-        return cls(engine, FolderBlobStore(settings.blob_dir), settings.duplicate_policy)
+        return cls(engine, blobs, settings.duplicate_policy)
 
     def close(self) -> None:
         """Release database connections."""
@@ -98,6 +105,10 @@ class Archive:
         """Call ``listener`` with the results of every store batch after it commits."""
         self._store.add_listener(listener)
 
+    def add_delete_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener`` with the SOP Instance UIDs of every delete after it commits."""
+        self._delete_listeners.append(listener)
+
     def store_many(
         self, payloads: Sequence[bytes], expected_study_uid: str | None = None
     ) -> list[StoreResult]:
@@ -109,6 +120,11 @@ class Archive:
         """One page of matches for a QIDO-RS query, as DICOM JSON objects."""
         with database_errors("search"):
             return self._search.search(query)
+
+    def search_patients(self, query: Query) -> SearchResult:
+        """One page of patients matching a patient-level query, with their number of studies."""
+        with database_errors("search"):
+            return self._search.search_patients(query)
 
     def locate(self, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, str]:
         """The (study, series) UIDs above a series or an instance, which are globally unique
@@ -155,7 +171,18 @@ class Archive:
     ) -> int:
         """Remove a study, series or instance: index rows first, then files. Returns the count."""
         with database_errors("delete"):
-            return self._files.delete(study_uid, series_uid, sop_uid)
+            deleted = (
+                [f.sop_uid for f in self.instance_files(study_uid, series_uid, sop_uid)]
+                if self._delete_listeners
+                else []
+            )
+            count = self._files.delete(study_uid, series_uid, sop_uid)
+        for listener in self._delete_listeners:
+            try:
+                listener(deleted)
+            except Exception:  # a listener must never undo a delete
+                log.exception("delete listener failed")
+        return count
 
     def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
         """Compare the blob store with the index and list temporary files that interrupted

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Engine, String, select
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
+from radpacs.archive.database import database_errors
 from radpacs.archive.index import Base
 from radpacs.errors import NotFound
 
@@ -54,7 +55,7 @@ class DatasetNames:
 
     def set(self, name: str, study_uid: str, series_uid: str, sop_uid: str) -> None:
         """Point ``name`` at an instance, replacing what it pointed to before."""
-        with self._write() as session, session.begin():
+        with database_errors("dataset naming"), self._write() as session, session.begin():
             row = session.get(DatasetName, name)
             if row is None:
                 row = DatasetName(name=name, created_at=datetime.now(UTC))
@@ -63,7 +64,7 @@ class DatasetNames:
 
     def resolve(self, name: str) -> NamedInstance:
         """The instance ``name`` points to; NotFound if no such name."""
-        with self._read() as session:
+        with database_errors("dataset name look-up"), self._read() as session:
             row = session.get(DatasetName, name)
             if row is None:
                 raise NotFound(f"no dataset named {name!r}")
@@ -71,5 +72,5 @@ class DatasetNames:
 
     def names(self) -> list[str]:
         """Every name, sorted."""
-        with self._read() as session:
+        with database_errors("dataset name look-up"), self._read() as session:
             return list(session.scalars(select(DatasetName.name).order_by(DatasetName.name)))

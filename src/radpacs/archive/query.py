@@ -27,7 +27,16 @@ from radpacs.archive.ingest import normalize_datetime, normalize_time
 from radpacs.dicom.tags import keyword_of, resolve_tag, tag_hex, vr_of
 from radpacs.errors import InvalidQuery
 
-__all__ = ["ATTRIBUTES", "Attribute", "Kind", "Level", "Query", "ResidualMatch", "parse_query"]
+__all__ = [
+    "ATTRIBUTES",
+    "Attribute",
+    "Kind",
+    "Level",
+    "Query",
+    "ResidualMatch",
+    "parse_patient_query",
+    "parse_query",
+]
 
 ResidualMatch = Callable[[dict[str, Any]], bool]
 """A test of one stored instance's DICOM JSON, for a key the index does not hold."""
@@ -409,3 +418,23 @@ def parse_query(
     if series_uid:
         query.conditions.append(Series.series_uid == series_uid)
     return query
+
+
+def parse_patient_query(params: Iterable[tuple[str, str]], *, max_results: int = 1000) -> Query:
+    """A patient-level search (beyond PS3.18, which searches from the study level down): only
+    the patient attributes the index holds can be matched; the paging parameters as usual."""
+    pairs = list(params)
+    for name, _value in pairs:
+        if name in _PARAMETERS:
+            continue
+        attribute = ATTRIBUTES.get(resolve_tag(name))
+        if attribute is None or attribute.column is None or attribute.column.class_ is not Patient:
+            raise InvalidQuery(
+                f"{name} cannot be matched in a patient search; patient keys: "
+                + ", ".join(
+                    a.keyword
+                    for a in ATTRIBUTES.values()
+                    if a.column is not None and a.column.class_ is Patient
+                )
+            )
+    return parse_query(Level.STUDY, pairs, max_results=max_results)

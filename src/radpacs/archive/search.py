@@ -47,6 +47,31 @@ class Search:
                 self._add_from_metadata(session, query, rows, matches)
         return SearchResult(matches, has_more)
 
+    def search_patients(self, query: Query) -> SearchResult:
+        """One page of patients matching ``query`` (patient conditions only, see
+        :func:`radpacs.archive.query.parse_patient_query`), with their number of studies."""
+        statement = (
+            select(Patient, func.count(Study.pk))
+            .join(Study, Study.patient_pk == Patient.pk)
+            .where(*query.conditions)
+            .group_by(Patient.pk)
+            .order_by(Patient.patient_name, Patient.patient_id, Patient.pk)
+        )
+        with self._read() as session:
+            rows = session.execute(statement.offset(query.offset).limit(query.limit + 1)).all()
+        matches = [
+            {
+                "00100010": attribute("PN", patient.patient_name),
+                "00100020": attribute("LO", patient.patient_id),
+                "00100021": attribute("LO", patient.issuer),
+                "00100030": attribute("DA", patient.birth_date),
+                "00100040": attribute("CS", patient.sex),
+                "00201200": attribute("IS", studies),
+            }
+            for patient, studies in rows[: query.limit]
+        ]
+        return SearchResult(matches, len(rows) > query.limit)
+
     @staticmethod
     def _residual_rows(session: Session, query: Query, statement: Any) -> list[Any]:
         """The rows of ``statement`` one of whose instances passes every residual test, from

@@ -1,12 +1,14 @@
 """The ``radpacs`` command: one module per command group.
 
 - :mod:`.serve`: ``serve``, ``check`` (the server and its storage)
+- :mod:`.storage`: ``storage migrate`` (files between the folder and S3)
 - :mod:`.ai`: ``worker`` (runs AI jobs) and ``ai`` (models and jobs on a server)
 - :mod:`.users`: ``user add|list|remove``, ``load-demo``
 - :mod:`.client`: ``login``, ``upload``, ``query``, ``retrieve``/``download``, ``delete``,
   ``status`` (talk to a server)
 - :mod:`.dvh`: ``dvh`` (by a server or ``--local``)
 - :mod:`.deid`: ``anonymize``
+- :mod:`.followup`: ``followup list|show|export|sr`` (a server's follow-up)
 - :mod:`.viewer`: ``viewer install|status``
 - :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
 - :mod:`.dimse`: ``dimse`` (the DICOM node alone) and ``dimse echo|query|send|retrieve|job``
@@ -50,7 +52,19 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, users, viewer
+    from radpacs.cli import (
+        ai,
+        client,
+        deid,
+        demo,
+        dimse,
+        dvh,
+        followup,
+        serve,
+        storage,
+        users,
+        viewer,
+    )
 
     serve.register(app)
     ai.register_worker(app)
@@ -59,14 +73,24 @@ def _register_groups() -> None:
     dvh.register(app)
     ai.register(app)
     deid.register(app)
+    followup.register(app)
     viewer.register(app)
     demo.register(app)
     dimse.register(app)
+    storage.register(app)
 
 
 _register_groups()
 
 
 def main() -> None:
-    """Entry point of the ``radpacs`` console script."""
-    app()
+    """Entry point of the ``radpacs`` console script; a setting that cannot work (an S3
+    bucket that cannot be reached, say) is one line on stderr and exit status 2, not a
+    traceback."""
+    from radpacs.errors import ConfigurationError
+
+    try:
+        app()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc

@@ -16,6 +16,7 @@ with ``--plot``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -31,14 +32,18 @@ __all__ = ["dvh", "dvh_command", "register", "register_local"]
 
 def dvh_command(
     struct: Path,
-    dose: Path,
+    dose: Path | Sequence[Path],
     roi: str | None = None,
     plot: Path | None = None,
     prescription: float | None = None,
     json_output: bool = False,
+    weights: Sequence[float] | None = None,
 ) -> None:
-    """Compute and print the DVHs of ``struct`` (RTSTRUCT) in ``dose`` (RTDOSE)."""
-    dvhs = dvhs_from_datasets(read_dataset(struct, str(struct)), read_dataset(dose, str(dose)), roi)
+    """Compute and print the DVHs of ``struct`` (RTSTRUCT) in ``dose`` (RTDOSE; several
+    are summed as a plan sum, with ``weights``)."""
+    paths = [dose] if isinstance(dose, Path) else list(dose)
+    doses = [read_dataset(path, str(path)) for path in paths]
+    dvhs = dvhs_from_datasets(read_dataset(struct, str(struct)), doses, roi, weights=weights)
     if json_output:
         typer.echo(json.dumps([dvh.to_dict(prescription=prescription) for dvh in dvhs]))
     else:
@@ -89,7 +94,10 @@ def register_local(app: typer.Typer) -> None:
 
 def dvh(
     structures: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="RTSTRUCT file")],
-    dose: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="RTDOSE file")],
+    dose: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, help="RTDOSE file(s); several: a plan sum"),
+    ],
     plot: Annotated[Path | None, typer.Option(help="Where to save the plot (PNG).")] = Path(
         "dvh.png"
     ),
@@ -98,16 +106,38 @@ def dvh(
     local: Annotated[
         bool, typer.Option("--local", help="Compute here with radpacs.rt, without a server.")
     ] = False,
+    weights: Annotated[
+        str | None, typer.Option(help="Plan sum factors, one per RTDOSE, e.g. 1,0.5.")
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Dose-volume histograms: a statistics table and a saved plot, by the server or --local."""
+    factors = _weights(weights) if weights else None
     if local:
-        dvh_command(structures, dose, roi=roi, plot=None if no_plot else plot, json_output=as_json)
+        try:
+            dvh_command(
+                structures,
+                dose,
+                roi=roi,
+                plot=None if no_plot else plot,
+                json_output=as_json,
+                weights=factors,
+            )
+        except InvalidInput as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from exc
         return
+    if len(dose) > 1 or factors:
+        typer.echo(
+            "error: plan sums of files are computed with --local (stored RTDOSEs: "
+            "POST /api/rt/dvh with a list of rtdose UIDs)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     with console.request_errors(), console.client(url, token) as client:
-        result = client.dvh(structures, dose, **({"roi": roi} if roi else {}))
+        result = client.dvh(structures, dose[0], **({"roi": roi} if roi else {}))
         saved = None
         if not no_plot and plot is not None:
             plot.write_bytes(client.dvh_plot(result))
@@ -125,6 +155,14 @@ def dvh(
     console.print_table(table)
     if saved:
         console.out().print(f"plot saved to {saved}", highlight=False)
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",") if item.strip()]
+    except ValueError as exc:
+        typer.echo(f"error: --weights must be comma-separated numbers, not {text!r}", err=True)
+        raise typer.Exit(code=2) from exc
 
 
 def register(app: typer.Typer) -> None:

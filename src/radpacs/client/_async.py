@@ -452,6 +452,36 @@ class AsyncRadpacsClient:
 
     # ------------------------------------------------------------------ REST API
 
+    async def followup_patients(
+        self, search: str = "", *, offset: int = 0, limit: int = 50
+    ) -> dict[str, Any]:
+        """Patients with a follow-up (GET /api/followup/patients): ``patients`` and ``total``."""
+        call = _core.followup_patients_call(search, offset, limit)
+        result: dict[str, Any] = (await self.request(call)).json()
+        return result
+
+    async def followup_patient(self, patient_id: str) -> dict[str, Any]:
+        """One patient's timepoints, lesions and responses (GET /api/followup/patients/{id})."""
+        result: dict[str, Any] = (
+            await self.request(_core.followup_patient_call(patient_id))
+        ).json()
+        return result
+
+    async def followup_export(self, patient_id: str, format: str = "csv") -> str:
+        """One row per lesion per timepoint: the CSV text, or the JSON text."""
+        return (await self.request(_core.followup_export_call(patient_id, format))).text
+
+    async def followup_correct(self, patient_id: str, kind: str, **fields: str) -> dict[str, Any]:
+        """Record a correction (rename, merge, split, reassign, role, exclude)."""
+        call = _core.followup_correct_call(patient_id, kind, fields)
+        result: dict[str, Any] = (await self.request(call)).json()
+        return result
+
+    async def followup_store_sr(self, patient_id: str) -> dict[str, Any]:
+        """Store the follow-up as a TID 1500 SR in the patient's latest study."""
+        result: dict[str, Any] = (await self.request(_core.followup_sr_call(patient_id))).json()
+        return result
+
     async def login(self, username: str, password: str) -> str:
         """POST /api/auth; the token is kept for the following requests and returned."""
         call = _core.login_call(username, password)
@@ -462,6 +492,33 @@ class AsyncRadpacsClient:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         call = await asyncio.to_thread(_core.dvh_call, structures, dose, params)
         return DVHResult.from_answer((await self.request(call)).json())
+
+    async def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((await self.request(call)).json())
+
+    async def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((await self.request(_core.rt_objects_call(study))).json())
+
+    async def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((await self.request(call)).json())
 
     async def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

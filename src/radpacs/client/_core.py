@@ -557,6 +557,44 @@ def dvh_plot_call(dvhs: Sequence[Mapping[str, Any]], media_type: str) -> Call:
     return Call("POST", "/api/dvh/plot", json={"dvhs": list(dvhs)}, headers={"Accept": media_type})
 
 
+def stored_dvh_call(
+    rtstruct: str,
+    rtdose: str | Sequence[str],
+    weights: Sequence[float] | None,
+    options: Mapping[str, Any],
+) -> Call:
+    """POST /api/rt/dvh: DVHs of stored objects; several RTDOSE UIDs are a plan sum."""
+    body: dict[str, Any] = {
+        "rtstruct": rtstruct,
+        "rtdose": rtdose if isinstance(rtdose, str) else list(rtdose),
+        **options,
+    }
+    if weights is not None:
+        body["weights"] = list(weights)
+    return Call("POST", "/api/rt/dvh", json=body)
+
+
+def rt_objects_call(study: str) -> Call:
+    """GET /api/rt/studies/{study}/objects: the study's plans, structure sets and doses."""
+    return Call("GET", f"/api/rt/studies/{_segment(study)}/objects")
+
+
+def plan_statistics_call(
+    plan: str, metrics: Sequence[str] | None, prescription: float | None
+) -> Call:
+    """GET /api/rt/plans/{plan}/statistics: every ROI's statistics in the plan's dose."""
+    params = [("metrics", ",".join(metrics))] if metrics else []
+    if prescription is not None:
+        params.append(("prescription", str(prescription)))
+    return Call("GET", f"/api/rt/plans/{_segment(plan)}/statistics", params=params)
+
+
+def _segment(uid: str) -> str:
+    if not uid or "/" in uid:
+        raise ValueError(f"not a UID: {uid!r}")
+    return uid
+
+
 def anonymize_call(file: Path | bytes, options: Sequence[str], pixels_checked: bool) -> Call:
     """POST /api/anonymize (PS3.15 Annex E), one file; pure computation, safe to retry."""
     params = [("pixels_checked", "true")] if pixels_checked else []
@@ -669,6 +707,47 @@ class JobWait:
 
 HEALTH = Call("GET", "/api/health")
 COUNTS = Call("GET", "/api/counts")
+
+
+FOLLOWUP = "/api/followup"
+
+
+def _patient_path(patient_id: str) -> str:
+    from urllib.parse import quote
+
+    if not patient_id:
+        raise ValueError("a patient id is needed")
+    return f"{FOLLOWUP}/patients/{quote(patient_id, safe='')}"
+
+
+def followup_patients_call(search: str, offset: int, limit: int) -> Call:
+    """GET /api/followup/patients: one page of patients with a follow-up."""
+    params = [("offset", str(offset)), ("limit", str(limit))]
+    if search:
+        params.append(("search", search))
+    return Call("GET", f"{FOLLOWUP}/patients", params=params)
+
+
+def followup_patient_call(patient_id: str) -> Call:
+    """GET /api/followup/patients/{id}: timepoints, lesions, responses."""
+    return Call("GET", _patient_path(patient_id))
+
+
+def followup_export_call(patient_id: str, format: str) -> Call:
+    """GET /api/followup/patients/{id}/export?format=csv|json."""
+    if format not in ("csv", "json"):
+        raise ValueError(f"export format {format!r} is not csv or json")
+    return Call("GET", f"{_patient_path(patient_id)}/export", params=[("format", format)])
+
+
+def followup_correct_call(patient_id: str, kind: str, fields: Mapping[str, str]) -> Call:
+    """POST /api/followup/patients/{id}/corrections."""
+    return Call("POST", f"{_patient_path(patient_id)}/corrections", json={"kind": kind, **fields})
+
+
+def followup_sr_call(patient_id: str) -> Call:
+    """POST /api/followup/patients/{id}/sr: store the TID 1500 report in the latest study."""
+    return Call("POST", f"{_patient_path(patient_id)}/sr")
 
 
 # --------------------------------------------------------------------------- DICOM node (DIMSE)

@@ -483,6 +483,34 @@ class RadpacsClient:
 
     # ------------------------------------------------------------------ REST API
 
+    def followup_patients(
+        self, search: str = "", *, offset: int = 0, limit: int = 50
+    ) -> dict[str, Any]:
+        """Patients with a follow-up (GET /api/followup/patients): ``patients`` and ``total``."""
+        call = _core.followup_patients_call(search, offset, limit)
+        result: dict[str, Any] = self.request(call).json()
+        return result
+
+    def followup_patient(self, patient_id: str) -> dict[str, Any]:
+        """One patient's timepoints, lesions and responses (GET /api/followup/patients/{id})."""
+        result: dict[str, Any] = self.request(_core.followup_patient_call(patient_id)).json()
+        return result
+
+    def followup_export(self, patient_id: str, format: str = "csv") -> str:
+        """One row per lesion per timepoint: the CSV text, or the JSON text."""
+        return self.request(_core.followup_export_call(patient_id, format)).text
+
+    def followup_correct(self, patient_id: str, kind: str, **fields: str) -> dict[str, Any]:
+        """Record a correction (rename, merge, split, reassign, role, exclude)."""
+        call = _core.followup_correct_call(patient_id, kind, fields)
+        result: dict[str, Any] = self.request(call).json()
+        return result
+
+    def followup_store_sr(self, patient_id: str) -> dict[str, Any]:
+        """Store the follow-up as a TID 1500 SR in the patient's latest study."""
+        result: dict[str, Any] = self.request(_core.followup_sr_call(patient_id)).json()
+        return result
+
     def login(self, username: str, password: str) -> str:
         """POST /api/auth; the token is kept for the following requests and returned."""
         call = _core.login_call(username, password)
@@ -493,6 +521,33 @@ class RadpacsClient:
         """Dose-volume histograms of an RTSTRUCT's structures over an RTDOSE (POST /api/dvh)."""
         response = self.request(_core.dvh_call(structures, dose, params))
         return DVHResult.from_answer(response.json())
+
+    def stored_dvh(
+        self,
+        rtstruct: str,
+        rtdose: str | Sequence[str],
+        *,
+        weights: Sequence[float] | None = None,
+        **options: Any,
+    ) -> DVHResult:
+        """DVHs of a stored RTSTRUCT in stored RTDOSE(s) (POST /api/rt/dvh); several RTDOSE
+        UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
+        call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
+        return DVHResult.from_answer((self.request(call)).json())
+
+    def rt_objects(self, study: str) -> dict[str, Any]:
+        """The RT plans, structure sets and doses of a stored study and their references."""
+        return dict((self.request(_core.rt_objects_call(study))).json())
+
+    def plan_statistics(
+        self,
+        plan: str,
+        metrics: Sequence[str] | None = None,
+        prescription: float | None = None,
+    ) -> dict[str, Any]:
+        """Statistics of every ROI of a stored plan in its dose, in one request."""
+        call = _core.plan_statistics_call(plan, metrics, prescription)
+        return dict((self.request(call)).json())
 
     def dvh_plot(self, result: DVHResult, media_type: str = "image/png") -> bytes:
         """A plot of DVH curves (POST /api/dvh/plot), as PNG bytes by default."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from radpacs.archive import Level, parse_query
+from radpacs.archive.query import parse_patient_query
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import json_body_response, xml_response
@@ -105,3 +106,23 @@ def search_series_instances(
     study: str, series: str, request: Request, archive: ArchiveDep, settings: SettingsDep
 ) -> Response:
     return _search(request, archive, settings, Level.INSTANCE, study, series)
+
+
+@router.get("/patients", summary="Search for patients (beyond PS3.18)")
+def search_patients(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
+    """Patients matching PatientName, PatientID, IssuerOfPatientID, PatientBirthDate or
+    PatientSex, with NumberOfPatientRelatedStudies (0020,1200); not part of PS3.18."""
+    params = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in _IGNORED_PARAMETERS
+    ]
+    query = parse_patient_query(params, max_results=settings.qido_max_results)
+    result = archive.search_patients(query)
+    warnings = []
+    if result.has_more:
+        warnings.append(
+            "There are additional results that can be requested with offset="
+            f"{query.offset + query.limit}"
+        )
+    return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)

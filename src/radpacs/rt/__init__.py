@@ -23,6 +23,7 @@ from radpacs.rt.dvh import (
     compute_dvhs,
     dvhs_from_datasets,
 )
+from radpacs.rt.plansum import sum_grids
 from radpacs.rt.plot import PlotFormat, VolumeScale, curves_from_json, plot_dvhs
 from radpacs.rt.rtstruct import ROI, StructureSet
 
@@ -44,4 +45,5 @@ __all__ = [
     "dvhs_from_datasets",
     "plot_dvhs",
     "read_dataset",
+    "sum_grids",
 ]

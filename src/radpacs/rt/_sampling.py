@@ -33,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from radpacs.errors import InvalidInput
+from radpacs.rt._between import Plane as _Plane
+from radpacs.rt._between import refine
 from radpacs.rt.dose import DoseGrid
 from radpacs.rt.rtstruct import ROI
 
@@ -68,14 +70,6 @@ class RoiSamples:
     warnings: tuple[str, ...] = field(default=())
 
 
-@dataclass
-class _Plane:
-    w: float
-    polygons: list[FloatArray]
-    low: float = 0.0
-    high: float = 0.0
-
-
 def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -> RoiSamples:
     """Sample ``roi`` in ``grid`` as described in the module docstring.
 
@@ -89,7 +83,8 @@ def sample_roi(roi: ROI, grid: DoseGrid, samples_per_voxel: int | None = None) -
         )
     warnings: list[str] = list(roi.warnings)
     planes = _planes(roi, grid)
-    _set_slabs(planes, grid, roi, warnings)
+    typical = _set_slabs(planes, grid, roi, warnings)
+    planes = refine(planes, typical, (grid.column_spacing, grid.row_spacing))
 
     all_uv = np.concatenate([poly for plane in planes for poly in plane.polygons])
     (u_min, u_max), (v_min, v_max) = _extent(all_uv)
@@ -271,7 +266,7 @@ def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
         raise InvalidInput(
             f"ROI {roi.label}: a contour spans {spread:.2f} mm along the dose grid "
             "normal; contours must lie in planes parallel to the dose planes "
-            "(oblique dose grids are not supported)"
+            "(after resampling the dose onto their planes)"
         )
     uv = np.column_stack([u, v])
     for index, centre in enumerate(centres):
@@ -281,8 +276,9 @@ def _planes(roi: ROI, grid: DoseGrid) -> list[_Plane]:
     return [by_w[key] for key in sorted(by_w)]
 
 
-def _set_slabs(planes: list[_Plane], grid: DoseGrid, roi: ROI, warnings: list[str]) -> None:
-    """Give each plane its slab ``[low, high]`` with half-slice end caps."""
+def _set_slabs(planes: list[_Plane], grid: DoseGrid, roi: ROI, warnings: list[str]) -> float:
+    """Give each plane its slab ``[low, high]`` with half-slice end caps; returns the
+    typical plane spacing."""
     ws = np.array([plane.w for plane in planes])
     if ws.size == 1:
         offsets = grid.plane_offsets
@@ -298,6 +294,7 @@ def _set_slabs(planes: list[_Plane], grid: DoseGrid, roi: ROI, warnings: list[st
         above = ws[index + 1] - ws[index] if index + 1 < ws.size else np.inf
         plane.low = plane.w - (below / 2 if below <= 1.5 * typical else typical / 2)
         plane.high = plane.w + (above / 2 if above <= 1.5 * typical else typical / 2)
+    return typical
 
 
 def _segments(
@@ -655,7 +652,7 @@ def _vertex_extremes(planes: list[_Plane], grid: DoseGrid, found: list[float]) -
         for column, size in ((uv[:, 0], columns), (uv[:, 1], rows))
         for reduce, shift in ((np.minimum, 0), (np.maximum, 1))
     ]
-    faces = grid.plane_coordinate(np.array([[plane.low, plane.high] for plane in planes]))
+    faces = grid.plane_coordinate(np.array([plane.faces() for plane in planes]))
     bounds += [np.floor(faces[:, 0]), np.minimum(np.ceil(faces[:, 1]), planes_ - 1)]
     u_low, u_high, v_low, v_high, k_low, k_high = (b.astype(np.intp).tolist() for b in bounds)
     chosen = []
@@ -691,8 +688,8 @@ def _face_vertex_extremes(planes: list[_Plane], grid: DoseGrid) -> list[float]:
     v = np.concatenate([uv[:, 1], uv[:, 1]])
     w = np.concatenate(
         [
-            np.repeat([plane.low for plane in planes], counts),
-            np.repeat([plane.high for plane in planes], counts),
+            np.repeat([plane.faces()[0] for plane in planes], counts),
+            np.repeat([plane.faces()[1] for plane in planes], counts),
         ]
     )
     inside = grid.inside(u, v, w)

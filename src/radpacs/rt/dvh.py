@@ -36,8 +36,9 @@ import pydicom
 from pydicom.errors import BytesLengthException
 
 from radpacs.errors import InvalidInput
-from radpacs.rt._sampling import sample_roi
+from radpacs.rt._sampling import PLANE_TOLERANCE_MM, sample_roi
 from radpacs.rt.dose import DoseGrid
+from radpacs.rt.plansum import align_grid, sum_grids
 from radpacs.rt.rtstruct import ROI, StructureSet
 
 _T = TypeVar("_T")
@@ -376,10 +377,15 @@ class DVH:
 
 
 def compute_dvh(
-    structures: StructureSet, grid: DoseGrid, roi: ROI, options: DVHOptions | None = None
+    structures: StructureSet,
+    grid: DoseGrid,
+    roi: ROI,
+    options: DVHOptions | None = None,
+    aligned: dict[tuple[float, ...], DoseGrid] | None = None,
 ) -> DVH:
     """The DVH of one ROI; InvalidInput when the frames of reference differ, the ROI has
-    no contours, or too much of it lies outside the grid."""
+    no contours, or too much of it lies outside the grid. ``aligned`` keeps the grids
+    resampled for oblique contours, by normal, for the next ROIs."""
     options = options or DVHOptions()
     roi_frame = roi.frame_of_reference_uid or structures.frame_of_reference_uid
     if roi_frame and grid.frame_of_reference_uid and roi_frame != grid.frame_of_reference_uid:
@@ -387,9 +393,13 @@ def compute_dvh(
             f"ROI {roi.label} is in Frame of Reference {roi_frame} but the dose is in "
             f"{grid.frame_of_reference_uid}: they cannot be combined"
         )
+    warnings: list[str] = []
+    normal = _contour_normal(roi, grid)
+    if normal is not None:
+        grid = _aligned(roi, grid, normal, options, warnings, aligned)
     samples = sample_roi(roi, grid, options.samples_per_voxel)
     total = samples.volume + samples.outside_volume
-    warnings = list(samples.warnings)
+    warnings = list(samples.warnings) + warnings
     if total <= 0:
         raise InvalidInput(f"ROI {roi.label} encloses no volume")
     outside_fraction = samples.outside_volume / total
@@ -422,6 +432,70 @@ def compute_dvh(
     )
 
 
+def _contour_normal(roi: ROI, grid: DoseGrid) -> FloatArray | None:
+    """The common normal of the ROI's contour planes when they are not parallel to the dose
+    planes (a contour spans more than PLANE_TOLERANCE_MM along the dose normal), else
+    None; InvalidInput when the contours do not lie in parallel planes."""
+    if not roi.contours:
+        return None
+    spread = max(float(np.ptp(contour @ grid.normal)) for contour in roi.contours)
+    if spread <= PLANE_TOLERANCE_MM:
+        return None
+    normals = []
+    for contour in roi.contours:
+        following = np.roll(contour, -1, axis=0)
+        newell = np.sum(np.cross(contour, following), axis=0)  # twice the vector area
+        size = float(np.linalg.norm(newell))
+        if size > 1e-9:
+            normals.append(newell / size)
+    if not normals:
+        return None
+    reference = normals[int(np.argmax([abs(n @ grid.normal) for n in normals]))]
+    for n in normals:
+        if abs(float(n @ reference)) < 1 - 1e-4:
+            raise InvalidInput(
+                f"ROI {roi.label}: its contours do not lie in parallel planes "
+                f"(normals {np.round(reference, 4).tolist()} and {np.round(n, 4).tolist()})"
+            )
+    heights = [float(np.ptp(contour @ reference)) for contour in roi.contours]
+    if max(heights) > PLANE_TOLERANCE_MM:
+        raise InvalidInput(f"ROI {roi.label}: a contour is not planar")
+    return np.asarray(reference, dtype=np.float64)
+
+
+def _aligned(
+    roi: ROI,
+    grid: DoseGrid,
+    normal: FloatArray,
+    options: DVHOptions,
+    warnings: list[str],
+    cache: dict[tuple[float, ...], DoseGrid] | None,
+) -> DoseGrid:
+    """The dose resampled onto planes parallel to the contours (PS3.3 allows any Image
+    Orientation for both); the coverage is checked on the original grid, by the share of
+    contour vertices beyond its voxels."""
+    points = np.concatenate(roi.contours)
+    inside = grid.inside(*grid.to_grid(points))
+    outside = 1.0 - float(np.count_nonzero(inside)) / inside.size
+    if outside > options.max_outside_fraction:
+        raise InvalidInput(
+            f"the dose grid does not cover ROI {roi.label}: {100 * outside:.2f} % of its "
+            "contour points lie outside it"
+        )
+    key = tuple(float(value) for value in np.round(normal, 6))
+    aligned = cache.get(key) if cache is not None else None
+    if aligned is None:
+        aligned = align_grid(grid, normal)
+        if cache is not None:
+            cache[key] = aligned
+    warnings.append(
+        f"the dose planes are not parallel to the contours of ROI {roi.label}: the dose "
+        f"was resampled trilinearly onto planes parallel to them, every "
+        f"{aligned.column_spacing:g} mm"
+    )
+    return aligned
+
+
 def compute_dvhs(
     structures: StructureSet,
     grid: DoseGrid,
@@ -434,22 +508,28 @@ def compute_dvhs(
     chosen = structures.rois_with_contours()
     if not chosen:
         raise InvalidInput("the RTSTRUCT has no ROI with closed planar contours")
-    return [compute_dvh(structures, grid, item, options) for item in chosen]
+    aligned: dict[tuple[float, ...], DoseGrid] = {}
+    return [compute_dvh(structures, grid, item, options, aligned) for item in chosen]
 
 
 def dvhs_from_datasets(
     rtstruct: pydicom.Dataset,
-    rtdose: pydicom.Dataset,
+    rtdose: pydicom.Dataset | Sequence[pydicom.Dataset],
     roi: int | str | None = None,
     options: DVHOptions | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[DVH]:
     """Read an RTSTRUCT and an RTDOSE dataset and compute their DVHs (see compute_dvhs).
 
-    A value pydicom cannot convert (a damaged number, an unknown VR) is InvalidInput naming
-    the file, as is every other fault of the input.
+    Several RTDOSE datasets (with optional ``weights``) are summed first, as a plan sum
+    (:func:`radpacs.rt.plansum.sum_grids`). A value pydicom cannot convert (a damaged
+    number, an unknown VR) is InvalidInput naming the file, as is every other fault of the
+    input.
     """
     structures = _from_dataset(StructureSet.from_dataset, rtstruct, "RTSTRUCT")
-    grid = _from_dataset(DoseGrid.from_dataset, rtdose, "RTDOSE")
+    doses = [rtdose] if isinstance(rtdose, pydicom.Dataset) else list(rtdose)
+    grids = [_from_dataset(DoseGrid.from_dataset, dataset, "RTDOSE") for dataset in doses]
+    grid = grids[0] if len(grids) == 1 and weights is None else sum_grids(grids, weights)
     return compute_dvhs(structures, grid, roi, options)
 
 

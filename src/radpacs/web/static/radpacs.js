@@ -217,6 +217,13 @@
       analyze.className = "analyze";
       analyze.addEventListener("click", () => openAnalyze(match));
       actions.append(open, " ", analyze, " ", remove);
+      if (/\bRT(STRUCT|DOSE|PLAN)\b/.test(value(match, "ModalitiesInStudy") || "")) {
+        const rt = document.createElement("a");
+        rt.textContent = "DVH";
+        rt.className = "button rt";
+        rt.href = `rt?study=${encodeURIComponent(uid)}`;
+        actions.append(" ", rt);
+      }
       body.appendChild(row);
     }
     for (const th of document.querySelectorAll("#study-table th[data-sort]")) {
