@@ -69,6 +69,7 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "sop_uid": sop,
         "plan": sop,
         "frames": "1",
         "path": "7FE00010",
@@ -82,7 +83,6 @@ def _concrete(template: str, sop: str) -> str:
         "patient_id": "NOBODY",
         "uid": "2.25.1",
         "correction_id": "1",
-        "sop_uid": "1.2.3",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
 
@@ -241,6 +241,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/worklist"): ("store", NO_BODY),
     ("GET", "/api/worklist"): ("read", OK),
     ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
+    ("PUT", "/api/instances/{sop_uid}/qc"): ("store", NO_BODY),
+    ("GET", "/api/instances/{sop_uid}/qc"): ("read", OK | MISSING),  # after the DELETEs: 404
+    ("GET", "/api/qc"): ("read", OK),
+    ("GET", "/api/qc/studies"): ("read", OK),
 }
 
 
