@@ -1,4 +1,4 @@
-"""Migration 0008 on archives made with the old schema (DICOM JSON as text), on SQLite and
+"""Migration 0009 on archives made with the old schema (DICOM JSON as text), on SQLite and
 PostgreSQL: rows converted in batches with progress, an interrupted run resumed, metadata
 unchanged; and the PostgreSQL patient-name prefix index that EXPLAIN shows in use."""
 
@@ -41,7 +41,7 @@ def _alembic(
 
 @pytest.fixture
 def old_archive(settings: Settings) -> Iterator[tuple[Engine, dict[str, bytes]]]:
-    """An archive of 3 studies x 5 instances whose index is back at revision 0007 (metadata
+    """An archive of 3 studies x 5 instances whose index is back at revision 0008 (metadata
     as JSON text), and each study's /metadata answer before the change."""
     study_uids = [f"1.2.826.0.1.3680043.8.498.{9100 + n}" for n in range(3)]
     with Archive.from_settings(settings) as archive:
@@ -55,7 +55,7 @@ def old_archive(settings: Settings) -> Iterator[tuple[Engine, dict[str, bytes]]]
             )
         before = {uid: archive.metadata(uid) for uid in study_uids}
     engine = create_index_engine(settings.resolved_database_url)
-    _alembic(engine, command.downgrade, "0007")
+    _alembic(engine, command.downgrade, "0008")
     try:
         yield engine, before
     finally:
@@ -84,7 +84,7 @@ def test_old_schema_rows_are_converted_with_progress(
 
     with caplog.at_level(logging.INFO, logger="radpacs.archive.migrations"):
         migrate(engine)
-    assert _version(engine) == "0008"
+    assert _version(engine) == "0009"
     assert "metadata_json" not in _columns(engine)
     assert any("15 of 15 instances compressed" in r.getMessage() for r in caplog.records)
     with Archive.from_settings(settings) as archive:
@@ -111,7 +111,7 @@ def test_an_interrupted_conversion_resumes(
     monkeypatch.setattr(zstandard, "compress", crash_after_six)
     with pytest.raises(RuntimeError, match="power cut"):
         _alembic(engine, command.upgrade, "head", batch=4)
-    assert _version(engine) == "0007"
+    assert _version(engine) == "0008"
     with engine.connect() as connection:
         converted = connection.scalar(
             text("SELECT count(*) FROM instance WHERE metadata_zstd IS NOT NULL")
@@ -124,7 +124,7 @@ def test_an_interrupted_conversion_resumes(
     messages = [r.getMessage() for r in caplog.records]
     assert any("11 of 15 instances to compress" in m for m in messages)
     assert any("11 of 11 instances compressed" in m for m in messages)
-    assert _version(engine) == "0008"
+    assert _version(engine) == "0009"
     with Archive.from_settings(settings) as archive:
         for study_uid, answer in before.items():
             assert json.loads(archive.metadata(study_uid)) == json.loads(answer)
@@ -132,7 +132,7 @@ def test_an_interrupted_conversion_resumes(
 
 def test_patient_name_prefix_is_an_index_range_scan(archive: Archive) -> None:
     """PatientName=Gagn* is bounded by an index on both databases: PostgreSQL's pattern index
-    (added by 0008), SQLite's plain one (its LIKE is case-sensitive, see database.py)."""
+    (added by 0009), SQLite's plain one (its LIKE is case-sensitive, see database.py)."""
     archive.store_many([to_bytes(make_ct(PatientName=f"GAGNON^P{n}")) for n in range(3)])
     query = parse_query(Level.STUDY, [("PatientName", "Gagn*")])
     postgresql = archive.engine.dialect.name == "postgresql"

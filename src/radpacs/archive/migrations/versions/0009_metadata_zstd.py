@@ -8,8 +8,8 @@ only added if missing and only rows without a frame are read. The text column is
 once every row has its frame. Disk space comes back with ``VACUUM`` (SQLite) or
 ``VACUUM FULL instance`` (PostgreSQL), which this migration leaves to the operator.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 07:20:00
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import zstandard
 from alembic import context, op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
