@@ -1,7 +1,10 @@
 """The index: SQLAlchemy tables for patients, studies, series and instances.
 
 Rows hold the attributes QIDO-RS matches on, the storage key and digest of each file and the
-instance's DICOM JSON metadata (bulk data as relative BulkDataURIs); never the DICOM bytes.
+instance's DICOM JSON metadata (bulk data as relative BulkDataURIs) as one zstd frame
+(:mod:`.metadata_codec`); never the DICOM bytes. On PostgreSQL, patient names also have a
+``varchar_pattern_ops`` index so that a prefix match (``PatientName=Gagn*``, a LIKE 'gagn%')
+is an index scan under any collation.
 String attributes are stored as DICOM text (dates YYYYMMDD), times normalised to
 ``HHMMSS.ffffff`` and datetimes to ``YYYYMMDDHHMMSS.ffffff`` so that ranges compare as strings.
 """
@@ -10,7 +13,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = ["Base", "Instance", "Patient", "Series", "Study", "utc_now"]
@@ -29,7 +40,14 @@ class Patient(Base):
     """A patient, keyed by Patient ID and its issuer."""
 
     __tablename__ = "patient"
-    __table_args__ = (UniqueConstraint("patient_id", "issuer", name="uq_patient_id_issuer"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "issuer", name="uq_patient_id_issuer"),
+        Index(
+            "ix_patient_name_lower_pattern",
+            "patient_name_lower",
+            postgresql_ops={"patient_name_lower": "varchar_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     pk: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -108,7 +126,7 @@ class Instance(Base):
     storage_key: Mapped[str] = mapped_column(String(200))
     digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    metadata_json: Mapped[str] = mapped_column(Text)
+    metadata_zstd: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     series: Mapped[Series] = relationship(back_populates="instances")

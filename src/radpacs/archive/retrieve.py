@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from radpacs.archive.blobs import BlobStore
 from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.metadata_codec import unpack
 from radpacs.archive.results import CheckReport, InstanceFile
 from radpacs.archive.rows import bump_versions, delete_unreferenced, describe, instance_rows
 from radpacs.errors import NotFound
@@ -121,11 +122,11 @@ class Retrieval:
     ) -> bytes:
         """The DICOM JSON metadata array (BulkDataURIs relative to the DICOMweb root)."""
         with self._read() as session:
-            statement = instance_rows(study_uid, series_uid, sop_uid, Instance.metadata_json)
-            texts = session.scalars(statement).all()
-        if not texts:
+            statement = instance_rows(study_uid, series_uid, sop_uid, Instance.metadata_zstd)
+            frames = session.scalars(statement).all()
+        if not frames:
             raise NotFound(f"no {describe(study_uid, series_uid, sop_uid)}")
-        return ("[" + ",".join(texts) + "]").encode()
+        return b"[" + b",".join(unpack(frame) for frame in frames) + b"]"
 
     def open(self, file: InstanceFile) -> IO[bytes]:
         """A binary file object with the stored PS3.10 bytes."""
@@ -155,7 +156,7 @@ class Retrieval:
         """Remove a study, series or instance: index rows first, then files. Returns the count."""
         with self._write() as session, session.begin():
             targets = session.execute(
-                instance_rows(study_uid, series_uid, sop_uid).options(defer(Instance.metadata_json))
+                instance_rows(study_uid, series_uid, sop_uid).options(defer(Instance.metadata_zstd))
             ).all()
             if not targets:
                 raise NotFound(f"no {describe(study_uid, series_uid, sop_uid)}")

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from radpacs.archive.index import Instance, Patient, Series, Study
+from radpacs.archive.metadata_codec import unpack
 from radpacs.archive.query import ATTRIBUTES, Kind, Level, Query
 from radpacs.archive.results import JsonObject, SearchResult
 from radpacs.dicom.json import attribute
@@ -82,20 +83,23 @@ class Search:
             pks = [row[0].pk for row in batch]
             documents: Any
             if query.level is Level.INSTANCE:
-                documents = select(Instance.pk, Instance.metadata_json).where(Instance.pk.in_(pks))
+                documents = select(Instance.pk, Instance.metadata_zstd).where(Instance.pk.in_(pks))
             elif query.level is Level.SERIES:
-                documents = select(Instance.series_pk, Instance.metadata_json).where(
+                documents = select(Instance.series_pk, Instance.metadata_zstd).where(
                     Instance.series_pk.in_(pks)
                 )
             else:
                 documents = (
-                    select(Series.study_pk, Instance.metadata_json)
+                    select(Series.study_pk, Instance.metadata_zstd)
                     .join(Instance, Instance.series_pk == Series.pk)
                     .where(Series.study_pk.in_(pks))
                 )
             passing: set[int] = set()
-            for pk, text in session.execute(documents):
-                if pk not in passing and all(test(json.loads(text)) for test in query.residual):
+            for pk, frame in session.execute(documents):
+                if pk in passing:
+                    continue
+                document = json.loads(unpack(frame))
+                if all(test(document) for test in query.residual):
                     passing.add(pk)
             for row in batch:
                 if row[0].pk not in passing:
@@ -128,7 +132,7 @@ class Search:
                 .join(Series, Instance.series_pk == Series.pk)
                 .join(Study, Series.study_pk == Study.pk)
                 .join(Patient, Study.patient_pk == Patient.pk)
-                .options(defer(Instance.metadata_json))
+                .options(defer(Instance.metadata_zstd))
             )
             order = [Series.pk, Instance.instance_number, Instance.pk]
         return statement.where(*query.conditions).order_by(*order)
@@ -217,7 +221,7 @@ class Search:
             )
         metadata = dict(
             session.execute(
-                select(Instance.pk, Instance.metadata_json).where(
+                select(Instance.pk, Instance.metadata_zstd).where(
                     Instance.pk.in_(list(representative.values()))
                 )
             ).all()
@@ -225,10 +229,10 @@ class Search:
         everything = query.include_all and query.level is Level.INSTANCE
         wanted = {f"{tag:08X}" for tag in query.extra_tags}
         for pk, match in zip(pks, matches, strict=True):
-            text = metadata.get(representative.get(pk, -1))
-            if text is None:
+            frame = metadata.get(representative.get(pk, -1))
+            if frame is None:
                 continue
-            stored: JsonObject = json.loads(text)
+            stored: JsonObject = json.loads(unpack(frame))
             for key, value in stored.items():
                 if (everything or key in wanted) and key not in match:
                     match[key] = value

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from radpacs.archive.blobs import BlobStore
 from radpacs.archive.index import Instance, Patient, Series, Study
 from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
+from radpacs.archive.metadata_codec import pack
 from radpacs.archive.results import Outcome, StoreResult
 from radpacs.archive.rows import bump_versions, delete_unreferenced
 from radpacs.errors import DuplicateInstance, InvalidInstance
@@ -215,7 +216,7 @@ class StorePath:
                 storage_key=parsed.storage_key,
                 digest=parsed.digest,
                 size=len(parsed.data),
-                metadata_json=parsed.metadata_json,
+                metadata_zstd=pack(parsed.metadata_json.encode()),
             )
         if not rows:
             return {}
@@ -248,7 +249,7 @@ class StorePath:
             storage_key=parsed.storage_key,
             digest=parsed.digest,
             size=len(parsed.data),
-            metadata_json=parsed.metadata_json,
+            metadata_zstd=pack(parsed.metadata_json.encode()),
         )
         if row is None:
             session.add(Instance(sop_uid=parsed.sop_uid, series_pk=series_pk, **values))
