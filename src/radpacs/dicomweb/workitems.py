@@ -34,56 +34,21 @@ from radpacs.archive.workitems import (
     GLOBAL_SUBSCRIPTION_UID,
     STATE,
     STATE_REPORT,
-    UPS_PUSH_SOP_CLASS,
     Event,
     WorkitemStore,
 )
 from radpacs.dicom.json import attribute
 from radpacs.errors import InvalidInput, RadpacsError
 from radpacs.http.audit import note_audit
-from radpacs.http.deps import ArchiveDep, dicomweb_root
+from radpacs.http.deps import ArchiveDep, dicomweb_root, event_channels
 from radpacs.http.errors import status_for
 
-__all__ = ["EventChannels", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["UPS-RS"])
 
 _DICOM_JSON = "application/dicom+json"
 _RESERVED = {"token", "limit", "offset", "includefield", "fuzzymatching"}
-
-
-class EventChannels:
-    """The open WebSocket channels of this process, by AE title (PS3.18 11.11)."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[str]]] = {}
-
-    def open(self, ae_title: str) -> asyncio.Queue[str]:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queues.setdefault(ae_title, set()).add(queue)
-        return queue
-
-    def close(self, ae_title: str, queue: asyncio.Queue[str]) -> None:
-        self._queues.get(ae_title, set()).discard(queue)
-
-    def send(self, ae_titles: set[str], event: Event) -> None:
-        message = {
-            "00000002": attribute("UI", UPS_PUSH_SOP_CLASS),
-            "00001000": attribute("UI", event.uid),
-            "00001002": attribute("US", event.type_id),
-            **event.info,
-        }
-        text = json.dumps(message)
-        for ae_title in ae_titles:
-            for queue in self._queues.get(ae_title, ()):
-                queue.put_nowait(text)
-
-
-def _channels(app: Any) -> EventChannels:
-    channels = getattr(app.state, "ups_channels", None)
-    if channels is None:
-        channels = app.state.ups_channels = EventChannels()
-    return channels
 
 
 def _refusal(error: RadpacsError) -> JSONResponse:
@@ -113,7 +78,7 @@ async def _json_body(request: Request) -> Any:
 
 
 async def _publish(request: Request | WebSocket, store: WorkitemStore, events: list[Event]) -> None:
-    channels = _channels(request.app)
+    channels = event_channels(request.app)
     for event in events:
         recipients = await run_in_threadpool(store.recipients, event.uid)
         channels.send(recipients, event)
@@ -247,7 +212,7 @@ async def subscribe(uid: str, aetitle: str, request: Request, archive: ArchiveDe
         store = WorkitemStore(archive.engine)
         events = await run_in_threadpool(store.subscribe, uid, aetitle, lock, keys)
         note_audit(request, detail=f"{aetitle} subscribed to {uid}")
-        channels = _channels(request.app)
+        channels = event_channels(request.app)
         for event in events:
             channels.send({aetitle}, event)
         return Response(status_code=201)
@@ -286,7 +251,7 @@ async def suspend(aetitle: str, request: Request, archive: ArchiveDep) -> Respon
 async def event_channel(websocket: WebSocket, aetitle: str) -> None:
     """Open the event channel of ``aetitle``: event reports arrive as text messages."""
     await websocket.accept()
-    channels = _channels(websocket.app)
+    channels = event_channels(websocket.app)
     queue = channels.open(aetitle)
     receiver = asyncio.ensure_future(websocket.receive())
     try:

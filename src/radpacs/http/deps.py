@@ -23,6 +23,7 @@ from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.errors import StorageError
+from radpacs.http.events import EventChannels
 from radpacs.jobs import Jobs
 from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
@@ -38,6 +39,7 @@ __all__ = [
     "ServicesDep",
     "SettingsDep",
     "dicomweb_root",
+    "event_channels",
     "public_root",
     "services_of",
     "settings_of",
@@ -54,6 +56,14 @@ def services_of(app: Any) -> Services | None:
     """The services ``app`` opened at start-up; None before start and after stop."""
     services: Services | None = getattr(app.state, "services", None)
     return services
+
+
+def event_channels(app: Any) -> EventChannels:
+    """The UPS-RS event channels of ``app`` (made at the first use)."""
+    channels: EventChannels | None = getattr(app.state, "ups_channels", None)
+    if channels is None:
+        channels = app.state.ups_channels = EventChannels()
+    return channels
 
 
 def _opened(request: Request) -> Services:
