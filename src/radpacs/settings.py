@@ -31,9 +31,11 @@ from pydantic_settings import (
 
 __all__ = [
     "AiQueue",
+    "BlobBackend",
     "DimseNode",
     "DimsePermission",
     "DuplicatePolicy",
+    "S3Addressing",
     "Settings",
     "load_settings",
     "read_settings_file",
@@ -52,6 +54,22 @@ class AiQueue(StrEnum):
 
     SQLITE = "sqlite"
     REDIS = "redis"
+
+
+class BlobBackend(StrEnum):
+    """Where the DICOM files live: a folder in the data folder, or an S3-compatible bucket."""
+
+    FOLDER = "folder"
+    S3 = "s3"
+
+
+class S3Addressing(StrEnum):
+    """How the bucket is named in request URLs: ``endpoint/bucket/key`` (path, what most
+    self-hosted servers need), ``bucket.endpoint/key`` (virtual), or botocore's choice."""
+
+    PATH = "path"
+    VIRTUAL = "virtual"
+    AUTO = "auto"
 
 
 class DimsePermission(StrEnum):
@@ -99,6 +117,17 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0)
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.REJECT
+    # where the DICOM files live (docs/configuration.md, Storage; docs/deploy.md)
+    blob_backend: BlobBackend = BlobBackend.FOLDER
+    s3_endpoint_url: str | None = None  # None: AWS S3 itself
+    s3_bucket: str | None = None
+    s3_prefix: str = ""  # keys are stored as prefix + key, e.g. "radpacs/"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
+    s3_addressing: S3Addressing = S3Addressing.PATH
+    s3_max_connections: int = Field(default=32, ge=1)
+    s3_timeout: float = Field(default=30.0, gt=0)
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
@@ -189,6 +218,10 @@ class Settings(BaseSettings):
         repeated = sorted({title for title in titles if titles.count(title) > 1})
         if repeated:
             raise ValueError(f"dimse_nodes: AE title {repeated[0]!r} is given to several nodes")
+        if self.blob_backend is BlobBackend.S3 and not self.s3_bucket:
+            raise ValueError("blob_backend s3 needs s3_bucket")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError("s3_access_key_id and s3_secret_access_key go together")
         return self
 
     @property

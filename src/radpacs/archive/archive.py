@@ -29,7 +29,8 @@ from pydicom import Dataset
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from radpacs.archive.blobs import BlobStore, FolderBlobStore
+from radpacs.archive.backends import open_blob_store
+from radpacs.archive.blobs import BlobStore
 from radpacs.archive.database import create_index_engine, database_errors, migrate
 from radpacs.archive.query import Query
 from radpacs.archive.results import (
@@ -69,11 +70,13 @@ class Archive:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
-        """Open (and migrate) the index and the blob folder that ``settings`` name."""
+        """Open (and migrate) the index and the blob store (folder or S3) that ``settings``
+        name."""
+        blobs = open_blob_store(settings)
         engine = create_index_engine(settings.resolved_database_url)
         with database_errors("migration"):
             migrate(engine)
-        return cls(engine, FolderBlobStore(settings.blob_dir), settings.duplicate_policy)
+        return cls(engine, blobs, settings.duplicate_policy)
 
     def close(self) -> None:
         """Release database connections."""

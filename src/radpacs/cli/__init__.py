@@ -1,6 +1,7 @@
 """The ``radpacs`` command: one module per command group.
 
 - :mod:`.serve`: ``serve``, ``check`` (the server and its storage)
+- :mod:`.storage`: ``storage migrate`` (files between the folder and S3)
 - :mod:`.ai`: ``worker`` (runs AI jobs) and ``ai`` (models and jobs on a server)
 - :mod:`.users`: ``user add|list|remove``, ``load-demo``
 - :mod:`.client`: ``login``, ``upload``, ``query``, ``retrieve``/``download``, ``delete``,
@@ -50,7 +51,7 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, users, viewer
+    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, storage, users, viewer
 
     serve.register(app)
     ai.register_worker(app)
@@ -62,6 +63,7 @@ def _register_groups() -> None:
     viewer.register(app)
     demo.register(app)
     dimse.register(app)
+    storage.register(app)
 
 
 _register_groups()
