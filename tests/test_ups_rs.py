@@ -334,3 +334,67 @@ def test_cancel_request_reaches_the_performer(server: LiveServer) -> None:
         create(http, workitem(label="brain"))
         wanted = create(http, workitem(label="lung CT"))
         assert summary(events(channel, 1)[0]) == (wanted, 1, "SCHEDULED")
+
+
+# -- radpacs's own AI jobs appear as workitems -------------------------------------------
+
+
+def _job_item(client: TestClient, job_id: str) -> dict[str, Any]:
+    from radpacs.archive.workitems import job_workitem_uid
+
+    response = client.get(f"{WORKITEMS}/{job_workitem_uid(job_id)}")
+    assert response.status_code == 200, response.text
+    item: dict[str, Any] = response.json()[0]
+    return item
+
+
+def test_ai_jobs_are_workitems(client: TestClient) -> None:
+    store = client.app.state.services.jobs.store  # type: ignore[attr-defined]
+    study = str(generate_uid())
+    job, _ = store.submit("ai", {"model": "lungs", "study": study, "series": ""}, study_uid=study)
+    item = _job_item(client, job.id)
+    assert item["00741000"]["Value"] == ["SCHEDULED"]
+    assert item["00741204"]["Value"] == ["AI lungs"]
+    assert item["00404021"]["Value"][0]["0020000D"]["Value"] == [study]
+    listed = client.get(WORKITEMS, params={"WorklistLabel": "radpacs AI"}).json()
+    assert [m["00080018"]["Value"][0] for m in listed] == [item["00080018"]["Value"][0]]
+
+    # an external performer cannot claim what radpacs's worker performs
+    claim = client.put(
+        f"{WORKITEMS}/{item['00080018']['Value'][0]}/state",
+        content=json.dumps(state("IN PROGRESS", str(generate_uid()))),
+    )
+    assert claim.status_code == 409 and "own AI worker" in claim.headers["Warning"]
+
+    running = store.claim(job.id)
+    assert running is not None
+    assert _job_item(client, job.id)["00741000"]["Value"] == ["IN PROGRESS"]
+    store.fail(job.id, "model crashed", retry_in=0.0, attempt=running.attempts)  # retried
+    assert _job_item(client, job.id)["00741000"]["Value"] == ["IN PROGRESS"]
+    again = store.claim(job.id)
+    assert again is not None
+    store.succeed(job.id, {"stored": []}, attempt=again.attempts)
+    done = _job_item(client, job.id)
+    assert done["00741000"]["Value"] == ["COMPLETED"]
+    assert "00404051" in done["00741216"]["Value"][0]
+
+    failing, _ = store.submit("ai", {"model": "lungs", "study": study}, study_uid=study)
+    attempt = store.claim(failing.id)
+    assert attempt is not None
+    store.fail(failing.id, "out of memory", retry_in=None, attempt=attempt.attempts)
+    failed = _job_item(client, failing.id)
+    assert failed["00741000"]["Value"] == ["CANCELED"]
+    assert failed["00741002"]["Value"][0]["00741238"]["Value"] == ["out of memory"]
+
+    store.submit("deid.study", {"study": study}, study_uid=study)
+    assert len(client.get(WORKITEMS, params={"StudyInstanceUID": study}).json()) == 2
+
+
+def test_cancel_request_cancels_an_ai_job(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    study = str(generate_uid())
+    job, _ = services.jobs.store.submit("ai", {"model": "m", "study": study}, study_uid=study)
+    uid = _job_item(client, job.id)["00080018"]["Value"][0]
+    assert client.post(f"{WORKITEMS}/{uid}/cancelrequest").status_code == 202
+    assert services.jobs.get(job.id).state.value == "cancelled"
+    assert _job_item(client, job.id)["00741000"]["Value"] == ["CANCELED"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,7 @@ from radpacs.archive.query import _text_condition as text_condition
 from radpacs.errors import Conflict, InvalidInput, InvalidQuery, NotFound, StorageError
 
 __all__ = [
+    "CANCEL_REQUESTED",
     "FILTERED_SUBSCRIPTION_UID",
     "GLOBAL_SUBSCRIPTION_UID",
     "STATE",
@@ -54,6 +56,8 @@ __all__ = [
     "WorkitemConflict",
     "WorkitemError",
     "WorkitemStore",
+    "job_workitem_uid",
+    "mirror_job",
 ]
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
@@ -79,6 +83,11 @@ _PERFORMED_END = "00404051"
 STATE_REPORT, CANCEL_REQUESTED, PROGRESS_REPORT = 1, 2, 3
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_WORKLIST_OWN = '"radpacs AI"'
+_OWN_JOB = (
+    "The UPS is performed by radpacs's own AI worker: it cannot be claimed or updated "
+    "(cancel it with POST /workitems/{uid}/cancelrequest or /api/ai/jobs/{id}/cancel)"
+)
 _AE = re.compile(r"^[ -~]{1,16}$")
 
 
@@ -333,7 +342,7 @@ class WorkitemStore:
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS may no longer be updated: it is {row.state}")
-            if row.state == IN_PROGRESS:
+            if row.state == IN_PROGRESS or row.transaction_uid:
                 self._check_transaction(row, transaction_uid)
             dataset = json.loads(row.dataset)
             dataset.update(changes)
@@ -376,6 +385,8 @@ class WorkitemStore:
             if wanted == IN_PROGRESS:
                 if row.state == IN_PROGRESS:
                     raise WorkitemConflict("The UPS is already IN PROGRESS")
+                if row.transaction_uid:
+                    raise WorkitemConflict(_OWN_JOB)
                 row.transaction_uid = transaction_uid
             else:
                 if row.state == SCHEDULED:
@@ -420,6 +431,8 @@ class WorkitemStore:
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS is already {row.state}")
+            if self._is_own_job(row):
+                raise WorkitemConflict(_OWN_JOB)
             if row.state == IN_PROGRESS:
                 return [Event(uid, CANCEL_REQUESTED, reason)]
             dataset = json.loads(row.dataset)
@@ -436,6 +449,18 @@ class WorkitemStore:
             _state_report(uid, IN_PROGRESS, readiness),
             _state_report(uid, CANCELED, readiness),
         ]
+
+    @staticmethod
+    def _is_own_job(row: WorkitemRow) -> bool:
+        return bool(row.transaction_uid) and _WORKLIST_OWN in row.dataset
+
+    def own_job(self, uid: str) -> str | None:
+        """The id of the radpacs AI job that ``uid`` mirrors, or None for other workitems."""
+        with Session(self.engine) as session:
+            row = self._row(session, uid)
+            if not self._is_own_job(row):
+                return None
+        return str(uuid.UUID(int=int(uid.removeprefix("2.25."))))
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -510,3 +535,86 @@ class WorkitemStore:
             if row.workitem_uid != FILTERED_SUBSCRIPTION_UID or self.search(keys, 1, uid=uid):
                 found.add(row.ae_title)
         return found
+
+
+# -- radpacs's own AI jobs as workitems ----------------------------------------------------
+
+_JOB_STATES = {
+    "queued": SCHEDULED,
+    "running": IN_PROGRESS,
+    "succeeded": COMPLETED,
+    "failed": CANCELED,
+    "cancelled": CANCELED,
+}
+_ORDER = {SCHEDULED: 0, IN_PROGRESS: 1, COMPLETED: 2, CANCELED: 2}
+
+
+def job_workitem_uid(job_id: str) -> str:
+    """The UID of the workitem that mirrors job ``job_id`` (a UUID: PS3.5 B.2 ``2.25.``)."""
+    return f"2.25.{uuid.UUID(job_id).int}"
+
+
+def _dt(value: datetime | None) -> str:
+    return (value or utc_now()).astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def mirror_job(session: Session, job: Any) -> None:
+    """Keep the workitem of an ``ai`` job in step with it, in the job's own transaction:
+    queued -> SCHEDULED, running -> IN PROGRESS, succeeded -> COMPLETED (with the performed
+    start and end), failed or cancelled -> CANCELED (the error as the reason). A retried job
+    stays IN PROGRESS; a workitem never moves back. Other kinds are left alone."""
+    if job is None or job.kind != "ai":
+        return
+    wanted = _JOB_STATES.get(job.state)
+    if wanted is None:
+        return
+    uid = job_workitem_uid(job.id)
+    row = session.scalars(select(WorkitemRow).where(WorkitemRow.uid == uid)).one_or_none()
+    if row is None:
+        params = json.loads(job.params_json or "{}")
+        item_input: dict[str, Any] = {"0020000D": {"vr": "UI", "Value": [job.study_uid]}}
+        if params.get("series"):
+            item_input["0020000E"] = {"vr": "UI", "Value": [params["series"]]}
+        dataset: dict[str, Any] = {
+            SOP_CLASS: {"vr": "UI", "Value": [UPS_PUSH_SOP_CLASS]},
+            SOP_INSTANCE: {"vr": "UI", "Value": [uid]},
+            STATE: _cs(SCHEDULED),
+            PRIORITY: _cs("MEDIUM"),
+            READINESS: _cs("READY"),
+            "00741204": {"vr": "LO", "Value": [f"AI {params.get('model', '')}".strip()[:64]]},
+            "00741202": {"vr": "LO", "Value": ["radpacs AI"]},
+            "00404005": {"vr": "DT", "Value": [_dt(job.created_at)]},
+            "0020000D": {"vr": "UI", "Value": [job.study_uid]},
+            "00404021": {"vr": "SQ", "Value": [item_input]},
+        }
+        # a Transaction UID from the start: the job's own worker performs it, no one claims it
+        row = WorkitemRow(
+            uid=uid,
+            state=SCHEDULED,
+            transaction_uid=str(generate_uid()),
+            dataset=json.dumps(dataset),
+            **_columns(dataset),
+        )
+        session.add(row)
+    if _ORDER[wanted] <= _ORDER[row.state] or row.state in _FINAL:
+        return
+    dataset = json.loads(row.dataset)
+    dataset[STATE] = _cs(wanted)
+    if wanted in _FINAL:
+        dataset[PERFORMED] = {
+            "vr": "SQ",
+            "Value": [
+                {
+                    _PERFORMED_START: {"vr": "DT", "Value": [_dt(job.started_at)]},
+                    _PERFORMED_END: {"vr": "DT", "Value": [_dt(job.finished_at)]},
+                }
+            ],
+        }
+    if wanted == CANCELED:
+        progress: dict[str, Any] = {"00404052": {"vr": "DT", "Value": [_dt(job.finished_at)]}}
+        if job.error:
+            progress["00741238"] = {"vr": "LT", "Value": [job.error[:1024]]}
+        dataset[PROGRESS] = {"vr": "SQ", "Value": [progress]}
+    row.state = wanted
+    row.dataset = json.dumps(dataset)
+    row.updated_at = utc_now()

@@ -30,6 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from radpacs.archive.workitems import (
+    CANCEL_REQUESTED,
     FILTERED_SUBSCRIPTION_UID,
     GLOBAL_SUBSCRIPTION_UID,
     STATE,
@@ -40,7 +41,7 @@ from radpacs.archive.workitems import (
 from radpacs.dicom.json import attribute
 from radpacs.errors import InvalidInput, RadpacsError
 from radpacs.http.audit import note_audit
-from radpacs.http.deps import ArchiveDep, dicomweb_root, event_channels
+from radpacs.http.deps import ArchiveDep, JobsDep, dicomweb_root, event_channels
 from radpacs.http.errors import status_for
 
 __all__ = ["router"]
@@ -182,12 +183,20 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
 
 
 @router.post("/workitems/{uid}/cancelrequest", summary="Request cancellation of a workitem")
-async def request_cancellation(uid: str, request: Request, archive: ArchiveDep) -> Response:
+async def request_cancellation(
+    uid: str, request: Request, archive: ArchiveDep, jobs: JobsDep
+) -> Response:
     """202: a SCHEDULED workitem is canceled, an IN PROGRESS one's performer is told."""
 
     async def run() -> Response:
         store = WorkitemStore(archive.engine)
-        events = await run_in_threadpool(store.request_cancel, uid, await _json_body(request))
+        body = await _json_body(request)
+        job_id = await run_in_threadpool(store.own_job, uid)
+        if job_id is not None:  # radpacs's own AI job: cancelling the job moves the workitem
+            await run_in_threadpool(jobs.cancel, job_id, "ai")
+            events = [Event(uid, CANCEL_REQUESTED, {})]
+        else:
+            events = await run_in_threadpool(store.request_cancel, uid, body)
         note_audit(request, detail=f"workitem {uid}: cancellation requested")
         await _publish(request, store, events)
         return Response(status_code=202)
