@@ -182,7 +182,9 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
     return await _guarded(run)
 
 
-@router.post("/workitems/{uid}/cancelrequest", summary="Request cancellation of a workitem")
+@router.post(
+    "/workitems/{uid}/cancelrequest", summary="Request cancellation of a workitem", status_code=202
+)
 async def request_cancellation(
     uid: str, request: Request, archive: ArchiveDep, jobs: JobsDep
 ) -> Response:
