@@ -398,3 +398,30 @@ def test_cancel_request_cancels_an_ai_job(client: TestClient) -> None:
     assert client.post(f"{WORKITEMS}/{uid}/cancelrequest").status_code == 202
     assert services.jobs.get(job.id).state.value == "cancelled"
     assert _job_item(client, job.id)["00741000"]["Value"] == ["CANCELED"]
+
+
+def test_state_changes_are_audited(tmp_path: Path) -> None:
+    from _auth_support import auth_client, bearer, token
+    from radpacs.auth.roles import Role
+
+    with auth_client(tmp_path / "data") as client:
+        service = bearer(token(client, Role.SERVICE))
+        reader = bearer(token(client, Role.READER))
+        assert (
+            client.post(WORKITEMS, content=json.dumps(workitem()), headers=reader).status_code
+            == 403
+        )
+        created = client.post(WORKITEMS, content=json.dumps(workitem()), headers=service)
+        uid = created.headers["Location"].rsplit("/", 1)[-1]
+        transaction = str(generate_uid())
+        claimed = client.put(
+            f"{WORKITEMS}/{uid}/state",
+            content=json.dumps(state("IN PROGRESS", transaction)),
+            headers=service,
+        )
+        assert claimed.status_code == 200
+        client.app.state.services.auth.audit.flush()  # type: ignore[attr-defined]
+        admin = bearer(token(client, Role.ADMIN))
+        events = client.get("/api/audit", params={"action": "workitem-state"}, headers=admin)
+        details = [(e["action"], e["detail"], e["status"]) for e in events.json()["events"]]
+        assert details == [("workitem-state", f"workitem {uid}: SCHEDULED -> IN PROGRESS", 200)]
