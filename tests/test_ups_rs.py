@@ -425,3 +425,13 @@ def test_state_changes_are_audited(tmp_path: Path) -> None:
         events = client.get("/api/audit", params={"action": "workitem-state"}, headers=admin)
         details = [(e["action"], e["detail"], e["status"]) for e in events.json()["events"]]
         assert details == [("workitem-state", f"workitem {uid}: SCHEDULED -> IN PROGRESS", 200)]
+
+
+def test_refusals_of_odd_paths_are_plain_ascii_warnings(sqlite_client: TestClient) -> None:
+    """A path that is not a UID (found by schemathesis) is a 404 whose Warning stays ASCII."""
+    response = sqlite_client.get(f"{WORKITEMS}/\U0009aa81\u00c4)")
+    assert response.status_code == 404
+    assert response.headers["Warning"].startswith('299 radpacs "The workitem ')
+    assert "\u00c4" in response.json()["detail"]
+    quoted = sqlite_client.post(f'{WORKITEMS}/{GLOBAL}/subscribers/A"B\u00e9')
+    assert quoted.status_code == 400 and '\\"' in quoted.headers["Warning"]

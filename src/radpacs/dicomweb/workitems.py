@@ -52,12 +52,17 @@ _DICOM_JSON = "application/dicom+json"
 _RESERVED = {"token", "limit", "offset", "includefield", "fuzzymatching"}
 
 
+def _warning(reason: str) -> str:
+    """A Warning header value (RFC 7234 5.5): ASCII, quotes and backslashes escaped."""
+    text = " ".join(reason.split()).encode("ascii", "backslashreplace").decode("ascii")
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 radpacs "{text}"'
+
+
 def _refusal(error: RadpacsError) -> JSONResponse:
     reason = " ".join(str(error).split())
     return JSONResponse(
-        {"detail": reason},
-        status_code=status_for(error),
-        headers={"Warning": f'299 radpacs "{reason}"'},
+        {"detail": reason}, status_code=status_for(error), headers={"Warning": _warning(reason)}
     )
 
 
@@ -107,7 +112,7 @@ async def create_workitem(request: Request, archive: ArchiveDep) -> Response:
         location = f"{dicomweb_root(request)}/workitems/{created}"
         headers = {"Location": location, "Content-Location": location}
         if modified:
-            headers["Warning"] = '299 radpacs "The UPS was created with modifications."'
+            headers["Warning"] = _warning("The UPS was created with modifications.")
         await _publish(
             request, store, [Event(created, STATE_REPORT, {STATE: attribute("CS", "SCHEDULED")})]
         )
@@ -176,7 +181,7 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
         after = await run_in_threadpool(store.state, uid)
         note_audit(request, detail=f"workitem {uid}: {before} -> {after}")
         await _publish(request, store, events)
-        headers = {"Warning": f'299 radpacs "{warning}"'} if warning else None
+        headers = {"Warning": _warning(warning)} if warning else None
         return Response(status_code=200, headers=headers)
 
     return await _guarded(run)
