@@ -435,3 +435,23 @@ def test_refusals_of_odd_paths_are_plain_ascii_warnings(sqlite_client: TestClien
     assert "\u00c4" in response.json()["detail"]
     quoted = sqlite_client.post(f'{WORKITEMS}/{GLOBAL}/subscribers/A"B\u00e9')
     assert quoted.status_code == 400 and '\\"' in quoted.headers["Warning"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"00741000": {"vr": "CS", "Value": 5}},
+        {"00741000": {"vr": "CS", "Value": ["SCHEDULED"]}, "00741216": {"vr": "SQ", "Value": [3]}},
+        {"nottag": {"vr": "CS"}},
+        [1, 2],
+        "SCHEDULED",
+    ],
+)
+def test_malformed_datasets_are_refused(sqlite_client: TestClient, body: object) -> None:
+    response = sqlite_client.post(WORKITEMS, content=json.dumps(body))
+    assert response.status_code == 400
+    assert "not a DICOM JSON dataset" in response.headers["Warning"]
+    uid = create(sqlite_client, workitem())
+    update = sqlite_client.post(f"{WORKITEMS}/{uid}", content=json.dumps(body))
+    assert update.status_code == 400
+    assert sqlite_client.get(f"{WORKITEMS}/{uid}").json()[0]["00741000"]["Value"] == ["SCHEDULED"]

@@ -182,7 +182,7 @@ _TAGS = {
 def _value(dataset: dict[str, Any], tag: str) -> str:
     element = dataset.get(tag) or {}
     values = element.get("Value") or [""]
-    first = values[0]
+    first = values[0] if isinstance(values, list) else ""
     if isinstance(first, dict):  # PN
         return str(first.get("Alphabetic", ""))
     return str(first)
@@ -210,13 +210,26 @@ def _columns(dataset: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _well_formed(dataset: Any, depth: int = 0) -> bool:
+    """A DICOM JSON dataset (PS3.18 F.2): tag keys, elements with a list Value, SQ items
+    datasets themselves (to a sane depth)."""
+    if not isinstance(dataset, dict) or depth > 8:
+        return False
+    for key, element in dataset.items():
+        if not re.match(r"^[0-9A-Fa-f]{8}$", key) or not isinstance(element, dict):
+            return False
+        values = element.get("Value", [])
+        if not isinstance(values, list):
+            return False
+        if element.get("vr") == "SQ" and not all(_well_formed(i, depth + 1) for i in values):
+            return False
+    return True
+
+
 def _check_dataset(dataset: Any) -> dict[str, Any]:
     if isinstance(dataset, list) and len(dataset) == 1:
         dataset = dataset[0]
-    if not isinstance(dataset, dict) or not all(
-        re.match(r"^[0-9A-Fa-f]{8}$", key) and isinstance(value, dict)
-        for key, value in dataset.items()
-    ):
+    if not _well_formed(dataset):
         raise WorkitemError("the body is not a DICOM JSON dataset (PS3.18 F.2)")
     return {key.upper(): value for key, value in dataset.items()}
 
