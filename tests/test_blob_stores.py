@@ -133,3 +133,18 @@ def test_s3_unreachable_server_is_a_clear_configuration_error(tmp_path: Path) ->
 def test_s3_settings_need_a_bucket(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs s3_bucket"):
         load_settings(data_dir=tmp_path, blob_backend="s3")
+
+
+def test_s3_failures_are_storage_errors_naming_the_key(s3_server: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    bucket = s3_server.new_bucket()
+    store = open_blob_store(s3_server.settings(tmp_path, bucket))
+    store.put("a/b.dcm", b"x")
+    client = s3_server.client()
+    client.delete_object(Bucket=bucket, Key="archive/a/b.dcm")
+    client.delete_bucket(Bucket=bucket)  # the bucket is gone under a running server
+    with pytest.raises(StorageError, match=r"could not write blob a/c\.dcm to S3: NoSuchBucket"):
+        store.put_many([("a/c.dcm", b"y"), ("a/d.dcm", b"z")])
+    with pytest.raises(StorageError, match=r"could not read blob a/b\.dcm from S3: NoSuchBucket"):
+        store.open("a/b.dcm")
+    with pytest.raises(StorageError, match="could not list"):
+        list(store.keys())

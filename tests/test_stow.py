@@ -190,9 +190,9 @@ def test_wrong_content_type_is_415_and_stores_nothing(sqlite_client: TestClient)
     response = sqlite_client.post(
         STOW,
         content=b"<x/>",
-        headers={"Content-Type": 'multipart/related; type="application/dicom+xml"; boundary=x'},
+        headers={"Content-Type": 'multipart/related; type="text/xml"; boundary=x'},
     )
-    assert response.status_code == 415  # the JSON form is taken: tests/test_stow_json.py
+    assert response.status_code == 415  # JSON and XML metadata: tests/test_stow_json.py, _xml.py
     assert count_instances(sqlite_client) == 0
 
 

@@ -79,11 +79,12 @@ def test_metadata_and_bulk_data_are_stored_as_an_instance(
     assert errors == [], errors
 
 
-def test_xml_metadata_is_415_in_words(sqlite_client: TestClient) -> None:
+def test_another_part_type_is_415_in_words(sqlite_client: TestClient) -> None:
     response = sqlite_client.post(
         STOW,
         content=b"--b--",
-        headers={"Content-Type": 'multipart/related; type="application/dicom+xml"; boundary=b'},
+        headers={"Content-Type": 'multipart/related; type="application/pdf"; boundary=b'},
     )
     assert response.status_code == 415
-    assert "application/dicom+json" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "application/dicom+json" in detail and "application/dicom+xml" in detail

@@ -23,6 +23,7 @@ from radpacs.api import (
     counts,
     deid,
     dimse,
+    followup,
     health,
     rt,
     session,
@@ -38,7 +39,7 @@ from radpacs.http.audit import note_stored
 from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
-from radpacs.web import pages, rt_page, viewer
+from radpacs.web import followup_pages, pages, rt_page, viewer
 
 __all__ = ["create_app", "open_access_warnings"]
 
@@ -152,10 +153,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(viewer.router)
     app.include_router(pages.router)
     app.include_router(rt_page.router)
+    app.include_router(followup_pages.router)
     app.mount("/static", pages.static_files(), name="static")
     if settings.api_enabled:
         app.include_router(ai.router)
         app.include_router(rt.router)
         app.include_router(dimse.router)
         app.include_router(worklist.router)
+        app.include_router(followup.router)
     return app

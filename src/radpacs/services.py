@@ -34,6 +34,8 @@ from radpacs.auth.roles import Role
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cache import BodyCache
 from radpacs.deid.pseudonyms import PseudonymStore
+from radpacs.followup.feed import FollowupService
+from radpacs.followup.jobs import jobs_submitter
 from radpacs.jobs import Jobs
 from radpacs.settings import Settings
 
@@ -105,7 +107,8 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
     (accounts, audit, pseudonyms, background jobs of every kind), the AI service and its
-    arrival rules, and the metadata body cache."""
+    arrival rules, the metadata body cache and the follow-up (fed by the archive's stores and
+    deletes through follow-up jobs)."""
 
     settings: Settings
     archive: Archive
@@ -115,6 +118,7 @@ class Services:
     pseudonyms: PseudonymStore
     jobs: Jobs
     metadata_cache: BodyCache
+    followup: FollowupService
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -143,6 +147,9 @@ class Services:
             pseudonyms=DatabasePseudonymStore(archive.engine),
             jobs=jobs,
             metadata_cache=BodyCache(settings.metadata_cache_entries),
+            followup=FollowupService.from_settings(
+                settings, archive, submit=jobs_submitter(jobs)
+            ).attach(),
         )
 
     def close(self) -> None:

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     ai_models_dir: Path | None = None
     ai_plugins: list[str] = Field(default_factory=list)
     ai_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # longitudinal follow-up (docs/followup.md)
+    followup_rano_bm: bool = False
+    followup_volume_pr_percent: float = Field(default=-65.0, lt=0)
+    followup_volume_pd_percent: float = Field(default=73.0, gt=0)
     # torchxrayvision plugin (docs/ai.md): folder holding the weight files, never downloaded
     xrv_weights_dir: Path | None = None
     xrv_weights: list[str] = Field(default_factory=lambda: ["densenet121-res224-all"])

@@ -25,8 +25,10 @@ from radpacs.ai.interface import (
     Task,
     provenance_of,
 )
-from radpacs.archive import Archive, Level, Outcome, parse_query
+from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
 from radpacs.errors import InvalidInput, StorageError
+from radpacs.followup.feed import FollowupService
+from radpacs.followup.jobs import store_submitter
 from radpacs.jobs.registry import JobContext, JobOutcome
 
 __all__ = ["KIND", "PROGRESS_SCALE", "accepted_series", "assign_roles", "run_ai_job"]
@@ -189,6 +191,7 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
             + "; ".join(refused or ["no series"])
         )
     timings = {"load": 0.0, "infer": 0.0, "write": 0.0}
+    stored_all: list[StoreResult] = []
     results: list[dict[str, Any]] = []
     ui: list[dict[str, Any]] = []
     for index, target in enumerate(targets):
@@ -212,6 +215,7 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
         failed = [r for r in stored if r.outcome is Outcome.FAILED]
         if failed:
             raise StorageError(f"the archive refused a result: {failed[0].message}")
+        stored_all.extend(stored)
         written = time.perf_counter()
         timings["load"] += loaded - start
         timings["infer"] += inferred - loaded
@@ -227,6 +231,10 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
             )
         ui.append({"source_series": target, **series_ui})
     rounded = {k: round(v, 4) for k, v in timings.items()}
+    # the results feed the follow-up as objects stored through the server do: as jobs
+    FollowupService.from_settings(
+        ctx.settings, archive, submit=store_submitter(ctx.settings, ctx.store)
+    ).on_stored(stored_all)
     return JobOutcome(
         {"result_series": _group(results), "timings": rounded}, json.dumps({"results": ui})
     )

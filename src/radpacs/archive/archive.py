@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import IO, Self
 
@@ -47,6 +48,8 @@ from radpacs.settings import DuplicatePolicy, Settings
 
 __all__ = ["Archive", "CheckReport", "InstanceFile", "Outcome", "SearchResult", "StoreResult"]
 
+log = logging.getLogger(__name__)
+
 
 class Archive:
     """The index database and the blob store behind one object; a context manager that
@@ -67,6 +70,7 @@ class Archive:
         self._store = StorePath(engine, blobs, DuplicatePolicy(duplicate_policy), read, write)
         self._search = Search(read)
         self._files = Retrieval(engine, blobs, read, write)
+        self._delete_listeners: list[Callable[[list[str]], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
@@ -100,6 +104,10 @@ class Archive:
     def add_listener(self, listener: Callable[[list[StoreResult]], None]) -> None:
         """Call ``listener`` with the results of every store batch after it commits."""
         self._store.add_listener(listener)
+
+    def add_delete_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener`` with the SOP Instance UIDs of every delete after it commits."""
+        self._delete_listeners.append(listener)
 
     def store_many(
         self, payloads: Sequence[bytes], expected_study_uid: str | None = None
@@ -163,7 +171,18 @@ class Archive:
     ) -> int:
         """Remove a study, series or instance: index rows first, then files. Returns the count."""
         with database_errors("delete"):
-            return self._files.delete(study_uid, series_uid, sop_uid)
+            deleted = (
+                [f.sop_uid for f in self.instance_files(study_uid, series_uid, sop_uid)]
+                if self._delete_listeners
+                else []
+            )
+            count = self._files.delete(study_uid, series_uid, sop_uid)
+        for listener in self._delete_listeners:
+            try:
+                listener(deleted)
+            except Exception:  # a listener must never undo a delete
+                log.exception("delete listener failed")
+        return count
 
     def check(self, clean: bool = False, temporary_grace_s: float = 600.0) -> CheckReport:
         """Compare the blob store with the index and list temporary files that interrupted

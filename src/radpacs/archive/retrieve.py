@@ -193,10 +193,10 @@ class Retrieval:
         with self._read() as session:
             indexed = dict(session.execute(select(Instance.storage_key, Instance.sop_uid)).all())
         report = CheckReport()
-        for key in self.blobs.keys():  # noqa: SIM118 - a BlobStore is not a mapping
-            if key not in indexed:
-                report.orphan_keys.append(key)
-        report.missing = [sop for key, sop in indexed.items() if not self.blobs.exists(key)]
+        stored = set(self.blobs.keys())  # listed after the index read: one listing, not a
+        # request per instance (S3); a file is stored before its row commits, so none is missed
+        report.orphan_keys = sorted(key for key in stored if key not in indexed)
+        report.missing = [sop for key, sop in indexed.items() if key not in stored]
         temporaries = list(self.blobs.temporaries())
         report.temporaries = [name for name, _age in temporaries]
         if clean:

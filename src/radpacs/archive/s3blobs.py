@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from radpacs.archive.blobs import FolderBlobStore
 from radpacs.errors import ConfigurationError, NotFound, StorageError
@@ -85,6 +85,11 @@ class S3BlobStore:
             raise ConfigurationError(
                 f"S3 bucket {self.bucket!r} at {where} cannot be used ({code or exc}); "
                 "check s3_bucket, s3_endpoint_url and the credentials"
+            ) from exc
+        except NoCredentialsError as exc:
+            raise ConfigurationError(
+                "no S3 credentials: set s3_access_key_id and s3_secret_access_key "
+                "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
             ) from exc
         except BotoCoreError as exc:
             raise ConfigurationError(f"S3 server at {where} cannot be reached: {exc}") from exc
@@ -208,9 +213,9 @@ class _ObjectStream(io.RawIOBase):
 
 
 def _is_missing(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return error.get("Code", "") in _MISSING or status == "404"
+    """No such object; not NoSuchBucket, which is also a 404 but a storage failure (a HEAD
+    answer has no body, so there a missing bucket reads as a missing object)."""
+    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING
 
 
 def _message(exc: ClientError | BotoCoreError) -> str:

@@ -49,6 +49,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     # the web UI shell, the viewer's files and static assets hold no patient data: the data
     # they show comes through the DICOMweb routes below, which check the caller
     ("GET", "/"): Rule(P.PUBLIC),
+    ("GET", "/followup"): Rule(P.PUBLIC),
+    ("GET", "/tracking"): Rule(P.PUBLIC),
     ("GET", "/rt"): Rule(P.PUBLIC),
     ("GET", "/favicon.ico"): Rule(P.PUBLIC),
     ("GET", "/viewer"): Rule(P.PUBLIC),
@@ -128,6 +130,21 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/ai/jobs/{job_id}/result"): Rule(P.READ, "ai-job-result"),
     ("POST", "/api/ai/jobs/{job_id}/cancel"): Rule(P.STORE, "ai-job-cancel"),
     ("POST", "/api/ai/batch"): Rule(P.STORE, "ai-job-batch"),
+    # longitudinal follow-up: reads audited; corrections and the SR change stored results
+    ("GET", "/api/followup/patients"): Rule(P.READ, "followup-list"),
+    ("GET", "/api/followup/patients/{patient_id}"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/studies"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/lesions"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/sources/{sop_uid}"): Rule(P.READ, "followup-read"),
+    ("GET", "/api/followup/patients/{patient_id}/export"): Rule(P.READ, "followup-export"),
+    ("POST", "/api/followup/patients/{patient_id}/corrections"): Rule(P.STORE, "followup-correct"),
+    ("PATCH", "/api/followup/patients/{patient_id}/lesions/{uid}"): Rule(
+        P.STORE, "followup-correct"
+    ),
+    ("DELETE", "/api/followup/patients/{patient_id}/corrections/{correction_id}"): Rule(
+        P.STORE, "followup-correct"
+    ),
+    ("POST", "/api/followup/patients/{patient_id}/sr"): Rule(P.STORE, "followup-sr"),
     # the DICOM node: querying remote nodes reads; retrieving writes into the archive;
     # sending patient data out to another node is an administrator's decision
     ("GET", "/api/dimse/nodes"): Rule(P.READ),

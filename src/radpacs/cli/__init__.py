@@ -8,6 +8,7 @@
   ``status`` (talk to a server)
 - :mod:`.dvh`: ``dvh`` (by a server or ``--local``)
 - :mod:`.deid`: ``anonymize``
+- :mod:`.followup`: ``followup list|show|export|sr`` (a server's follow-up)
 - :mod:`.viewer`: ``viewer install|status``
 - :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
 - :mod:`.dimse`: ``dimse`` (the DICOM node alone) and ``dimse echo|query|send|retrieve|job``
@@ -51,7 +52,19 @@ def _root(
 
 
 def _register_groups() -> None:
-    from radpacs.cli import ai, client, deid, demo, dimse, dvh, serve, storage, users, viewer
+    from radpacs.cli import (
+        ai,
+        client,
+        deid,
+        demo,
+        dimse,
+        dvh,
+        followup,
+        serve,
+        storage,
+        users,
+        viewer,
+    )
 
     serve.register(app)
     ai.register_worker(app)
@@ -60,6 +73,7 @@ def _register_groups() -> None:
     dvh.register(app)
     ai.register(app)
     deid.register(app)
+    followup.register(app)
     viewer.register(app)
     demo.register(app)
     dimse.register(app)
@@ -70,5 +84,13 @@ _register_groups()
 
 
 def main() -> None:
-    """Entry point of the ``radpacs`` console script."""
-    app()
+    """Entry point of the ``radpacs`` console script; a setting that cannot work (an S3
+    bucket that cannot be reached, say) is one line on stderr and exit status 2, not a
+    traceback."""
+    from radpacs.errors import ConfigurationError
+
+    try:
+        app()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc

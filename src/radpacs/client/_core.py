@@ -709,6 +709,47 @@ HEALTH = Call("GET", "/api/health")
 COUNTS = Call("GET", "/api/counts")
 
 
+FOLLOWUP = "/api/followup"
+
+
+def _patient_path(patient_id: str) -> str:
+    from urllib.parse import quote
+
+    if not patient_id:
+        raise ValueError("a patient id is needed")
+    return f"{FOLLOWUP}/patients/{quote(patient_id, safe='')}"
+
+
+def followup_patients_call(search: str, offset: int, limit: int) -> Call:
+    """GET /api/followup/patients: one page of patients with a follow-up."""
+    params = [("offset", str(offset)), ("limit", str(limit))]
+    if search:
+        params.append(("search", search))
+    return Call("GET", f"{FOLLOWUP}/patients", params=params)
+
+
+def followup_patient_call(patient_id: str) -> Call:
+    """GET /api/followup/patients/{id}: timepoints, lesions, responses."""
+    return Call("GET", _patient_path(patient_id))
+
+
+def followup_export_call(patient_id: str, format: str) -> Call:
+    """GET /api/followup/patients/{id}/export?format=csv|json."""
+    if format not in ("csv", "json"):
+        raise ValueError(f"export format {format!r} is not csv or json")
+    return Call("GET", f"{_patient_path(patient_id)}/export", params=[("format", format)])
+
+
+def followup_correct_call(patient_id: str, kind: str, fields: Mapping[str, str]) -> Call:
+    """POST /api/followup/patients/{id}/corrections."""
+    return Call("POST", f"{_patient_path(patient_id)}/corrections", json={"kind": kind, **fields})
+
+
+def followup_sr_call(patient_id: str) -> Call:
+    """POST /api/followup/patients/{id}/sr: store the TID 1500 report in the latest study."""
+    return Call("POST", f"{_patient_path(patient_id)}/sr")
+
+
 # --------------------------------------------------------------------------- DICOM node (DIMSE)
 
 DIMSE = "/api/dimse"

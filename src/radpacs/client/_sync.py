@@ -483,6 +483,34 @@ class RadpacsClient:
 
     # ------------------------------------------------------------------ REST API
 
+    def followup_patients(
+        self, search: str = "", *, offset: int = 0, limit: int = 50
+    ) -> dict[str, Any]:
+        """Patients with a follow-up (GET /api/followup/patients): ``patients`` and ``total``."""
+        call = _core.followup_patients_call(search, offset, limit)
+        result: dict[str, Any] = self.request(call).json()
+        return result
+
+    def followup_patient(self, patient_id: str) -> dict[str, Any]:
+        """One patient's timepoints, lesions and responses (GET /api/followup/patients/{id})."""
+        result: dict[str, Any] = self.request(_core.followup_patient_call(patient_id)).json()
+        return result
+
+    def followup_export(self, patient_id: str, format: str = "csv") -> str:
+        """One row per lesion per timepoint: the CSV text, or the JSON text."""
+        return self.request(_core.followup_export_call(patient_id, format)).text
+
+    def followup_correct(self, patient_id: str, kind: str, **fields: str) -> dict[str, Any]:
+        """Record a correction (rename, merge, split, reassign, role, exclude)."""
+        call = _core.followup_correct_call(patient_id, kind, fields)
+        result: dict[str, Any] = self.request(call).json()
+        return result
+
+    def followup_store_sr(self, patient_id: str) -> dict[str, Any]:
+        """Store the follow-up as a TID 1500 SR in the patient's latest study."""
+        result: dict[str, Any] = self.request(_core.followup_sr_call(patient_id)).json()
+        return result
+
     def login(self, username: str, password: str) -> str:
         """POST /api/auth; the token is kept for the following requests and returned."""
         call = _core.login_call(username, password)

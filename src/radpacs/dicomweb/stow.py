@@ -1,16 +1,17 @@
 """STOW-RS (PS3.18 10.5): POST /studies and /studies/{study} with PS3.10 files.
 
-The body is multipart/related; type="application/dicom" (quoted or not, chunked or not), or
-a single application/dicom file. The whole body is received and split into parts, each in a
-spooled temporary file (at most 64 MiB of them in memory, the rest on disk), before anything
-is stored: a body cut short or with a broken boundary is answered 400 and stores nothing. The
-parts are then stored in order, in batches of bounded size, each on its own; the answer lists
-stored instances in ReferencedSOPSequence and failed ones in FailedSOPSequence with a
-FailureReason, and says in a Warning header which part failed and why ("part 2: not a DICOM
-file (no DICM prefix at byte 128, PS3.10 7.1)"). Status (PS3.18 10.5.3): 200 all stored, 202
-some failed or warned, 400 none stored because no part was a readable object (FailureReason
-0xC000 for each), 409 none stored and some for a conflict (duplicate, other study), 400 also
-for a malformed body, 413 too large, 415 wrong media type.
+The body is multipart/related; type="application/dicom" (quoted or not, chunked or not), or a
+single application/dicom file; or metadata and bulk data (PS3.18 10.5.1.2) with
+type="application/dicom+json" or type="application/dicom+xml" (PS3.19). The whole body is
+received and split into parts, each in a spooled temporary file (at most 64 MiB of them in
+memory, the rest on disk), before anything is stored: a body cut short or with a broken boundary
+is answered 400 and stores nothing. The parts are then stored in order, in batches of bounded
+size, each on its own; the answer lists stored instances in ReferencedSOPSequence and failed
+ones in FailedSOPSequence with a FailureReason, and says in a Warning header which part failed
+and why ("part 2: not a DICOM file (no DICM prefix at byte 128, PS3.10 7.1)"). Status (PS3.18
+10.5.3): 200 all stored, 202 some failed or warned, 400 none stored because no part was a
+readable object (FailureReason 0xC000 for each), 409 none stored and some for a conflict
+(duplicate, other study), 400 also for a malformed body, 413 too large, 415 wrong media type.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ from starlette.concurrency import run_in_threadpool
 from radpacs.archive import Outcome, StoreResult
 from radpacs.archive.ingest import CANNOT_UNDERSTAND
 from radpacs.dicom.from_json import BulkPart, instance_from_json
+from radpacs.dicom.from_xml import xml_to_json
 from radpacs.dicom.json import attribute, json_to_bytes
-from radpacs.dicom.mediatypes import DICOM, DICOM_JSON, MULTIPART_RELATED, parse_media_type
+from radpacs.dicom.mediatypes import (
+    DICOM,
+    DICOM_JSON,
+    DICOM_XML,
+    MULTIPART_RELATED,
+    parse_media_type,
+)
 from radpacs.dicom.multipart import MultipartError, MultipartParser, Part
 from radpacs.dicomweb.negotiation import choose_json
 from radpacs.dicomweb.responses import json_body_response, warning_header
@@ -40,6 +48,7 @@ _FEED_BYTES = 1024 * 1024
 _BATCH_FILES = 64
 _BATCH_BYTES = 64 * 1024 * 1024
 _MAX_WARNINGS = 20
+_METADATA_PART_BYTES = 64 * 1024 * 1024  # a JSON or XML part is parsed whole, into many objects
 _BAD_SYNTAX = CANNOT_UNDERSTAND  # the FailureReason of a part that is not a readable object
 
 
@@ -127,15 +136,29 @@ def _store(archive: Any, parts: list[Part], study: str | None) -> list[StoreResu
     return results
 
 
-def _store_json(archive: Any, parts: list[Part], study: str | None) -> list[StoreResult]:
+def _store_metadata(archive: Any, parts: list[Part], study: str | None) -> list[StoreResult]:
     """STOW of metadata and bulk data (PS3.18 10.5.1.2): the application/dicom+json parts
-    hold arrays of data sets; the other parts are the bulk data their BulkDataURIs name, by
-    Content-Location. One result per data set, in order; a bad data set fails alone."""
+    hold arrays of data sets, each application/dicom+xml part one data set (PS3.19); the other
+    parts are the bulk data their BulkDataURIs name, by Content-Location. One result per data
+    set, in order; a bad data set fails alone."""
     items: list[Any] = []
     bulk: dict[str, BulkPart] = {}
     try:
         for number, part in enumerate(parts, start=1):
             media = parse_media_type(part.content_type) if part.content_type else None
+            if (
+                media is not None
+                and media.type in (DICOM_JSON, DICOM_XML)
+                and part.size > _METADATA_PART_BYTES
+            ):
+                items.append(
+                    InvalidInstance(
+                        f"part {number}: a {media.type} part of {part.size} bytes, over the "
+                        f"{_METADATA_PART_BYTES} bytes a metadata part may have (bulk data "
+                        "belongs in its own parts)"
+                    )
+                )
+                continue
             if media is not None and media.type == DICOM_JSON:
                 try:
                     loaded = orjson.loads(part.read())
@@ -143,6 +166,12 @@ def _store_json(archive: Any, parts: list[Part], study: str | None) -> list[Stor
                     items.append(InvalidInstance(f"part {number} is not DICOM JSON: {exc}"))
                     continue
                 items.extend(loaded if isinstance(loaded, list) else [loaded])
+                continue
+            if media is not None and media.type == DICOM_XML:
+                try:
+                    items.append(xml_to_json(part.read()))
+                except InvalidInput as exc:
+                    items.append(InvalidInstance(f"part {number} is not DICOM XML: {exc}"))
                 continue
             location = part.headers.get("content-location", "")
             if not location:
@@ -245,18 +274,19 @@ async def _store_request(
     try:
         if content_type.type == MULTIPART_RELATED:
             part_type = content_type.param("type", DICOM).lower()
-            if part_type not in (DICOM, DICOM_JSON):
+            if part_type not in (DICOM, DICOM_JSON, DICOM_XML):
                 return _problem(
                     415,
-                    f'STOW-RS here takes multipart/related; type="{DICOM}" or '
-                    f'type="{DICOM_JSON}" (metadata and bulk data), not type="{part_type}"',
+                    f'STOW-RS here takes multipart/related; type="{DICOM}", '
+                    f'type="{DICOM_JSON}" or type="{DICOM_XML}" (metadata and bulk data), '
+                    f'not type="{part_type}"',
                 )
             boundary = content_type.param("boundary")
             if not boundary:
                 return _problem(400, "multipart/related Content-Type without a boundary")
             parts = await _read_parts(request, boundary, settings.max_upload_bytes)
-            if part_type == DICOM_JSON and parts:
-                results = await run_in_threadpool(_store_json, archive, parts, study)
+            if part_type in (DICOM_JSON, DICOM_XML) and parts:
+                results = await run_in_threadpool(_store_metadata, archive, parts, study)
                 return _answer(request, results, study)
         elif content_type.type == DICOM:
             parts = await _read_single(request, settings.max_upload_bytes)

@@ -23,6 +23,7 @@ from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.errors import StorageError
+from radpacs.followup.feed import FollowupService
 from radpacs.http.events import EventChannels
 from radpacs.jobs import Jobs
 from radpacs.services import AuthServices, Services
@@ -32,6 +33,7 @@ __all__ = [
     "AiDep",
     "ArchiveDep",
     "AuthServicesDep",
+    "FollowupDep",
     "JobsDep",
     "MetadataCacheDep",
     "PrincipalDep",
@@ -115,6 +117,10 @@ async def get_metadata_cache(request: Request) -> BodyCache:
     return _opened(request).metadata_cache
 
 
+async def get_followup(request: Request) -> FollowupService:
+    return _opened(request).followup
+
+
 ArchiveDep = Annotated[Archive, Depends(get_archive)]
 """The archive: store, search, retrieve, delete, check."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -131,6 +137,8 @@ JobsDep = Annotated[Jobs, Depends(get_jobs)]
 """The de-identification jobs of this process."""
 MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
 """Prepared WADO-RS metadata bodies by ETag."""
+FollowupDep = Annotated[FollowupService, Depends(get_followup)]
+"""The follow-up: its store, and the feed that keeps it up to date."""
 
 
 def _first(value: str) -> str:

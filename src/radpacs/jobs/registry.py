@@ -26,6 +26,8 @@ __all__ = ["KINDS", "Handler", "JobContext", "JobOutcome", "handler_spec", "load
 KINDS: dict[str, str] = {
     "ai": "radpacs.ai.execute:run_ai_job",
     "deid.study": "radpacs.jobs.kinds:deid_study",
+    "followup.study": "radpacs.followup.handlers:ingest_study",
+    "followup.recompute": "radpacs.followup.handlers:recompute",
     "dimse.send": "radpacs.dimse.jobs:run_transfer",
     "dimse.move": "radpacs.dimse.jobs:run_transfer",
     "dimse.get": "radpacs.dimse.jobs:run_transfer",

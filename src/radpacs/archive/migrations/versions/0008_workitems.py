@@ -1,15 +1,15 @@
 """UPS workitems and their subscriptions (PS3.4 Annex CC)
 
-Revision ID: 0007_workitems
-Revises: 0006
+Revision ID: 0008_workitems
+Revises: 0007
 Create Date: 2026-12-02 07:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_workitems"
-down_revision = "0006"
+revision = "0008_workitems"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
