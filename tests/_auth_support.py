@@ -22,7 +22,10 @@ _HASH = hash_password(PASSWORD)  # once: Argon2 costs ~0.1-0.3 s per hash on pur
 
 @contextmanager
 def auth_client(data_dir: Path, **overrides: Any) -> Iterator[TestClient]:
-    """An in-process server with auth ON and one account per role (named after the role)."""
+    """An in-process server with auth ON and one account per role (named after the role); its
+    DICOM listener is off unless asked (a module-scoped client starts before the per-test
+    environment that turns it off, and the default port may be taken)."""
+    overrides.setdefault("dimse_enabled", False)
     settings = load_settings(data_dir=data_dir, auth_enabled=True, **overrides)
     with TestClient(create_app(settings)) as client:
         accounts = services(client).accounts

@@ -1,4 +1,5 @@
-"""deepbet (optional extra): brain extraction on a synthetic head MR, through the plugin.
+"""deepbet (optional extra): brain extraction on a synthetic head MR, through the plugin; the
+mask stays inside the head and reaches a Dice floor against the synthetic brain.
 
 Needs `pip install torch==2.13.0` and `pip install --no-deps deepbet==1.0.2` plus
 `radpacs[deepbet]` (scripts/test installs them); skipped when deepbet is not installed,
@@ -25,6 +26,10 @@ else:
     pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+# deepbet 1.0.2 reaches Dice 0.977 on this synthetic head (measured 2026-12-02, CPU torch);
+# the floor leaves a margin for other torch builds and threads, not for a mask of the head.
+DICE_FLOOR = 0.95
+
 
 def test_deepbet_masks_the_bright_brain_inside_the_skull(tmp_path: object) -> None:
     [model] = models(load_settings())
@@ -41,3 +46,5 @@ def test_deepbet_masks_the_bright_brain_inside_the_skull(tmp_path: object) -> No
     mask = result.label_map == 1
     assert mask.any()
     assert not mask[~head].any()  # never outside the head
+    dice = 2 * (mask & brain).sum() / (mask.sum() + brain.sum())
+    assert dice >= DICE_FLOOR, f"Dice {dice:.3f} against the synthetic brain"

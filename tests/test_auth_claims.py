@@ -1,7 +1,8 @@
 """Promises of docs/auth.md that had no test: the account's current role counts, not the
 token's; the generated auth secret (mode 0600) is shared by every server on a data folder;
 one audit row per study of a multi-study STOW-RS; the JWKS cache, key rotation and an
-identity provider that is down."""
+identity provider that is down; a token issued by one ``radpacs serve --workers 2`` process is
+accepted by the other."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from argon2 import extract_parameters
 from cryptography.hazmat.primitives.asymmetric import rsa
+from typer.testing import CliRunner
 
 from _auth_support import auth_client, bearer, services, token
-from conftest import make_ct, multipart, to_bytes
+from conftest import LiveServer, make_ct, multipart, to_bytes
 from radpacs.auth import passwords
 from radpacs.auth.roles import Role
+from radpacs.cli import app as cli_app
 
 
 def test_the_account_s_current_role_counts_not_the_token_s(tmp_path: Path) -> None:
@@ -51,6 +55,53 @@ def test_the_generated_secret_is_private_and_shared_by_servers_on_one_folder(
         assert me.status_code == 200 and me.json()["username"] == "reader"
     with auth_client(tmp_path / "other") as stranger:  # another folder: another secret
         assert stranger.get("/api/auth/me", headers=bearer(value)).status_code == 401
+
+
+def _answered_by(logs: Path, request: str) -> dict[str, int]:
+    """Per worker log (``api-<pid>.log``), how many access lines show ``request`` answered 200."""
+    return {
+        path.name: sum(
+            f'"{request} HTTP/1.1" 200' in line for line in path.read_text().splitlines()
+        )
+        for path in logs.glob("api-*.log")
+    }
+
+
+def test_a_token_issued_by_one_serve_worker_is_accepted_by_the_other(tmp_path: Path) -> None:
+    """A real ``radpacs serve --auth --workers 2``: both processes sign with the one generated
+    ``auth-secret``, so the token one process issued passes in the other. Which process
+    answered is read from the per-process request logs (``api-<pid>.log``, radpacs.logs)."""
+    data = tmp_path / "data"
+    added = CliRunner().invoke(
+        cli_app,
+        ["user", "add", "alice", "--role", "reader", "--password-stdin", "--data-dir", str(data)],
+        input="alice's password\n",
+    )
+    assert added.exit_code == 0, added.output
+    live = LiveServer(data, ["--auth", "--workers", "2"]).start()
+    try:
+        login = httpx.post(
+            f"{live.url}/api/auth", data={"username": "alice", "password": "alice's password"}
+        )
+        assert login.status_code == 200, login.text
+        headers = {**bearer(login.json()["token"]), "Connection": "close"}
+        [issuer_log] = [
+            name for name, n in _answered_by(data / "logs", "POST /api/auth").items() if n
+        ]
+        served: dict[str, int] = {}
+        for _ in range(200):  # each on a new connection, which either process may accept
+            me = httpx.get(f"{live.url}/api/auth/me", headers=headers)
+            assert me.status_code == 200, me.text
+            assert me.json()["username"] == "alice"
+            answered = _answered_by(data / "logs", "GET /api/auth/me")
+            served = {name: n for name, n in answered.items() if n}  # the supervisor's stays empty
+            if len(served) == 2:
+                break
+        assert len(served) == 2, f"the requests all landed on one process: {answered}"
+        [other_log] = [name for name in served if name != issuer_log]
+        assert served[other_log] > 0  # the process that did not issue the token accepted it
+    finally:
+        live.stop()
 
 
 def test_a_stow_of_two_studies_writes_one_audit_row_per_study(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ def _concrete(template: str, sop: str) -> str:
         "study": UIDS["study"],
         "series": UIDS["series"],
         "instance": sop,
+        "sop_uid": sop,
         "plan": sop,
         "frames": "1",
         "path": "7FE00010",
@@ -83,7 +84,6 @@ def _concrete(template: str, sop: str) -> str:
         "patient_id": "NOBODY",
         "uid": "2.25.1",
         "correction_id": "1",
-        "sop_uid": "1.2.3",
         "aetitle": "NOBODY",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
@@ -257,6 +257,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ),
     # the UPS-RS event channel: OK means the WebSocket opens
     ("WEBSOCKET", "/dicom-web/subscribers/{aetitle}"): ("read", OK),
+    ("PUT", "/api/instances/{sop_uid}/qc"): ("store", NO_BODY),
+    ("GET", "/api/instances/{sop_uid}/qc"): ("read", OK | MISSING),  # after the DELETEs: 404
+    ("GET", "/api/qc"): ("read", OK),
+    ("GET", "/api/qc/studies"): ("read", OK),
 }
 
 

@@ -1,23 +1,32 @@
 """End to end in headless Chromium with auth ON: log in through the page's form as an
 uploader, upload a CT series, see it in the list (delete disabled for that role), log out,
 log in as an administrator, open the study in OHIF (authenticated by the session cookie
-alone), check that the viewport draws it, delete it through the dialog.
+alone), check that the viewport draws the uploaded CT (a screenshot of the viewport,
+cropped to a white frame burnt into the uploaded pixels, correlates with radpacs's own
+``/rendered`` image of that instance in the same stored window), delete it through the dialog.
 
 Needs Debian's chromium (``apt-get install -y chromium``), the playwright package (test extra;
-its own browsers are never downloaded) and OHIF (``radpacs viewer install``). Screenshots go to
+its own browsers are never downloaded) and OHIF (``radpacs viewer install``): a missing one
+fails the test in CI (tests/_ci_peers.py) rather than skipping it. Screenshots go to
 test-artifacts/web/.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pydicom
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
+from _ci_peers import in_ci
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.cli import app as cli_app
 from radpacs.settings import load_settings
@@ -49,10 +58,23 @@ def require_viewer_and_browser() -> None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
 
 
+def playwright_api() -> Any:
+    """``playwright.sync_api``; when the package is missing the test fails in CI (where
+    scripts/test installs it) and skips elsewhere."""
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError as exc:
+        if in_ci():
+            pytest.fail(f"the playwright package (test extra) is missing: {exc}")
+        pytest.skip(f"playwright is not installed: {exc}")
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 SLICES = 6
 PASSWORDS = {"ada": "uploader password", "root": "administrator password"}
 ROLES = {"ada": "uploader", "root": "admin"}
+FRAME = 3  # pixels of the white border burnt into every uploaded slice
+WINDOW = (40, 400)  # the stored soft-tissue window (HU) OHIF and /rendered both apply
 
 # Distinct grey levels in a sample of the viewport canvas (1 for a blank or uniform canvas).
 _CANVAS_LEVELS = """() => {
@@ -82,6 +104,10 @@ def ct_files(tmp_path: Path) -> list[Path]:
             InstanceNumber=number,
         )
         ds.ImagePositionPatient = [0.0, 0.0, 5.0 * number]
+        ds.WindowCenter, ds.WindowWidth = WINDOW
+        pixels = ds.pixel_array.copy()  # the marker: a white frame at the image's edge
+        pixels[:FRAME, :] = pixels[-FRAME:, :] = pixels[:, :FRAME] = pixels[:, -FRAME:] = 2000
+        ds.PixelData = pixels.tobytes()
         ds.SliceLocation = 5.0 * number
         path = folder / f"slice{number}.dcm"
         path.write_bytes(to_bytes(ds))
@@ -105,6 +131,27 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
+def _grey(png: bytes) -> npt.NDArray[np.float64]:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
+
+
+def _framed(grey: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The part of a viewport screenshot inside the white frame: the rows and columns where
+    white pixels run along most of the frame's length (corner texts are short)."""
+    white = grey > 200
+    rows = np.nonzero(white.sum(axis=1) >= 0.6 * white.sum(axis=1).max())[0]
+    cols = np.nonzero(white.sum(axis=0) >= 0.6 * white.sum(axis=0).max())[0]
+    assert rows.size >= 2 and cols.size >= 2, "no white frame in the viewport"
+    return grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _correlation(shown: npt.NDArray[np.float64], rendered: npt.NDArray[np.float64]) -> float:
+    """Pearson correlation of the framed screenshot and the rendered image resized to it."""
+    height, width = shown.shape
+    resized = Image.fromarray(rendered.astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    return float(np.corrcoef(shown.ravel(), np.asarray(resized, dtype=np.float64).ravel())[0, 1])
+
+
 def _log_in(page: Any, sync_api: Any, name: str, password: str | None = None) -> None:
     dialog = page.locator("dialog#login")
     sync_api.expect(dialog).to_be_visible(timeout=15_000)
@@ -117,7 +164,7 @@ def _log_in(page: Any, sync_api: Any, name: str, password: str | None = None) ->
 
 
 def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -166,6 +213,20 @@ def test_upload_view_delete_in_chromium(server: LiveServer, ct_files: list[Path]
                 skip.first.click()
             assert viewer.evaluate(_CANVAS_LEVELS) > 20
             viewer.screenshot(path=str(ARTIFACTS / "viewer.png"))
+            # the drawn image IS the uploaded CT: every slice has the same pixels, so whichever
+            # OHIF shows matches radpacs's /rendered of the first (fetched with the cookie)
+            first = pydicom.dcmread(ct_files[0])
+            rendered = viewer.request.get(
+                f"{server.url}/dicom-web/studies/{first.StudyInstanceUID}/series/"
+                f"{first.SeriesInstanceUID}/instances/{first.SOPInstanceUID}/rendered",
+                headers={"Accept": "image/png"},
+            )
+            assert rendered.status == 200, rendered.text()
+            shown = _framed(_grey(viewer.locator('[data-cy="viewport-pane"]').first.screenshot()))
+            Image.fromarray(shown.astype(np.uint8)).save(ARTIFACTS / "viewer-framed.png")
+            correlation = _correlation(shown, _grey(rendered.body()))
+            # measured r = 0.99; frames served upside down give 0.28
+            assert correlation > 0.9, f"the viewport is not the uploaded CT: r={correlation:.2f}"
             viewer.close()
             assert refused == []  # every OHIF request was authenticated by the cookie
 

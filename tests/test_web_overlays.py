@@ -9,7 +9,8 @@ the viewport that pixels of the label's colour appeared where the ball is drawn,
 radpacs request answered 4xx/5xx.
 
 Needs Debian's chromium, the playwright package and OHIF (``radpacs viewer install``), like
-tests/test_web_e2e.py. Screenshots go to test-artifacts/web/overlay-*.png.
+tests/test_web_e2e.py, and fails in CI rather than skipping when one is missing. Screenshots
+go to test-artifacts/web/overlay-*.png.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from radpacs.ai.provenance import Provenance
 from radpacs.ai.results.labels import Label
 from radpacs.ai.results.rtstruct import build_rtstruct
 from radpacs.ai.results.seg import build_seg
-from test_web_e2e import CHROMIUM, CHROMIUM_ARGS, require_viewer_and_browser
+from test_web_e2e import CHROMIUM, CHROMIUM_ARGS, playwright_api, require_viewer_and_browser
 
 pytestmark = pytest.mark.peer
 
@@ -139,7 +140,7 @@ def _open_overlay(
 
 
 def test_ohif_shows_seg_and_rtstruct_overlays(server: LiveServer) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     study, files = _payloads()
     body, content_type = multipart(files)

@@ -25,6 +25,7 @@ from radpacs.api import (
     dimse,
     followup,
     health,
+    qc,
     rt,
     session,
     upload,
@@ -134,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=_EXPOSED_HEADERS,
             allow_credentials="*" not in settings.cors_origins,
@@ -161,4 +162,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(dimse.router)
         app.include_router(worklist.router)
         app.include_router(followup.router)
+        app.include_router(qc.router)
     return app

@@ -25,7 +25,7 @@ from radpacs.auth.roles import Principal, Role
 from radpacs.auth.usernames import check_username
 from radpacs.errors import AuthenticationError, Conflict, InvalidInput, NotFound
 from radpacs.http.audit import note_audit
-from radpacs.http.deps import AuthServicesDep, PrincipalDep
+from radpacs.http.deps import AuthServicesDep, PrincipalDep, phi_flag
 from radpacs.services import AuthServices
 
 __all__ = ["log_in", "read_fields", "revoke_principal_token", "router"]
@@ -43,7 +43,11 @@ async def read_fields(request: Request) -> dict[str, str]:
             raise InvalidInput(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise InvalidInput("the body must be a JSON object")
-        return {key: value for key, value in body.items() if isinstance(value, str)}
+        return {
+            key: (str(value).lower() if isinstance(value, bool) else value)
+            for key, value in body.items()
+            if isinstance(value, str | bool)
+        }
     form = await request.form()
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -81,7 +85,8 @@ def _login(services: AuthServices, fields: dict[str, str], client: str) -> dict[
         )
     services.limiter.succeeded(account_key)  # the address keeps its count: a good login of
     # one account must not reset the guesses made at others
-    issued = services.issuer.issue(account.username, [account.role])
+    phi = phi_flag(fields.get("phi"), "phi")
+    issued = services.issuer.issue(account.username, [account.role], phi=phi is not False)
     return {
         "token": issued.token,
         "token_type": "bearer",
@@ -89,6 +94,7 @@ def _login(services: AuthServices, fields: dict[str, str], client: str) -> dict[
         "expires_at": datetime.fromtimestamp(issued.expires_at, UTC).isoformat(),
         "username": account.username,
         "role": account.role.value,
+        "phi": phi is not False,
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from radpacs.auth.roles import Permission
 
-__all__ = ["POLICY", "WORKSHOP_OPEN", "Rule", "rule_for"]
+__all__ = ["NO_PHI_ROUTES", "POLICY", "WORKSHOP_OPEN", "Rule", "no_phi_allowed", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
     ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),
     ("DELETE", "/api/worklist/{item_id}"): Rule(P.STORE, "worklist-remove"),
+    # quality control per instance: setting it is writing (AI services may), reading is reading
+    ("PUT", "/api/instances/{sop_uid}/qc"): Rule(P.STORE, "qc-set"),
+    ("GET", "/api/instances/{sop_uid}/qc"): Rule(P.READ, "qc-read"),
+    ("GET", "/api/qc"): Rule(P.READ, "qc-list"),
+    ("GET", "/api/qc/studies"): Rule(P.READ, "qc-list"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),
@@ -192,6 +197,37 @@ POLICY: dict[tuple[str, str], Rule] = {
 WORKSHOP_OPEN: frozenset[tuple[str, str]] = frozenset(
     {("POST", "/api/anonymize"), ("POST", "/api/dvh"), ("POST", "/api/dvh/plot")}
 )
+
+
+#: What a no-PHI token (docs/auth.md) may reach beyond the public routes: the DICOMweb
+#: routes, which apply the no-PHI view themselves (dicomweb/qido.py, metadata.py, wado.py),
+#: and REST routes that answer no patient identity. Anything else (worklist, /api/data, RT
+#: objects, DIMSE queries, audit, de-identification jobs, accounts...) answers 403 to it.
+NO_PHI_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {key for key in POLICY if key[1].startswith(f"{_DW}/")}
+    | {
+        ("GET", "/api/auth/me"),
+        ("POST", "/api/auth/revoke"),
+        ("DELETE", "/api/session"),
+        ("GET", "/api/counts"),
+        ("GET", "/api/ai/models"),
+        ("POST", "/api/ai/jobs"),
+        ("GET", "/api/ai/jobs"),
+        ("GET", "/api/ai/jobs/{job_id}"),
+        ("GET", "/api/ai/jobs/{job_id}/result"),
+        ("POST", "/api/ai/jobs/{job_id}/cancel"),
+        ("PUT", "/api/instances/{sop_uid}/qc"),
+        ("GET", "/api/instances/{sop_uid}/qc"),
+        ("GET", "/api/qc"),
+        ("GET", "/api/qc/studies"),
+    }
+)
+
+
+def no_phi_allowed(method: str, template: str) -> bool:
+    """Whether a no-PHI token may use this route (HEAD follows GET)."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    return (method, template) in NO_PHI_ROUTES
 
 
 def rule_for(method: str, template: str, *, workshop: bool = False) -> Rule | None:

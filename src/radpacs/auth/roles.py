@@ -19,7 +19,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ANONYMOUS", "LOCAL_USER", "ROLE_PERMISSIONS", "Permission", "Principal", "Role"]
+__all__ = [
+    "ANONYMOUS",
+    "LOCAL_USER",
+    "NO_PHI_SCOPE",
+    "ROLE_PERMISSIONS",
+    "Permission",
+    "Principal",
+    "Role",
+]
+
+
+#: The OAuth scope that makes a provider token a no-PHI token.
+NO_PHI_SCOPE = "radpacs:no-phi"
 
 
 class Role(StrEnum):
@@ -78,6 +90,15 @@ class Principal:
         for role in self.roles:
             granted |= ROLE_PERMISSIONS[role]
         return frozenset(granted)
+
+    @property
+    def phi_allowed(self) -> bool:
+        """False for a no-PHI token: a radpacs token with the claim ``"phi": false``, or a
+        provider token whose ``scope`` holds ``radpacs:no-phi`` (docs/auth.md)."""
+        if self.claims.get("phi") is False:
+            return False
+        scope = self.claims.get("scope", "")
+        return not (isinstance(scope, str) and NO_PHI_SCOPE in scope.split())
 
     def can(self, permission: Permission | str) -> bool:
         """Whether one of the principal's roles grants ``permission``."""

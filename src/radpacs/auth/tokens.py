@@ -2,7 +2,8 @@
 
 Claims: ``iss`` and ``aud`` are ``radpacs``, ``sub`` the account name, ``roles`` its roles
 at issue time (informative: the account's current roles are what count), ``iat``, ``exp``
-and a random ``jti`` by which the token can be revoked.
+and a random ``jti`` by which the token can be revoked; ``phi`` (only when false) makes it
+a no-PHI token: its requests never see patient-identifying attributes.
 
 The secret is the setting ``auth_secret`` when set, else 256 random bits kept in
 ``<data_dir>/auth-secret`` (mode 0600), created at first use. Every replica and worker
@@ -63,9 +64,15 @@ class TokenIssuer:
         self.lifetime = lifetime
 
     def issue(
-        self, username: str, roles: Iterable[Role | str], now: float | None = None
+        self,
+        username: str,
+        roles: Iterable[Role | str],
+        now: float | None = None,
+        *,
+        phi: bool = True,
     ) -> IssuedToken:
-        """A token for ``username`` valid for :attr:`lifetime` from ``now``."""
+        """A token for ``username`` valid for :attr:`lifetime` from ``now``; ``phi=False``
+        adds the claim ``"phi": false``, which forces the no-PHI view on every request."""
         issued_at = int(now if now is not None else time.time())
         expires_at = issued_at + int(self.lifetime.total_seconds())
         token_id = uuid.uuid4().hex
@@ -78,6 +85,8 @@ class TokenIssuer:
             "exp": expires_at,
             "jti": token_id,
         }
+        if not phi:
+            claims["phi"] = False
         token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
         return IssuedToken(token, token_id, float(expires_at))
 

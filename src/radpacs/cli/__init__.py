@@ -60,6 +60,7 @@ def _register_groups() -> None:
         dimse,
         dvh,
         followup,
+        qc,
         serve,
         storage,
         users,
@@ -78,6 +79,7 @@ def _register_groups() -> None:
     demo.register(app)
     dimse.register(app)
     storage.register(app)
+    qc.register(app)
 
 
 _register_groups()

@@ -431,10 +431,16 @@ def retrieve_call(study: str, series: str | None = None) -> Call:
     return Call("GET", dicomweb_path(study, series), headers={"Accept": INSTANCES_ACCEPT})
 
 
-def metadata_call(study: str, series: str | None = None, sop: str | None = None) -> Call:
-    """WADO-RS metadata (PS3.18 10.4.1.1.2) of a study, series or instance."""
+def metadata_call(
+    study: str, series: str | None = None, sop: str | None = None, phi: bool = True
+) -> Call:
+    """WADO-RS metadata (PS3.18 10.4.1.1.2) of a study, series or instance; ``phi=False``
+    asks for the no-PHI view (radpacs's ``?phi=false`` extension)."""
     return Call(
-        "GET", f"{dicomweb_path(study, series, sop)}/metadata", headers={"Accept": DICOM_JSON}
+        "GET",
+        f"{dicomweb_path(study, series, sop)}/metadata",
+        params=() if phi else (("phi", "false"),),
+        headers={"Accept": DICOM_JSON},
     )
 
 
@@ -587,6 +593,28 @@ def plan_statistics_call(
     if prescription is not None:
         params.append(("prescription", str(prescription)))
     return Call("GET", f"/api/rt/plans/{_segment(plan)}/statistics", params=params)
+
+
+def set_qc_call(sop: str, status: str, comment: str) -> Call:
+    """PUT /api/instances/{sop}/qc: set an instance's quality-control status."""
+    return Call(
+        "PUT",
+        f"/api/instances/{_segment(sop)}/qc",
+        json={"status": str(status), "comment": comment},
+    )
+
+
+def qc_call(sop: str) -> Call:
+    """GET /api/instances/{sop}/qc: an instance's quality-control status."""
+    return Call("GET", f"/api/instances/{_segment(sop)}/qc")
+
+
+def qc_list_call(status: str | None, study: str | None) -> Call:
+    """GET /api/qc: the statuses that were set, by status and study."""
+    params = [("status", str(status))] if status else []
+    if study:
+        params.append(("study", study))
+    return Call("GET", "/api/qc", params=params)
 
 
 def _segment(uid: str) -> str:

@@ -22,6 +22,8 @@ from radpacs.client.schemas import (
     DicomJSON,
     DVHResult,
     InstanceOutcome,
+    QualityControl,
+    QualityControlStatus,
     SearchMatch,
     ServerStatus,
     StoreSummary,
@@ -292,10 +294,16 @@ class RadpacsClient:
         return self._send(_core.retrieve_call(study, series), consume)
 
     def metadata(
-        self, study: str, series: str | None = None, sop: str | None = None
+        self,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        *,
+        phi: bool = True,
     ) -> list[DicomJSON]:
-        """WADO-RS metadata of every instance of a study, series or instance."""
-        response = self.request(_core.metadata_call(study, series, sop))
+        """WADO-RS metadata of every instance of a study, series or instance; ``phi=False``
+        without patient-identifying attributes (PS3.15 Basic Profile, UIDs kept)."""
+        response = self.request(_core.metadata_call(study, series, sop, phi))
         return [DicomJSON(dataset=item) for item in response.json()]
 
     def frames(
@@ -534,6 +542,25 @@ class RadpacsClient:
         UIDs are summed with ``weights``; ``options``: roi, prescription, metrics, ..."""
         call = _core.stored_dvh_call(rtstruct, rtdose, weights, options)
         return DVHResult.from_answer((self.request(call)).json())
+
+    def set_quality_control(
+        self, sop: str, status: QualityControlStatus | str, comment: str = ""
+    ) -> QualityControl:
+        """Set an instance's quality-control status (passed, failed or pending) and comment."""
+        response = self.request(_core.set_qc_call(sop, status, comment))
+        return QualityControl.model_validate(response.json())
+
+    def quality_control(self, sop: str) -> QualityControl:
+        """An instance's quality-control status (``pending`` when never set)."""
+        response = self.request(_core.qc_call(sop))
+        return QualityControl.model_validate(response.json())
+
+    def quality_controls(
+        self, status: QualityControlStatus | str | None = None, study: str | None = None
+    ) -> list[QualityControl]:
+        """The statuses that were set, of one status and/or one study, newest first."""
+        response = self.request(_core.qc_list_call(status, study))
+        return [QualityControl.model_validate(item) for item in response.json()]
 
     def rt_objects(self, study: str) -> dict[str, Any]:
         """The RT plans, structure sets and doses of a stored study and their references."""

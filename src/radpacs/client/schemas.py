@@ -309,3 +309,23 @@ class AiBatch(BaseModel):
 
     jobs: list[AiJob] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
+
+
+class QualityControlStatus(StrEnum):
+    """An instance's quality-control state (the DPAT client's QualityControlStatus)."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class QualityControl(BaseModel):
+    """An instance's quality-control status, comment, who set it and when (None: never)."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    status: QualityControlStatus
+    comment: str = ""
+    set_by: str = ""
+    updated_at: datetime | None = None

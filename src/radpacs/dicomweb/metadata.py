@@ -5,6 +5,12 @@ stored text, never a parse of its files. Bodies are cached by ETag (the resource
 the public root) raw and gzipped; ``If-None-Match`` answers 304. Accept
 ``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
 document per instance.
+
+``?phi=false`` (a radpacs extension) answers the no-PHI view of
+:mod:`radpacs.deid.json_view`; a no-PHI token always gets it. The two variants have
+different ETags and cache entries (the variant is part of the key) and answer
+``Cache-Control: private`` with ``Vary: Accept-Encoding, Authorization, Cookie``, so no
+cache mixes them up.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 from fastapi import APIRouter, Request, Response
 
 from radpacs.cache import BodyCache
+from radpacs.deid.json_view import without_phi
 from radpacs.dicom.json import absolute_bulkdata_uris
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import (
@@ -24,7 +31,7 @@ from radpacs.dicomweb.responses import (
     json_body_response,
     xml_response,
 )
-from radpacs.http.deps import ArchiveDep, MetadataCacheDep, dicomweb_root
+from radpacs.http.deps import ArchiveDep, MetadataCacheDep, dicomweb_root, phi_visible
 
 __all__ = ["router"]
 
@@ -41,24 +48,33 @@ def _metadata(
 ) -> Response:
     xml = wants_xml(request.headers.get("accept"))
     root = dicomweb_root(request)
+    phi = phi_visible(request)
+    variant = "phi" if phi else "no-phi"
+    headers = {"Cache-Control": "private", "Vary": "Accept-Encoding, Authorization, Cookie"}
     version = archive.metadata_version(study, series, instance)
-    key = "\n".join([study, series or "", instance or "", version, root])
+    key = "\n".join([study, series or "", instance or "", version, root, variant])
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
+        return Response(status_code=304, headers={"ETag": etag, **headers})
     body = cache.get(etag)
     if body is None:
         body = absolute_bulkdata_uris(archive.metadata(study, series, instance), root)
+        if not phi:
+            body = json.dumps(without_phi(json.loads(body)), separators=(",", ":")).encode()
         cache.put(etag, body)
     if xml:
-        return xml_response(json.loads(body))
+        response = xml_response(json.loads(body))
+        response.headers.update(headers)
+        return response
     gzipped = None
     if accepts_gzip(request) and len(body) >= GZIP_MIN_BYTES:
         gzipped = cache.get(etag + ":gzip")
         if gzipped is None:
             gzipped = gzip_body(body)
             cache.put(etag + ":gzip", gzipped)
-    return json_body_response(request, body, etag=etag, gzipped=gzipped)
+    response = json_body_response(request, body, etag=etag, gzipped=gzipped)
+    response.headers.update(headers)
+    return response
 
 
 @router.get("/studies/{study}/metadata", summary="Retrieve study metadata")

@@ -8,24 +8,33 @@ read from a stored instance. When ``limit`` (or the server's qido_max_results) c
 results, a ``Warning: 299`` header says that more can be requested with ``offset``. Accept
 ``multipart/related; type="application/dicom+xml"`` gives one PS3.19 Native DICOM Model
 document per match instead of DICOM JSON.
+
+``?phi=false`` (a radpacs extension), and every request with a no-PHI token, answers the
+no-PHI view of :mod:`radpacs.deid.json_view`, and refuses (400) matching on an attribute
+that view hides (e.g. ``PatientName=Doe*``), which would reveal it.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from pydicom.datadict import tag_for_keyword
 
 from radpacs.archive import Level, parse_query
 from radpacs.archive.query import parse_patient_query
+from radpacs.deid.json_view import is_protected, without_phi
 from radpacs.dicom.json import attribute, json_to_bytes
 from radpacs.dicomweb.negotiation import wants_xml
 from radpacs.dicomweb.responses import json_body_response, xml_response
-from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root
+from radpacs.errors import InvalidQuery, PermissionDenied
+from radpacs.http.deps import ArchiveDep, SettingsDep, dicomweb_root, phi_visible
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["QIDO-RS"])
 
-_IGNORED_PARAMETERS = {"token"}  # the access token of simple links, read by the auth layer
+# the access token of simple links, read by the auth layer; phi, read by phi_visible
+_IGNORED_PARAMETERS = {"token", "phi"}
+_CONTROL_PARAMETERS = {"includefield", "limit", "offset", "fuzzymatching"}
 _CHARACTER_SET = "ISO_IR 192"  # DICOM JSON and XML carry Unicode
 _ONLINE = "ONLINE"  # InstanceAvailability (0008,0056): every stored file is served at once
 
@@ -44,6 +53,9 @@ def _search(
         for name, value in request.query_params.multi_items()
         if name not in _IGNORED_PARAMETERS
     ]
+    phi = phi_visible(request)
+    if not phi:
+        _refuse_protected_keys(params)
     query = parse_query(
         level, params, study_uid=study, series_uid=series, max_results=settings.qido_max_results
     )
@@ -59,6 +71,7 @@ def _search(
         match.setdefault("00080005", attribute("CS", _CHARACTER_SET))
         if level is not Level.SERIES:
             match.setdefault("00080056", attribute("CS", _ONLINE))
+    matches = result.matches if phi else without_phi(result.matches)
     warnings = []
     if result.has_more:
         warnings.append(
@@ -66,8 +79,28 @@ def _search(
             f"{query.offset + query.limit}"
         )
     if xml:
-        return xml_response(result.matches, warnings)
-    return json_body_response(request, json_to_bytes(result.matches), warnings=warnings)
+        return xml_response(matches, warnings)
+    response = json_body_response(request, json_to_bytes(matches), warnings=warnings)
+    response.headers["Cache-Control"] = "private"
+    return response
+
+
+def _refuse_protected_keys(params: list[tuple[str, str]]) -> None:
+    for name, _ in params:
+        if name.lower() in _CONTROL_PARAMETERS:
+            continue
+        for step in name.split("."):
+            tag = tag_for_keyword(step)
+            if tag is None:
+                try:
+                    tag = int(step, 16) if len(step) == 8 else None
+                except ValueError:
+                    tag = None
+            if tag is not None and is_protected(tag):
+                raise InvalidQuery(
+                    f"matching on {name} is not allowed without PHI (phi=false or a no-PHI "
+                    "token): that attribute is removed from the answers"
+                )
 
 
 @router.get("/studies", summary="Search for studies")
@@ -111,7 +144,10 @@ def search_series_instances(
 @router.get("/patients", summary="Search for patients (beyond PS3.18)")
 def search_patients(request: Request, archive: ArchiveDep, settings: SettingsDep) -> Response:
     """Patients matching PatientName, PatientID, IssuerOfPatientID, PatientBirthDate or
-    PatientSex, with NumberOfPatientRelatedStudies (0020,1200); not part of PS3.18."""
+    PatientSex, with NumberOfPatientRelatedStudies (0020,1200); not part of PS3.18. Refused
+    (403) without PHI: a patient list is identity and nothing else."""
+    if not phi_visible(request):
+        raise PermissionDenied("the patient list is not served without PHI")
     params = [
         (name, value)
         for name, value in request.query_params.multi_items()

@@ -4,6 +4,10 @@ Instances stream from their files as multipart/related; type="application/dicom"
 unless another transfer syntax is asked for and can be produced (else 406, decided before the
 first byte is sent). Frames come as stored bitstreams (``transfer-syntax=*``) or decoded to
 native little endian. Bulk data honours ``Range``.
+
+Without PHI (a no-PHI token, or ``?phi=false``) whole instances are refused (403: a file
+carries the patient's identity; ask for ``/metadata?phi=false`` and frames instead), and so
+is bulk data of an attribute the no-PHI view hides; frames and rendered images are served.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from fastapi import APIRouter, Request, Response
 from pydicom import Dataset
 
 from radpacs.archive import Archive, InstanceFile
+from radpacs.deid.json_view import is_protected
 from radpacs.dicom.mediatypes import DICOM, OCTET_STREAM
 from radpacs.dicom.pixels import can_transcode, decoded_frames, stored_frames, transcode
 from radpacs.dicomweb.negotiation import AS_STORED, choose_bulkdata, choose_frames, choose_instances
 from radpacs.dicomweb.responses import multipart_response, streamed
-from radpacs.errors import InvalidInput, NotAcceptable, NotFound, StorageError
-from radpacs.http.deps import ArchiveDep
+from radpacs.errors import InvalidInput, NotAcceptable, NotFound, PermissionDenied, StorageError
+from radpacs.http.deps import ArchiveDep, phi_visible
 
 __all__ = ["frame_numbers", "router"]
 
@@ -57,6 +62,11 @@ def _retrieve(
     series: str | None = None,
     instance: str | None = None,
 ) -> Response:
+    if not phi_visible(request):
+        raise PermissionDenied(
+            "whole instances carry patient identity and are not served without PHI "
+            "(a no-PHI token or phi=false); retrieve /metadata?phi=false and frames instead"
+        )
     choice = choose_instances(request.headers.get("accept"), single_allowed=instance is not None)
     files = archive.instance_files(study, series, instance)
     syntax = choice.transfer_syntax
@@ -186,6 +196,10 @@ def retrieve_bulkdata(
 ) -> Response:
     """The bytes behind a BulkDataURI; ``Range: bytes=a-b`` gives 206 with that slice."""
     multipart = choose_bulkdata(request.headers.get("accept"))
+    first = path.strip("/").split("/")[0]
+    hidden = re.fullmatch(r"[0-9A-Fa-f]{8}", first) and is_protected(int(first, 16))
+    if hidden and not phi_visible(request):
+        raise PermissionDenied(f"bulk data of {first} is not served without PHI")
     _, dataset = _read(archive, study, series, instance)
     value = _bulk_value(dataset, path)
     range_header = request.headers.get("range")

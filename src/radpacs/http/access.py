@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from radpacs.auth.credentials import request_token
-from radpacs.auth.policy import Rule, rule_for
+from radpacs.auth.policy import Rule, no_phi_allowed, rule_for
 from radpacs.auth.roles import ANONYMOUS, LOCAL_USER, Permission, Principal
 from radpacs.errors import AuthenticationError, PermissionDenied, RadpacsError
 from radpacs.http import audit as request_audit
@@ -112,6 +112,12 @@ class AccessControl:
                 roles = ", ".join(sorted(audit.principal.roles)) or "no role"
                 raise PermissionDenied(
                     f"{audit.principal.username} ({roles}) may not {rule.permission.value} here"
+                )
+            hidden = not audit.principal.phi_allowed and rule.permission is not Permission.PUBLIC
+            if hidden and not no_phi_allowed(scope["method"], entry.template):
+                raise PermissionDenied(
+                    f"{scope['method']} {entry.template} answers patient identity and is "
+                    "not open to a no-PHI token"
                 )
             scope["radpacs.principal"] = audit.principal
             scope["radpacs.audit"] = audit

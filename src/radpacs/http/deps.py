@@ -22,7 +22,7 @@ from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
 from radpacs.deid.pseudonyms import PseudonymStore
-from radpacs.errors import StorageError
+from radpacs.errors import InvalidInput, StorageError
 from radpacs.followup.feed import FollowupService
 from radpacs.http.events import EventChannels
 from radpacs.jobs import Jobs
@@ -42,6 +42,8 @@ __all__ = [
     "SettingsDep",
     "dicomweb_root",
     "event_channels",
+    "phi_flag",
+    "phi_visible",
     "public_root",
     "services_of",
     "settings_of",
@@ -139,6 +141,29 @@ MetadataCacheDep = Annotated[BodyCache, Depends(get_metadata_cache)]
 """Prepared WADO-RS metadata bodies by ETag."""
 FollowupDep = Annotated[FollowupService, Depends(get_followup)]
 """The follow-up: its store, and the feed that keeps it up to date."""
+
+
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+def phi_flag(value: str | None, name: str = "phi") -> bool | None:
+    """``true``/``false`` (also 1/0, yes/no) of a request parameter; None when absent."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInput(f"{name}={value!r}: give true or false")
+
+
+def phi_visible(request: Request) -> bool:
+    """Whether this request may see patient-identifying attributes: not with ``?phi=false``
+    (a radpacs extension), never with a no-PHI token, whatever it asks."""
+    principal: Principal = request.scope.get("radpacs.principal", ANONYMOUS)
+    asked = phi_flag(request.query_params.get("phi"))
+    return principal.phi_allowed and asked is not False
 
 
 def _first(value: str) -> str:

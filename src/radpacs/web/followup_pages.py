@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from radpacs import __version__
+from radpacs.http.deps import SettingsDep
+from radpacs.settings import Settings
 from radpacs.web.ohif import installed_version
 from radpacs.web.viewer import viewer_dir
 
@@ -110,8 +112,8 @@ _TRACKING = """<main>
 """
 
 
-def _page(request: Request, page: str, title: str, body: str) -> HTMLResponse:
-    viewer_installed = installed_version(viewer_dir(request.app.state.settings)) is not None
+def _page(settings: Settings, page: str, title: str, body: str) -> HTMLResponse:
+    viewer_installed = installed_version(viewer_dir(settings)) is not None
     config = json.dumps({"viewerInstalled": viewer_installed, "pageSize": 25})
     return HTMLResponse(
         _HEAD.format(title=title, version=__version__, page=page)
@@ -121,12 +123,12 @@ def _page(request: Request, page: str, title: str, body: str) -> HTMLResponse:
 
 
 @router.get("/followup", response_class=HTMLResponse)
-def patients_page(request: Request) -> HTMLResponse:
+def patients_page(settings: SettingsDep) -> HTMLResponse:
     """The follow-up patient list."""
-    return _page(request, "patients", "Follow-up", _PATIENTS)
+    return _page(settings, "patients", "Follow-up", _PATIENTS)
 
 
 @router.get("/tracking", response_class=HTMLResponse)
-def tracking_page(request: Request) -> HTMLResponse:
+def tracking_page(settings: SettingsDep) -> HTMLResponse:
     """One patient's tracking page (``?patient=ID``)."""
-    return _page(request, "tracking", "Tracking", _TRACKING)
+    return _page(settings, "tracking", "Tracking", _TRACKING)

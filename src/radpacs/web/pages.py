@@ -95,6 +95,7 @@ _PAGE = """<!doctype html>
       <th data-sort="StudyDescription">Description</th>
       <th data-sort="NumberOfStudyRelatedSeries">Series</th>
       <th data-sort="NumberOfStudyRelatedInstances">Instances</th>
+      <th title="Quality control of the study's instances">QC</th>
       <th></th>
     </tr></thead>
     <tbody></tbody>

@@ -12,7 +12,9 @@
   const INCLUDE = ["00081030", "00080061", "00201206", "00201208", "00080050", "00100030"];
 
   const $ = (selector) => document.querySelector(selector);
-  const state = { offset: 0, filters: {}, rows: [], sortKey: "StudyDate", sortDir: -1, hasMore: false };
+  const state = {
+    offset: 0, filters: {}, rows: [], qc: {}, sortKey: "StudyDate", sortDir: -1, hasMore: false,
+  };
   const session = { user: null, permissions: [], loggingIn: null };
 
   // ---- session: login form, who am I, log out -----------------------------------------
@@ -151,11 +153,35 @@
       const text = await response.text();
       state.rows = text ? JSON.parse(text) : [];
       state.hasMore = (response.headers.get("Warning") || "").includes("additional results");
+      state.qc = await loadQc(state.rows.map((match) => value(match, "StudyInstanceUID")));
       render();
       status.textContent = state.rows.length ? "" : "No study matches.";
     } catch (error) {
       status.textContent = `Could not load the study list: ${error.message}`;
     }
+  }
+
+  // Quality control per study: instance counts by status (GET api/qc/studies); the list
+  // still shows when the REST API is off or the call fails.
+  async function loadQc(uids) {
+    if (!uids.length) return {};
+    const params = new URLSearchParams(uids.map((uid) => ["study", uid]));
+    try {
+      const response = await api(`api/qc/studies?${params}`);
+      return response.ok ? await response.json() : {};
+    } catch (error) {
+      return {};
+    }
+  }
+  function qcText(uid, instances) {
+    const counts = state.qc[uid] || {};
+    const parts = ["failed", "passed", "pending"]
+      .filter((status) => counts[status])
+      .map((status) => `${counts[status]} ${status}`);
+    const set = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const unset = Math.max(0, Number(instances || 0) - set);
+    if (!set) return "not checked";
+    return unset ? `${parts.join(", ")}, ${unset} not checked` : parts.join(", ");
   }
 
   function compare(a, b) {
@@ -189,6 +215,8 @@
       cell(row, value(match, "StudyDescription"));
       cell(row, value(match, "NumberOfStudyRelatedSeries"), "number");
       cell(row, value(match, "NumberOfStudyRelatedInstances"), "number");
+      const qc = cell(row, qcText(uid, value(match, "NumberOfStudyRelatedInstances")), "qc");
+      if ((state.qc[uid] || {}).failed) qc.classList.add("qc-failed");
       const actions = cell(row, "", "actions");
       const open = document.createElement("a");
       open.textContent = "Open";

@@ -1,15 +1,15 @@
 """UPS workitems and their subscriptions (PS3.4 Annex CC)
 
-Revision ID: 0008_workitems
-Revises: 0007
+Revision ID: 0009_workitems
+Revises: 0008
 Create Date: 2026-12-02 07:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_workitems"
-down_revision = "0007"
+revision = "0009_workitems"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
