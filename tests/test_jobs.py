@@ -28,6 +28,7 @@ from radpacs.archive import Archive
 from radpacs.archive.database import _MIGRATIONS, create_index_engine
 from radpacs.archive.jobs import Job, JobRow, JobState, JobStore
 from radpacs.jobs import Jobs
+from radpacs.jobs.worker import requeue_stale, run_attempt
 from radpacs.settings import Settings, load_settings
 
 TESTS = Path(__file__).parent
@@ -329,3 +330,108 @@ def test_failed_attempts_are_retried_after_a_doubling_delay(
         assert times[2] - times[1] >= 8.0
     finally:
         archive.close()
+
+
+# ------------------------------------------------------------------ a job never runs twice
+
+
+def test_an_old_attempts_heartbeat_and_progress_do_not_keep_a_new_attempt_alive(
+    archive: Archive,
+) -> None:
+    store = JobStore(archive.engine)
+    job, _ = store.submit("test.record", {"log": "x"})
+    assert store.claim(job.id) is not None  # attempt 1, whose worker then stalls
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=long_ago))
+    assert store.requeue_stale(job.id, timedelta(minutes=1))
+    second = store.claim(job.id)
+    assert second is not None and second.attempts == 2
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=long_ago))
+    assert store.heartbeat(job.id, 1) is None  # attempt 1 learns it lost the job
+    store.progress(job.id, 1, 2, attempt=1)
+    after = store.get(job.id)
+    assert after.heartbeat_at is not None and after.heartbeat_at < long_ago + timedelta(seconds=1)
+    assert after.done == 0  # attempt 1's progress does not count either
+    assert store.heartbeat(job.id, 2) is False  # the owner's beat counts: no cancel
+    assert store.get(job.id).heartbeat_at > long_ago + timedelta(minutes=59)  # type: ignore[operator]
+
+
+def test_a_sweeper_leaves_alone_a_job_its_own_process_runs(
+    job_settings: Settings, tmp_path: Path
+) -> None:
+    # a rare heartbeat (30 s): the row's heartbeat stays as old as the test sets it, as when
+    # a busy database or a starved machine delays it; the worker knows the job is alive
+    settings = job_settings.model_copy(update={"ai_heartbeat_seconds": 30.0})
+    archive = Archive.from_settings(settings)
+    jobs = Jobs(settings, archive)
+    try:
+        log = tmp_path / "runs.log"
+        job, _ = jobs.store.submit("test.record", {"log": str(log), "seconds": 8})
+        runner = threading.Thread(
+            target=run_attempt, args=(settings, jobs.queue, jobs.store, job.id), daemon=True
+        )
+        runner.start()
+        deadline = time.monotonic() + 60
+        while jobs.store.get(job.id).done < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)  # past its first progress report, now in its 8 s of work
+        assert jobs.store.get(job.id).done == 1, "the job never started"
+        with archive.engine.begin() as connection:
+            connection.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id)
+                .values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+        assert requeue_stale(settings, jobs.store, jobs.queue) == []
+        assert jobs.store.get(job.id).state is JobState.RUNNING
+        runner.join(120)
+        done = jobs.store.get(job.id)
+        assert (done.state, done.attempts, len(_runs(log))) == ("succeeded", 1, 1)
+    finally:
+        archive.close()
+
+
+def test_an_attempt_whose_job_was_taken_over_is_stopped(
+    job_settings: Settings, tmp_path: Path
+) -> None:
+    archive = Archive.from_settings(job_settings)
+    jobs = Jobs(job_settings, archive)
+    try:
+        log = tmp_path / "runs.log"
+        job, _ = jobs.store.submit("test.record", {"log": str(log), "seconds": 600})
+        states: list[object] = []
+        runner = threading.Thread(
+            target=lambda: states.append(run_attempt(job_settings, jobs.queue, jobs.store, job.id)),
+            daemon=True,
+        )
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not _runs(log) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _runs(log), "the job never started"
+        # another worker's sweeper judged attempt 1 dead and a worker claimed attempt 2
+        assert jobs.store.requeue_stale(job.id, timedelta(seconds=-60))
+        assert jobs.store.claim(job.id) is not None
+        runner.join(60)  # attempt 1 (600 s long) is stopped instead of running on
+        assert not runner.is_alive() and states == [JobState.RUNNING]
+        assert jobs.store.get(job.id).attempts == 2
+    finally:
+        archive.close()
+
+
+def test_a_heartbeat_a_few_periods_late_is_not_a_dead_worker(
+    job_settings: Settings, archive: Archive
+) -> None:
+    store = JobStore(archive.engine)
+    queue = Jobs(job_settings, archive).queue
+    job, _ = store.submit("test.record", {"log": "x"})
+    store.claim(job.id)  # run by another worker, whose beats are late under load
+    late = datetime.now(UTC) - timedelta(seconds=6)  # 30 periods of 0.2 s, under 10 s
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=late))
+    assert requeue_stale(job_settings, store, queue) == []
+    dead = datetime.now(UTC) - timedelta(seconds=11)  # past max(10 s, 10 periods): it died
+    with archive.engine.begin() as connection:
+        connection.execute(update(JobRow).where(JobRow.id == job.id).values(heartbeat_at=dead))
+    assert requeue_stale(job_settings, store, queue) == [job.id]

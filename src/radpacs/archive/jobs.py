@@ -338,27 +338,34 @@ class JobStore:
             mirror_job(session, row)
             return Job.of(row)
 
-    def heartbeat(self, job_id: str) -> bool:
-        """Record that the running job is alive; True when a cancel was asked for."""
+    def heartbeat(self, job_id: str, attempt: int | None = None) -> bool | None:
+        """Record that the running job is alive; True when a cancel was asked for.
+
+        Given ``attempt``, only that attempt's heartbeat counts: None when the job no longer
+        runs that attempt (it was re-queued and maybe claimed again; the caller must stop).
+        """
+        where = [JobRow.id == job_id, JobRow.state == JobState.RUNNING.value]
+        if attempt is not None:
+            where.append(JobRow.attempts == attempt)
         with self._transaction() as session:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
-                .values(heartbeat_at=utc_now())
-            )
+            beat: Any = session.execute(update(JobRow).where(*where).values(heartbeat_at=utc_now()))
+            if attempt is not None and not beat.rowcount:
+                return None
             return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
-    def progress(self, job_id: str, done: int, total: int | None = None) -> None:
-        """Record how far the running job is (``done`` of ``total``)."""
+    def progress(
+        self, job_id: str, done: int, total: int | None = None, attempt: int | None = None
+    ) -> None:
+        """Record how far the running job is (``done`` of ``total``); given ``attempt``,
+        only while the job still runs that attempt."""
         values: dict[str, Any] = {"done": max(0, done), "heartbeat_at": utc_now()}
         if total is not None:
             values["total"] = max(0, total)
+        where = [JobRow.id == job_id, JobRow.state == JobState.RUNNING.value]
+        if attempt is not None:
+            where.append(JobRow.attempts == attempt)
         with self._transaction() as session:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state == JobState.RUNNING.value)
-                .values(**values)
-            )
+            session.execute(update(JobRow).where(*where).values(**values))
 
     def succeed(
         self,

@@ -66,7 +66,7 @@ class JobContext:
         finished = total is not None and done >= total
         if finished or now - self._last >= self.settings.ai_heartbeat_seconds:
             self._last = now
-            self.store.progress(self.job.id, done, total)
+            self.store.progress(self.job.id, done, total, attempt=self.job.attempts)
 
 
 Handler = Callable[[JobContext], "dict[str, Any] | JobOutcome | None"]

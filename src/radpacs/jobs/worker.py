@@ -10,7 +10,11 @@ queue after ``ai_retry_delay * 2 ** (attempt - 1)`` seconds until ``max_attempts
 A worker (:func:`run_worker`, ``radpacs worker``, or the server's embedded one) first
 re-enqueues every queued job of the table, respecting its back-off, so a queue that lost
 its ids loses no job. While it runs, a sweeper puts back in the queue every running job
-whose heartbeat is older than ``max(5 s, 5 heartbeats)``: its worker died.
+whose heartbeat is older than ``max(10 s, 10 heartbeats)`` and that no thread of its own
+process supervises: its worker died. The heartbeat is written by a thread of the worker
+process (never by the job's process, whose CPU work cannot starve it) and only for the
+attempt it belongs to: once the job was re-queued or claimed again, the old attempt's
+heartbeat stops counting, its process is stopped and its late result is ignored.
 """
 
 from __future__ import annotations
@@ -57,7 +61,11 @@ def retry_delay(settings: Settings, attempt: int) -> float:
 
 def stale_after(settings: Settings) -> timedelta:
     """How old a running job's heartbeat may get before its worker counts as dead."""
-    return timedelta(seconds=max(5.0, 5 * settings.ai_heartbeat_seconds))
+    return timedelta(seconds=max(10.0, 10 * settings.ai_heartbeat_seconds))
+
+
+_supervised: set[str] = set()  # ids of the jobs this process's threads are running
+_supervised_lock = threading.Lock()
 
 
 def _child(settings: Settings, job_id: str, attempt: int, spec: str, errors: Connection) -> None:
@@ -85,7 +93,9 @@ def run_attempt(
     job = store.claim(job_id)
     if job is None:
         return None
-    beat = _Heartbeat(store, job.id, settings.ai_heartbeat_seconds)
+    with _supervised_lock:
+        _supervised.add(job.id)
+    beat = _Heartbeat(store, job.id, job.attempts, settings.ai_heartbeat_seconds)
     beat.start()  # before anything slow: the job must not look dead while its process starts
     try:
         try:
@@ -96,21 +106,29 @@ def run_attempt(
     finally:
         beat.stop.set()
         beat.join()
+        with _supervised_lock:
+            _supervised.discard(job.id)
 
 
 class _Heartbeat(threading.Thread):
-    """Writes the running job's heartbeat every ``interval`` seconds; notes a cancel."""
+    """Writes the heartbeat of one attempt every ``interval`` seconds; notes a cancel, and
+    that the job no longer runs this attempt (``lost``)."""
 
-    def __init__(self, store: JobStore, job_id: str, interval: float) -> None:
+    def __init__(self, store: JobStore, job_id: str, attempt: int, interval: float) -> None:
         super().__init__(name=f"radpacs-beat-{job_id[:8]}", daemon=True)
-        self.store, self.job_id, self.interval = store, job_id, interval
+        self.store, self.job_id, self.attempt, self.interval = store, job_id, attempt, interval
         self.stop = threading.Event()
         self.cancel = threading.Event()
+        self.lost = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(self.interval):
             try:
-                if self.store.heartbeat(self.job_id):
+                cancel = self.store.heartbeat(self.job_id, self.attempt)
+                if cancel is None:
+                    self.lost.set()
+                    return
+                if cancel:
                     self.cancel.set()
             except RadpacsError as exc:  # the database is away: the next beat may pass
                 log.warning("cannot record the heartbeat of job %s: %s", self.job_id, exc)
@@ -149,6 +167,15 @@ def _supervise(
             _stop(process)
             store.mark_cancelled(job.id)
             return JobState.CANCELLED
+        if beat.lost.is_set():  # no longer running this attempt: finished, or re-queued
+            _stop(process)
+            receive.close()
+            current = store.get(job.id)
+            if current.state is not JobState.SUCCEEDED or current.attempts != job.attempts:
+                log.warning(
+                    "%s job %s attempt %d was superseded; stopped", job.kind, job.id, job.attempts
+                )
+            return current.state
         if time.monotonic() - started > settings.ai_job_timeout:
             _stop(process)
             error = f"timed out after {settings.ai_job_timeout:g} s"
@@ -189,10 +216,15 @@ def _stop(process: Any) -> None:
 
 
 def requeue_stale(settings: Settings, store: JobStore, queue: JobQueue) -> list[str]:
-    """Put back in the queue every running job whose heartbeat stopped; their ids."""
+    """Put back in the queue every running job whose heartbeat stopped and that this
+    process does not run itself; their ids."""
     older = stale_after(settings)
     requeued = []
+    with _supervised_lock:
+        own = set(_supervised)
     for job_id in store.stale_running_ids(older):
+        if job_id in own:  # alive here: a late heartbeat (a busy database), not a dead worker
+            continue
         if store.requeue_stale(job_id, older):
             job = store.get(job_id)
             if job.state is JobState.QUEUED:
