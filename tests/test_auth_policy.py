@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
+from starlette.websockets import WebSocketDisconnect
 
 from _auth_support import ROLES, auth_client, bearer, token
 from conftest import make_ct, multipart, to_bytes
@@ -83,6 +84,7 @@ def _concrete(template: str, sop: str) -> str:
         "patient_id": "NOBODY",
         "uid": "2.25.1",
         "correction_id": "1",
+        "aetitle": "NOBODY",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], template)
 
@@ -241,6 +243,20 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("POST", "/api/worklist"): ("store", NO_BODY),
     ("GET", "/api/worklist"): ("read", OK),
     ("DELETE", "/api/worklist/{item_id}"): ("store", MISSING),
+    ("POST", "/dicom-web/workitems"): ("store", NO_BODY),
+    ("GET", "/dicom-web/workitems"): ("read", OK),
+    ("GET", "/dicom-web/workitems/{uid}"): ("read", MISSING),
+    ("POST", "/dicom-web/workitems/{uid}"): ("store", NO_BODY),
+    ("PUT", "/dicom-web/workitems/{uid}/state"): ("store", NO_BODY | MISSING),
+    ("POST", "/dicom-web/workitems/{uid}/cancelrequest"): ("store", MISSING),
+    ("POST", "/dicom-web/workitems/{uid}/subscribers/{aetitle}"): ("read", MISSING),
+    ("DELETE", "/dicom-web/workitems/{uid}/subscribers/{aetitle}"): ("read", MISSING),
+    ("POST", "/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/{aetitle}/suspend"): (
+        "read",
+        MISSING,
+    ),
+    # the UPS-RS event channel: OK means the WebSocket opens
+    ("WEBSOCKET", "/dicom-web/subscribers/{aetitle}"): ("read", OK),
     ("PUT", "/api/instances/{sop_uid}/qc"): ("store", NO_BODY),
     ("GET", "/api/instances/{sop_uid}/qc"): ("read", OK | MISSING),  # after the DELETEs: 404
     ("GET", "/api/qc"): ("read", OK),
@@ -265,6 +281,10 @@ def test_each_role_on_each_route(
         pytest.fail(f"{method} {template} has no line in EXPECTED (written from docs/auth.md)")
     needs, allowed = EXPECTED[key]
     headers = bearer(token(client, principal)) if principal else {}
+    if method == "WEBSOCKET":
+        may = needs == "public" or (principal is not None and needs in MAY[principal])
+        assert _websocket_opens(client, _concrete(template, sop), headers) == may
+        return
     response = client.request(method, _concrete(template, sop), headers=headers)
     if needs == "public":
         assert response.status_code in allowed, response.text
@@ -275,6 +295,16 @@ def test_each_role_on_each_route(
         assert response.status_code in allowed, response.text
     else:
         assert response.status_code == 403, response.text
+
+
+def _websocket_opens(client: TestClient, path: str, headers: dict[str, str]) -> bool:
+    """Whether the WebSocket handshake succeeds; a refusal closes it with 1008."""
+    try:
+        with client.websocket_connect(path, headers=headers):
+            return True
+    except WebSocketDisconnect as closed:
+        assert closed.code == 1008
+        return False
 
 
 def test_role_table_matches_the_issue() -> None:

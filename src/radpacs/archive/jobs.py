@@ -43,6 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from radpacs.archive.index import Base, utc_now
+from radpacs.archive.workitems import mirror_job
 from radpacs.errors import NotFound, StorageError
 
 __all__ = ["Job", "JobRow", "JobState", "JobStore"]
@@ -247,6 +248,7 @@ class JobStore:
             )
             session.add(row)
             session.flush()
+            mirror_job(session, row)
             return Job.of(row), True
 
     def get(self, job_id: str, kind: str | None = None) -> Job:
@@ -333,6 +335,7 @@ class JobStore:
                 return None
             row = session.get(JobRow, job_id)
             assert row is not None
+            mirror_job(session, row)
             return Job.of(row)
 
     def heartbeat(self, job_id: str, attempt: int | None = None) -> bool | None:
@@ -385,6 +388,7 @@ class JobStore:
             row.result_json = json.dumps(result or {})
             row.output = output
             row.finished_at = utc_now()
+            mirror_job(session, row)
 
     def fail(
         self, job_id: str, error: str, retry_in: float | None, attempt: int | None = None
@@ -399,6 +403,7 @@ class JobStore:
             if attempt is None or not stale:
                 _fail_row(row, error, retry_in)
             session.flush()
+            mirror_job(session, row)
             return Job.of(row)
 
     def cancel(self, job_id: str, kind: str | None = None) -> Job:
@@ -414,6 +419,7 @@ class JobStore:
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             session.flush()
+            mirror_job(session, row)
             return Job.of(row)
 
     def mark_cancelled(self, job_id: str) -> None:
@@ -423,6 +429,7 @@ class JobStore:
                 .where(JobRow.id == job_id)
                 .values(state=JobState.CANCELLED.value, finished_at=utc_now())
             )
+            mirror_job(session, session.get(JobRow, job_id))
 
     def requeue_stale(self, job_id: str, older_than: timedelta) -> bool:
         """Put a running job whose heartbeat is older than ``older_than`` back in the queue
@@ -436,6 +443,7 @@ class JobStore:
             if beat is not None and beat > limit:
                 return False
             _fail_row(row, "the worker running this job stopped", retry_in=0.0)
+            mirror_job(session, row)
             return True
 
 

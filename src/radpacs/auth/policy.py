@@ -154,6 +154,24 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/dimse/nodes/{node}/retrieve"): Rule(P.STORE, "dimse-retrieve-scu"),
     ("GET", "/api/dimse/jobs"): Rule(P.READ),
     ("GET", "/api/dimse/jobs/{job_id}"): Rule(P.READ),
+    # UPS-RS (PS3.18 11): scheduling work and performing it (claim, progress, complete)
+    # write into the archive; searching, reading and following events read
+    ("POST", f"{_DW}/workitems"): Rule(P.STORE, "workitem-create"),
+    ("GET", f"{_DW}/workitems"): Rule(P.READ, "workitem-search"),
+    ("GET", f"{_DW}/workitems/{{uid}}"): Rule(P.READ, "workitem-retrieve"),
+    ("POST", f"{_DW}/workitems/{{uid}}"): Rule(P.STORE, "workitem-update"),
+    ("PUT", f"{_DW}/workitems/{{uid}}/state"): Rule(P.STORE, "workitem-state"),
+    ("POST", f"{_DW}/workitems/{{uid}}/cancelrequest"): Rule(P.STORE, "workitem-cancel-request"),
+    ("POST", f"{_DW}/workitems/{{uid}}/subscribers/{{aetitle}}"): Rule(
+        P.READ, "workitem-subscribe"
+    ),
+    ("DELETE", f"{_DW}/workitems/{{uid}}/subscribers/{{aetitle}}"): Rule(
+        P.READ, "workitem-unsubscribe"
+    ),
+    ("POST", f"{_DW}/workitems/1.2.840.10008.5.1.4.34.5/subscribers/{{aetitle}}/suspend"): Rule(
+        P.READ, "workitem-unsubscribe"
+    ),
+    ("WEBSOCKET", f"{_DW}/subscribers/{{aetitle}}"): Rule(P.READ),
     # the modality worklist: scheduling is writing, reading it is reading patient data
     ("POST", "/api/worklist"): Rule(P.STORE, "worklist-add"),
     ("GET", "/api/worklist"): Rule(P.READ, "worklist-list"),

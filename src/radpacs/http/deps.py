@@ -24,6 +24,7 @@ from radpacs.cache import BodyCache
 from radpacs.deid.pseudonyms import PseudonymStore
 from radpacs.errors import InvalidInput, StorageError
 from radpacs.followup.feed import FollowupService
+from radpacs.http.events import EventChannels
 from radpacs.jobs import Jobs
 from radpacs.services import AuthServices, Services
 from radpacs.settings import Settings
@@ -40,6 +41,7 @@ __all__ = [
     "ServicesDep",
     "SettingsDep",
     "dicomweb_root",
+    "event_channels",
     "phi_flag",
     "phi_visible",
     "public_root",
@@ -58,6 +60,14 @@ def services_of(app: Any) -> Services | None:
     """The services ``app`` opened at start-up; None before start and after stop."""
     services: Services | None = getattr(app.state, "services", None)
     return services
+
+
+def event_channels(app: Any) -> EventChannels:
+    """The UPS-RS event channels of ``app`` (made at the first use)."""
+    channels: EventChannels | None = getattr(app.state, "ups_channels", None)
+    if channels is None:
+        channels = app.state.ups_channels = EventChannels()
+    return channels
 
 
 def _opened(request: Request) -> Services:

@@ -106,7 +106,7 @@ def allowed_methods(entries: list[RouteEntry], path: str) -> list[str]:
     methods: set[str] = set()
     for entry in entries:
         if not entry.mount and entry.regex.match(path):
-            methods |= entry.methods
+            methods |= entry.methods - {"WEBSOCKET"}
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.routing import Mount, compile_path
+from starlette.routing import Mount, WebSocketRoute, compile_path
 from starlette.types import Scope
 
-__all__ = ["RouteEntry", "match_route", "route_entries", "route_path"]
+__all__ = ["WEBSOCKET", "RouteEntry", "match_route", "route_entries", "route_path"]
+
+WEBSOCKET = "WEBSOCKET"
+"""The method a WebSocket route has in the policy (a WebSocket handshake is a GET)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def route_entries(app: FastAPI) -> list[RouteEntry]:
         pattern = path.rstrip("/") + "/{path:path}" if mount else path
         regex, _, _ = compile_path(pattern)
         methods = frozenset(getattr(context, "methods", None) or ())
+        if isinstance(original, WebSocketRoute):
+            methods = frozenset({WEBSOCKET})
         entries.append(RouteEntry(path, methods, mount, regex))
     return entries
 
@@ -74,7 +79,7 @@ def match_route(
 ) -> tuple[RouteEntry, dict[str, str]] | None:
     """The route the router will pick for this request and its path parameters, or None."""
     path = route_path(scope)
-    method = scope["method"]
+    method = scope["method"] if scope["type"] == "http" else WEBSOCKET
     for entry in entries:
         found = entry.regex.match(path)
         if found is None:
