@@ -183,7 +183,12 @@ class LiveServer:
             str(self.data_dir),
             *self.extra,
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The DICOM listener's default port would clash between servers: off unless the test's
+        # environment turns it on (module-scoped servers start before the autouse fixture).
+        env = {"RADPACS_DIMSE_ENABLED": "false", **os.environ}
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
         deadline = time.monotonic() + 120  # a loaded machine (shared CI) starts slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,15 +1,15 @@
 """UPS workitems and their subscriptions (PS3.4 Annex CC)
 
-Revision ID: 0009_workitems
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 07:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_workitems"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
