@@ -86,6 +86,12 @@ def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
     return [(part.content_type, part.read()) for part in parser.close()]
 
 
+# No test's server listens for DICOM on the default port unless the test asks (a DIMSE test
+# passes --dimse/--dimse-port or dimse_enabled=True): two servers would clash on 11112, and
+# module-scoped servers start before any autouse fixture runs.
+os.environ.setdefault("RADPACS_DIMSE_ENABLED", "false")
+
+
 @pytest.fixture(autouse=True)
 def _auth_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run with auth off (env, inherited by LiveServer) unless they pass auth_enabled
