@@ -170,6 +170,7 @@ class LiveServer:
         self.extra = extra or []
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.stderr_path = data_dir.parent / f"serve-{self.port}.stderr"
 
     @property
     def url(self) -> str:
@@ -192,13 +193,16 @@ class LiveServer:
         # The DICOM listener's default port would clash between servers: off unless the test's
         # environment turns it on (module-scoped servers start before the autouse fixture).
         env = {"RADPACS_DIMSE_ENABLED": "false", **os.environ}
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-        )
+        # stderr goes to a file: a pipe nobody reads fills up and blocks the server's logging.
+        self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=stderr, env=env
+            )
         deadline = time.monotonic() + 120  # a loaded machine (shared CI) starts slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode() if self.process.stderr else ""
+                error = self.stderr_path.read_text(errors="replace")
                 raise RuntimeError(f"radpacs serve exited: {error}")
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:

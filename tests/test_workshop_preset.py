@@ -105,8 +105,7 @@ def test_without_the_preset_the_compute_routes_answer_401(default_server: LiveSe
 def test_the_preset_is_logged_as_warnings_at_start(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "data", ["--auth", "--workshop"]).start()
     server.stop()
-    assert server.process is not None and server.process.stderr is not None
-    log = server.process.stderr.read().decode()
+    log = server.stderr_path.read_text()
     assert "WARNING" in log
     assert "workshop preset: POST /api/anonymize, /api/dvh and /api/dvh/plot" in log
     assert "open enrolment: anyone can create a password-less reader account" in log
