@@ -53,8 +53,10 @@ _RESERVED = {"token", "limit", "offset", "includefield", "fuzzymatching"}
 
 
 def _warning(reason: str) -> str:
-    """A Warning header value (RFC 7234 5.5): ASCII, quotes and backslashes escaped."""
+    """A Warning header value (RFC 7234 5.5): printable ASCII, other characters, quotes and
+    backslashes escaped (a path may carry anything, and a header may not)."""
     text = " ".join(reason.split()).encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
     text = text.replace("\\", "\\\\").replace('"', '\\"')
     return f'299 radpacs "{text}"'
 
