@@ -45,9 +45,11 @@ def gzip_body(body: bytes) -> bytes:
 
 
 def warning_header(text: str) -> str:
-    """An RFC 7234 Warning value (299, miscellaneous persistent warning), ASCII only."""
-    safe = text.encode("ascii", "replace").decode().replace('"', "'").replace("\r", " ")
-    return f'299 radpacs "{safe.replace(chr(10), " ")}"'
+    """An RFC 7234 Warning value (299, miscellaneous persistent warning): printable ASCII
+    only, any other character (control characters included) as ``?`` or a space."""
+    safe = " ".join(text.split()).encode("ascii", "replace").decode().replace('"', "'")
+    safe = "".join(c if " " <= c <= "~" else "?" for c in safe)
+    return f'299 radpacs "{safe}"'
 
 
 def json_body_response(
