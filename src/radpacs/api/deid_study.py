@@ -103,7 +103,7 @@ def deid_jobs_list(
     jobs: JobsDep,
     study: Annotated[str | None, Query(description="original Study Instance UID")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
 ) -> dict[str, object]:
     """The de-identification jobs, newest first, with state and progress (any process's)."""
     found = jobs.find(deid_jobs.KIND, study_uid=study, limit=limit, offset=offset)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -62,7 +62,7 @@ def _user(principal: Principal) -> str:
 def list_patients(
     followup: FollowupDep,
     search: Annotated[str, Query(max_length=64)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="at most 2^53")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Patients with a follow-up (Patient ID or name containing ``search``), one page."""
@@ -151,7 +151,7 @@ def patch_lesion(
 @router.delete("/patients/{patient_id}/corrections/{correction_id}")
 def withdraw_correction(
     patient_id: str,
-    correction_id: int,
+    correction_id: Annotated[int, Path(ge=1, le=2**53, description="at most 2^53")],
     followup: FollowupDep,
     principal: PrincipalDep,
     request: Request,
