@@ -159,12 +159,28 @@ def _gone(state: LesionState, criteria: Criteria) -> bool:
     return not state.present
 
 
-_Classify = Callable[
-    [int, Sequence[LesionState], list[LesionState], float, float | None, float | None],
-    tuple[Category, str],
-]
-"""(index, states, targets, sum, baseline sum, nadir) -> the category and why, for a
-measured timepoint after the baseline without new lesions."""
+@dataclass(frozen=True)
+class _Point:
+    """A measured timepoint after the baseline, as a criterion's classification sees it."""
+
+    index: int
+    states: Sequence[LesionState]
+    targets: list[LesionState]
+    total: float
+    baseline: float | None
+    nadir: float | None
+
+    @property
+    def from_base(self) -> float | None:
+        return _pct(self.total, self.baseline)
+
+    @property
+    def from_nadir(self) -> float | None:
+        return _pct(self.total, self.nadir)
+
+
+_Classify = Callable[[_Point], tuple[Category, str]]
+"""A timepoint without new lesions -> its category and why."""
 
 
 def _series(
@@ -198,14 +214,16 @@ def _series(
             reason = not_measured(targets)
             results.append(Response(name, Category.NE, None, baseline, nadir, None, None, reason))
             continue
+        point = _Point(index, states, targets, total, baseline, nadir)
         new = _new_lesions(states)
         if new:
             category, reason = Category.PD, f"new lesion(s): {', '.join(new)}"
         else:
-            category, reason = classify(index, states, targets, total, baseline, nadir)
-        from_base, from_nadir = _pct(total, baseline), _pct(total, nadir)
+            category, reason = classify(point)
         results.append(
-            Response(name, category, total, baseline, nadir, from_base, from_nadir, reason)
+            Response(
+                name, category, total, baseline, nadir, point.from_base, point.from_nadir, reason
+            )
         )
     return results
 
@@ -216,21 +234,15 @@ def _diameter_series(
     criteria: Criteria,
     rano: bool,
 ) -> list[Response]:
-    def classify(
-        index: int,
-        states: Sequence[LesionState],
-        targets: list[LesionState],
-        total: float,
-        baseline_sum: float | None,
-        nadir: float | None,
-    ) -> tuple[Category, str]:
-        from_base, from_nadir = _pct(total, baseline_sum), _pct(total, nadir)
+    def classify(point: _Point) -> tuple[Category, str]:
+        total, baseline_sum, nadir = point.total, point.baseline, point.nadir
+        from_base, from_nadir, targets = point.from_base, point.from_nadir, point.targets
         if (
             nadir is not None
             and total >= nadir * (1 + criteria.pd_percent / 100)
             and total - nadir >= criteria.pd_absolute_mm
             and total > nadir
-            and (not rano or _one_grew(timepoints, index, criteria.pd_absolute_mm))
+            and (not rano or _one_grew(timepoints, point.index, criteria.pd_absolute_mm))
         ):
             return Category.PD, (
                 f"sum {total:.1f} mm is {from_nadir:+.1f} % ({total - nadir:+.1f} mm) from the "
@@ -238,7 +250,7 @@ def _diameter_series(
                 f">= +{criteria.pd_absolute_mm:g} mm)"
             )
         if targets and all(_gone(s, criteria) for s in targets):
-            others = [s for s in states if s.role is LesionRole.NON_TARGET]
+            others = [s for s in point.states if s.role is LesionRole.NON_TARGET]
             if all(_gone(s, criteria) for s in others):
                 reason = "every target and non-target lesion has gone"
                 if any(s.lymph_node for s in targets):
@@ -308,21 +320,14 @@ def volumetric(
 ) -> list[Response]:
     """Volumetric category of each timepoint from the sum of target volumes."""
 
-    def classify(
-        index: int,
-        states: Sequence[LesionState],
-        targets: list[LesionState],
-        total: float,
-        baseline: float | None,
-        nadir: float | None,
-    ) -> tuple[Category, str]:
-        from_base, from_nadir = _pct(total, baseline), _pct(total, nadir)
+    def classify(point: _Point) -> tuple[Category, str]:
+        from_base, from_nadir = point.from_base, point.from_nadir
         if from_nadir is not None and from_nadir >= criteria.volume_pd_percent:
             return Category.PD, (
                 f"target volume {from_nadir:+.1f} % from the nadir "
                 f"(PD: >= +{criteria.volume_pd_percent:g} %)"
             )
-        if targets and total == 0:
+        if point.targets and point.total == 0:
             return Category.CR, "no target volume left"
         if from_base is not None and from_base <= criteria.volume_pr_percent:
             return Category.PR, (
