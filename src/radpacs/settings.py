@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     dimse_check_called_ae: bool = True
     dimse_max_associations: int = Field(default=16, ge=1)
     dimse_timeout: float = Field(default=30.0, gt=0)
+    # callback apps (docs/ai-apps.md, "Callback apps"): hosts an app URL may name (names,
+    # addresses or networks; empty: loopback only) and the lifetime of an app's token
+    apps_allowed_hosts: list[str] = Field(default_factory=list)
+    apps_token_minutes: int = Field(default=60, gt=0, le=24 * 60)
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
 

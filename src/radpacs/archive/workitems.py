@@ -575,7 +575,12 @@ def mirror_job(session: Session, job: Any) -> None:
     """Keep the workitem of an ``ai`` job in step with it, in the job's own transaction:
     queued -> SCHEDULED, running -> IN PROGRESS, succeeded -> COMPLETED (with the performed
     start and end), failed or cancelled -> CANCELED (the error as the reason). A retried job
-    stays IN PROGRESS; a workitem never moves back. Other kinds are left alone."""
+    stays IN PROGRESS; a workitem never moves back. An ``app-delivery`` job that failed for
+    good cancels its workitem (``params["workitem"]``) with the reason. Other kinds are left
+    alone."""
+    if job is not None and job.kind == "app-delivery" and job.state == "failed":
+        _fail_app_workitem(session, job)
+        return
     if job is None or job.kind != "ai":
         return
     wanted = _JOB_STATES.get(job.state)
@@ -629,5 +634,25 @@ def mirror_job(session: Session, job: Any) -> None:
             progress["00741238"] = {"vr": "LT", "Value": [job.error[:1024]]}
         dataset[PROGRESS] = {"vr": "SQ", "Value": [progress]}
     row.state = wanted
+    row.dataset = json.dumps(dataset)
+    row.updated_at = utc_now()
+
+
+def _fail_app_workitem(session: Session, job: Any) -> None:
+    """CANCEL the IN PROGRESS workitem of a callback app whose request could not be
+    delivered, with the delivery's last error as the Reason For Cancellation."""
+    uid = str(json.loads(job.params_json or "{}").get("workitem", ""))
+    row = session.scalars(select(WorkitemRow).where(WorkitemRow.uid == uid)).one_or_none()
+    if row is None or row.state in _FINAL:
+        return
+    dataset = json.loads(row.dataset)
+    dataset[STATE] = _cs(CANCELED)
+    reason = f"the request could not be delivered to the app: {job.error or 'no reason'}"
+    progress = {
+        "00404052": {"vr": "DT", "Value": [_dt(job.finished_at)]},
+        "00741238": {"vr": "LT", "Value": [reason[:1024]]},
+    }
+    dataset[PROGRESS] = {"vr": "SQ", "Value": [progress]}
+    row.state = CANCELED
     row.dataset = json.dumps(dataset)
     row.updated_at = utc_now()
