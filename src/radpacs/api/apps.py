@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from radpacs.apps.registry import AppSpec, AppUpdate
+from radpacs.apps.service import AppService
 from radpacs.client.apps import AnalysisResult
 from radpacs.dicomweb.workitems import publish
 from radpacs.errors import InvalidInput
@@ -43,6 +44,13 @@ class TriggerRequest(BaseModel):
     study: str = Field(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)
     series: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+async def _note_study(request: Request, apps: AppService, uid: str) -> None:
+    """Name the analysis' study in the request's audit record (its path names the workitem)."""
+    run = await run_in_threadpool(apps.store.find_run, uid)
+    if run is not None:
+        note_audit(request, study_uid=run.study_uid)
 
 
 @router.post("", status_code=201)
@@ -76,8 +84,9 @@ async def list_analyses(
 
 
 @router.get("/analyses/{uid}")
-async def get_analysis(uid: str, apps: AppsDep) -> dict[str, Any]:
+async def get_analysis(uid: str, apps: AppsDep, request: Request) -> dict[str, Any]:
     """One analysis: state, progress, delivery (job state, attempts, error), JSON result."""
+    await _note_study(request, apps, uid)
     return await run_in_threadpool(apps.analysis, uid)
 
 
@@ -86,6 +95,7 @@ async def cancel_analysis(uid: str, apps: AppsDep, request: Request) -> dict[str
     """Cancel an analysis (its workitem becomes CANCELED); the app is told at
     ``<app url>/cancel``. 409 once it is finished."""
     note_audit(request, detail=f"workitem {uid}: cancelled")
+    await _note_study(request, apps, uid)
     events = await run_in_threadpool(apps.cancel, uid, "cancelled through the API")
     await publish(request, apps.workitems, events)
     return await run_in_threadpool(apps.analysis, uid)
@@ -94,6 +104,7 @@ async def cancel_analysis(uid: str, apps: AppsDep, request: Request) -> dict[str
 @router.post("/analyses/{uid}/result")
 async def post_result(uid: str, apps: AppsDep, request: Request) -> Response:
     """The app's progress or result (see the module); 200 with the workitem's state."""
+    await _note_study(request, apps, uid)
     raw = await request.body()
     if len(raw) > _MAX_RESULT_BYTES:
         raise InvalidInput(f"the result is larger than {_MAX_RESULT_BYTES} bytes")
