@@ -9,6 +9,7 @@ garbage, or hang. Faults: app down, garbage, hang, expired token, host not allow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import uvicorn
@@ -23,12 +25,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from typer.testing import CliRunner
 
 from conftest import LiveServer, make_ct, multipart, to_bytes
 from radpacs.apps.registry import check_url, host_allowed
 from radpacs.apps.tokens import issue_app_token
+from radpacs.auth.tokens import TokenIssuer, signing_secret
+from radpacs.cli import app as cli
+from radpacs.client import AsyncRadpacsClient, RadpacsClient
 from radpacs.client.apps import AnalysisRequest
-from radpacs.errors import InvalidInput
+from radpacs.errors import AuthenticationError, InvalidInput
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
@@ -105,8 +111,6 @@ class TinyApp:
 
 
 async def _sleep(seconds: float) -> None:
-    import anyio
-
     await anyio.sleep(seconds)
 
 
@@ -412,8 +416,44 @@ def test_a_token_of_another_installation_does_not_verify(tmp_path: Path) -> None
     verify (a token of one radpacs is nothing to another)."""
     here = issue_app_token(load_settings(data_dir=tmp_path / "a"), "x", "1.2", "2.25.1")
     other = load_settings(data_dir=tmp_path / "b")
-    from radpacs.auth.tokens import TokenIssuer, signing_secret
-    from radpacs.errors import AuthenticationError
-
     with pytest.raises(AuthenticationError):
         TokenIssuer(signing_secret(None, other.data_dir)).decode(here.token)
+
+
+def test_client_and_command_line(pacs: Pacs, tiny_app: TinyApp) -> None:
+    study, series = pacs.store_ct()
+    with RadpacsClient(pacs.live.url, pacs.token) as client:
+        registered = client.register_app("by-client", url("wait"), modalities=["ct"])
+        assert registered.modalities == ["CT"] and registered.created_by == "root"
+        assert "by-client" in [a.name for a in client.apps()]
+        analysis = client.trigger_app("by-client", study, series)
+        assert analysis.state == "IN PROGRESS" and analysis.series == [series]
+        assert client.app_analysis(analysis.workitem).app == "by-client"
+    tiny_app.wait_request(study)
+
+    async def cancel_async() -> str:
+        async with AsyncRadpacsClient(pacs.live.url, pacs.token) as client:
+            listed = await client.app_analyses(app="by-client")
+            assert [a.workitem for a in listed] == [analysis.workitem]
+            return (await client.cancel_app_analysis(analysis.workitem)).state
+
+    assert asyncio.run(cancel_async()) == "CANCELED"
+
+    common = ["--url", pacs.live.url, "--token", pacs.token]
+    runner = CliRunner()
+    done = runner.invoke(
+        cli, ["apps", "register", "by-cli", url("wait"), "--modality", "CT", *common]
+    )
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("by-cli\t")
+    done = runner.invoke(cli, ["apps", "run", "by-cli", study, *common])
+    assert done.exit_code == 0 and "IN PROGRESS" in done.output, done.output
+    workitem = done.output.split("\t")[0]
+    done = runner.invoke(cli, ["apps", "cancel", workitem, *common])
+    assert done.exit_code == 0 and "CANCELED" in done.output, done.output
+    done = runner.invoke(cli, ["apps", "disable", "by-cli", *common])
+    assert done.exit_code == 0 and "disabled" in done.output
+    done = runner.invoke(cli, ["apps", "list", "--json", *common])
+    assert {a["name"] for a in json.loads(done.output)} >= {"by-cli", "by-client"}
+    refused = runner.invoke(cli, ["apps", "register", "x", "http://10.9.9.9/", *common])
+    assert refused.exit_code != 0 and "not allowed" in refused.output
