@@ -194,6 +194,10 @@ def test_progress_and_failures_make_no_dicom(series: list[Dataset]) -> None:
         assert result_datasets(result, series, app_name="a", workitem_uid=WORKITEM) == []
     empty = AnalysisResult(status=ResultStatus.COMPLETED)
     assert result_datasets(empty, series, app_name="a", workitem_uid=WORKITEM) == []
+    text_only = AnalysisResult(status=ResultStatus.COMPLETED, display_text="nothing found")
+    assert result_datasets(text_only, [], app_name="a", workitem_uid=WORKITEM) == []
+    [findings] = result_datasets(text_only, series[:1], app_name="a", workitem_uid=WORKITEM)
+    assert "nothing found" in [i.TextValue for i in _items(findings) if i.ValueType == "TEXT"]
 
 
 def test_a_multiframe_source_is_referenced_by_frame() -> None:

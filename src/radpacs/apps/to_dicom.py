@@ -311,15 +311,15 @@ def result_datasets(
     """The SR documents for ``result`` (regions first, then findings; empty when the result is
     not completed or holds nothing), in one new series of the sources' study.
 
-    ``sources`` are the headers of the instances the result may name (pixel data not needed).
+    ``sources`` are the headers of the instances the result may name (pixel data not needed);
+    the findings SR references all of them, so pass at least one input even for a result
+    that names no image (with none, such a result makes no DICOM).
     Raises :class:`~radpacs.errors.InvalidInput` for a region, measurement or verdict naming
     an instance not in ``sources`` or a frame beyond its NumberOfFrames, a point outside its
     Columns x Rows, or a wrong number of points for the graphic type.
     """
     if result.status is not ResultStatus.COMPLETED:
         return []
-    if not sources:
-        raise InvalidInput("a result needs the headers of the analysed instances")
     provenance = Provenance(
         name=app_name[:64], version=APP_VERSION, parameters={"workitem": workitem_uid}
     )
@@ -329,6 +329,8 @@ def result_datasets(
         finding_groups = _finding_groups(result, checked, provenance)
     except (ValueError, TypeError) as exc:  # highdicom's constructors, e.g. a SEG as source
         raise InvalidInput(f"the result cannot be written as DICOM SR: {exc}") from exc
+    if not sources:  # nothing named an image: whole-input findings with no study to join
+        return []
     series_uid = generate_uid()
     documents: list[Dataset] = []
     for groups, images, kind in (
