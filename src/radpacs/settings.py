@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     s3_addressing: S3Addressing = S3Addressing.PATH
     s3_max_connections: int = Field(default=32, ge=1)
     s3_timeout: float = Field(default=30.0, gt=0)
+    s3_read_ahead: int = Field(default=8, ge=0)  # objects a WADO retrieve GETs ahead
+    s3_read_ahead_mb: int = Field(default=64, ge=1)  # at most this much of them in memory
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
