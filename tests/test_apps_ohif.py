@@ -69,11 +69,11 @@ def sr_study() -> tuple[str, list[Dataset], Dataset]:
 
 
 def open_sr_in_ohif(
-    browser: Any, sync_api: Any, url: str, failures: list[str]
-) -> tuple[Any, npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """Open the study in OHIF on a new page and load the SR display set; the page and the
-    viewport pixels before (the CT) and after (the CT with the SR drawn)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page: Any, sync_api: Any, url: str, failures: list[str], description: str
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """Open the study in OHIF on ``page`` and load the SR display set whose thumbnail shows
+    ``description``; the viewport pixels before (the CT) and after (the SR drawn over it).
+    Responses with 4xx/5xx are added to ``failures``."""
     page.on(
         "response",
         lambda r: (
@@ -91,7 +91,7 @@ def open_sr_in_ohif(
     if tour.count():
         tour.first.click()
     before = _pixels(pane.screenshot())
-    thumbnail = page.locator('[data-cy="study-browser-thumbnail-no-image"]', has_text="SR")
+    thumbnail = page.locator('[data-cy="study-browser-thumbnail-no-image"]', has_text=description)
     sync_api.expect(thumbnail).to_have_count(1, timeout=30_000)
     thumbnail.dblclick()
     accept = page.get_by_role("button", name="Yes")  # some versions ask to track
@@ -102,7 +102,7 @@ def open_sr_in_ohif(
     while _coloured(after).sum() - _coloured(before).sum() < 100 and time.monotonic() < deadline:
         time.sleep(0.3)
         after = _pixels(pane.screenshot())
-    return page, before, after
+    return before, after
 
 
 def test_ohif_draws_the_regions_of_an_app_result(server: LiveServer) -> None:
@@ -121,7 +121,8 @@ def test_ohif_draws_the_regions_of_an_app_result(server: LiveServer) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             failures: list[str] = []
-            page, before, after = open_sr_in_ohif(browser, sync_api, url, failures)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            before, after = open_sr_in_ohif(page, sync_api, url, failures, "ohif-test regions")
             page.screenshot(path=str(ARTIFACTS / "app-sr.png"))
             new = _coloured(after) & ~_coloured(before)
             radpacs_errors = [f for f in failures if server.url in f]
