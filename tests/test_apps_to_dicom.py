@@ -94,11 +94,15 @@ def test_a_full_result_becomes_a_regions_sr_and_a_findings_sr_that_pass_dciodvfy
     for ds in (regions, findings):
         assert dciodvfy_errors(ds) == []
         assert ds.StudyInstanceUID == series[0].StudyInstanceUID
-        assert ds.SeriesInstanceUID == regions.SeriesInstanceUID
+        assert ds.SeriesNumber == 9020
         assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
         equipment = ds.ContributingEquipmentSequence[-1]
         assert equipment.ManufacturerModelName == "threshold"
-    assert (regions.InstanceNumber, findings.InstanceNumber) == (1, 2)
+    assert regions.SeriesInstanceUID != findings.SeriesInstanceUID
+    assert (regions.SeriesDescription, findings.SeriesDescription) == (
+        "threshold regions",
+        "threshold findings",
+    )
 
     scoords = [item for item in _items(regions) if item.ValueType == "SCOORD"]
     assert [s.GraphicType for s in scoords] == ["POLYLINE", "POINT", "POINT", "POINT"]

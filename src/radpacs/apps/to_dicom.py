@@ -1,7 +1,8 @@
 """An app's JSON result as DICOM: TID 1500 Measurement Reports in Comprehensive 3D SR.
 
 :func:`result_datasets` turns a completed :class:`~radpacs.client.apps.AnalysisResult` into
-at most two SR documents of one new series in the inputs' study (PS3.16 TID 1500):
+at most two SR documents, each in a new series of the inputs' study (series number 9020,
+descriptions "<app> regions" and "<app> findings"; PS3.16 TID 1500):
 
 - the *regions* report: one TID 1410 planar ROI group per region, its outline as an Image
   Region SCOORD (PS3.3 C.18.6) on the referenced image and frame, a tracking identifier
@@ -309,7 +310,7 @@ def result_datasets(
     workitem_uid: str,
 ) -> list[Dataset]:
     """The SR documents for ``result`` (regions first, then findings; empty when the result is
-    not completed or holds nothing), in one new series of the sources' study.
+    not completed or holds nothing), each in a new series of the sources' study.
 
     ``sources`` are the headers of the instances the result may name (pixel data not needed);
     the findings SR references all of them, so pass at least one input even for a result
@@ -331,7 +332,6 @@ def result_datasets(
         raise InvalidInput(f"the result cannot be written as DICOM SR: {exc}") from exc
     if not sources:  # nothing named an image: whole-input findings with no study to join
         return []
-    series_uid = generate_uid()
     documents: list[Dataset] = []
     for groups, images, kind in (
         (region_groups, region_images, "regions"),
@@ -346,8 +346,8 @@ def result_datasets(
                 provenance,
                 f"{app_name} {kind}",
                 SERIES_NUMBER,
-                series_uid,
-                len(documents) + 1,
+                None,  # a new series: each its own description
+                1,
             )
         )
     return documents
