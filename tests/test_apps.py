@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from conftest import LiveServer, make_ct, multipart, to_bytes
+from _dciodvfy import dciodvfy_errors
+from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
 from radpacs.apps.registry import check_url, host_allowed
 from radpacs.apps.tokens import issue_app_token
 from radpacs.auth.tokens import TokenIssuer, signing_secret
@@ -240,6 +241,19 @@ def test_on_demand_app_reads_with_its_token_and_completes(pacs: Pacs, tiny_app: 
     done = pacs.wait_state(uid, "COMPLETED")
     assert tiny_app.reads == [200] and tiny_app.posted == [200]
     assert done["result"]["display_text"] == "1 finding"
+    # the result is in the study as DICOM SR (radpacs.apps.to_dicom), valid by dciodvfy
+    [sr_series] = done["result_series"]
+    found = pacs.http.get(f"/dicom-web/studies/{study}/series/{sr_series}/instances").json()
+    assert {m["00080060"]["Value"][0] for m in found} == {"SR"} and len(found) == 2
+    for match in found:
+        sop = match["00080018"]["Value"][0]
+        part = pacs.http.get(
+            f"/dicom-web/studies/{study}/series/{sr_series}/instances/{sop}",
+            headers={"Accept": 'multipart/related; type="application/dicom"'},
+        )
+        assert part.status_code == 200
+        [payload] = [body for _, body in split_multipart(part)]
+        assert dciodvfy_errors(payload) == []
     assert done["delivery"]["state"] == "succeeded"
     item = pacs.http.get(f"/dicom-web/workitems/{uid}")
     assert item.status_code == 200 and item.json()[0]["00741000"]["Value"] == ["COMPLETED"]
@@ -304,6 +318,21 @@ def test_the_token_reaches_only_its_study_and_workitem(pacs: Pacs, tiny_app: Tin
     assert wrong.status_code == 422
     assert "status" in wrong.json()["detail"] and wrong.json()["errors"]
     assert pacs.analysis(uid)["result"] is None and pacs.analysis(uid)["state"] == "IN PROGRESS"
+    # a region on an image outside the inputs: 400, nothing stored
+    outside = {
+        "status": "completed",
+        "regions": [
+            {
+                "label": "x",
+                "graphic_type": "POINT",
+                "image": {"sop_instance_uid": "1.2.3.4.5"},
+                "points": [[1, 1]],
+            }
+        ],
+    }
+    foreign = app.post(result_url, json=outside)
+    assert foreign.status_code == 400 and "1.2.3.4.5" in foreign.json()["detail"]
+    assert pacs.analysis(uid)["result"] is None and pacs.analysis(uid)["result_series"] == []
     # progress, then a failure with the app's reason
     running = app.post(result_url, json={"status": "running", "progress": 40})
     assert running.status_code == 200 and running.json()["state"] == "IN PROGRESS"

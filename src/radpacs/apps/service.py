@@ -17,18 +17,18 @@ enabled on-arrival app gives one rule per accepted modality and body part.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 from pydicom.uid import generate_uid
 
 from radpacs.ai.triggers import ArrivalRule
 from radpacs.apps.registry import AppInput, AppSpec, AppTrigger, AppUpdate, check_url
+from radpacs.apps.to_dicom import result_datasets
 from radpacs.archive import Archive, Level, Outcome, parse_query
 from radpacs.archive.apps import AppRecord, AppRun, AppStore
 from radpacs.archive.workitems import (
@@ -55,7 +55,7 @@ DELIVERY_KIND = "app-delivery"
 CANCEL_KIND = "app-cancel"
 WORKLIST_LABEL = "radpacs apps"
 _FINAL = (COMPLETED, CANCELED)
-_SOURCES_MAX = 64  # referenced images read to build the result's DICOM
+_SOURCES_MAX = 20_000  # input headers read to check a result and build its DICOM
 
 
 def _dt(value: datetime | None = None) -> str:
@@ -283,20 +283,28 @@ class AppService:
         return ResultOutcome(COMPLETED, True, series, events + more)
 
     def _result_datasets(self, result: AnalysisResult, run: AppRun) -> list[Dataset]:
-        """The DICOM made from a completed result (SR with SCOORD and more), by
-        ``radpacs.apps.to_dicom`` where this installation has it; none otherwise."""
-        try:
-            to_dicom: Any = importlib.import_module("radpacs.apps.to_dicom")
-        except ImportError:
-            return []
-        sop_uids = {region.image.sop_instance_uid for region in result.regions}
-        sop_uids |= {m.image.sop_instance_uid for m in result.measurements if m.image}
-        sop_uids |= {q.image.sop_instance_uid for q in result.quality}
-        sources = [self.archive.read_dataset(sop) for sop in sorted(sop_uids)[:_SOURCES_MAX]]
-        made: list[Dataset] = to_dicom.result_datasets(
-            result, sources, app_name=run.app, workitem_uid=run.workitem_uid
+        """The SR documents made from a completed result (:mod:`radpacs.apps.to_dicom`),
+        checked against the headers of the run's inputs: InvalidInput (400, nothing stored)
+        for a region, measurement or verdict naming an image outside them."""
+        return result_datasets(
+            result, self._input_headers(run), app_name=run.app, workitem_uid=run.workitem_uid
         )
-        return made
+
+    def _input_headers(self, run: AppRun) -> list[Dataset]:
+        """The headers (no pixel data) of the instances of the run's series, or of its
+        whole study when it names none."""
+        headers: list[Dataset] = []
+        wanted: list[str | None] = list(run.series_uids) or [None]
+        for series in wanted:
+            for file in self.archive.instance_files(run.study_uid, series):
+                if len(headers) >= _SOURCES_MAX:
+                    raise InvalidInput(
+                        f"the inputs hold more than {_SOURCES_MAX} instances: too many to "
+                        "check a result against"
+                    )
+                with self.archive.open(file) as stream:
+                    headers.append(dcmread(stream, stop_before_pixels=True))
+        return headers
 
     def _store_datasets(self, datasets: list[Dataset], run: AppRun) -> list[str]:
         if not datasets:

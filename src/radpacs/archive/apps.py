@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Engine, Float, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from radpacs.archive.index import Base, utc_now
 from radpacs.errors import Conflict, NotFound, StorageError
@@ -160,11 +160,12 @@ class AppStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._write = sessionmaker(engine.execution_options(sqlite_immediate=True))
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write() as session, session.begin():
                 yield session
         except IntegrityError as exc:
             raise Conflict(f"already registered: {exc.orig}") from exc

@@ -37,7 +37,7 @@ from typing import Any
 from pydicom.uid import generate_uid
 from sqlalchemy import Boolean, DateTime, Engine, String, Text, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from radpacs.archive.index import Base, utc_now
 from radpacs.archive.query import _person_name_condition, _range_condition
@@ -246,6 +246,9 @@ class WorkitemStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # writes take SQLite's lock up front (BEGIN IMMEDIATE, archive/database.py): a
+        # deferred one fails at once with "database is locked" when a job worker wrote
+        self._write = sessionmaker(engine.execution_options(sqlite_immediate=True))
 
     # -- workitems ---------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class WorkitemStore:
         for name, value in _columns(dataset).items():
             setattr(row, name, value)
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write() as session, session.begin():
                 session.add(row)
         except IntegrityError as exc:
             raise WorkitemConflict(f"The workitem {uid} already exists") from exc
@@ -351,7 +354,7 @@ class WorkitemStore:
         ):
             if tag in changes:
                 raise WorkitemError(f"The {what} cannot be updated")
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS may no longer be updated: it is {row.state}")
@@ -389,7 +392,7 @@ class WorkitemStore:
             raise WorkitemError("The Transaction UID (0008,1195) is missing")
         if not _UID.match(transaction_uid):
             raise WorkitemError(f"The Transaction UID {transaction_uid!r} is not a UID")
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state == wanted and wanted in _FINAL:
                 return [], f"The UPS is already in the requested state of {wanted}"
@@ -440,7 +443,7 @@ class WorkitemStore:
         """Ask for cancellation (N-ACTION Request Cancel, CC.2.2): a SCHEDULED workitem is
         canceled now, an IN PROGRESS one gets a Cancel Requested event for its performer."""
         reason = _check_dataset(body) if body else {}
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS is already {row.state}")
@@ -494,7 +497,7 @@ class WorkitemStore:
             raise WorkitemError("a filter is taken only with the filtered subscription UID")
         if uid not in (GLOBAL_SUBSCRIPTION_UID, FILTERED_SUBSCRIPTION_UID):
             self.state(uid)  # 404 for an unknown workitem
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             session.execute(
                 delete(SubscriptionRow).where(
                     SubscriptionRow.ae_title == ae_title, SubscriptionRow.workitem_uid == uid
@@ -522,7 +525,7 @@ class WorkitemStore:
         """Remove a subscription (CC.2.3.3). Unsubscribing from the global UID removes every
         subscription of ``ae_title``; ``suspend`` removes only the global one (CC.2.3.4)."""
         condition = SubscriptionRow.ae_title == ae_title
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             if uid == GLOBAL_SUBSCRIPTION_UID and not suspend:
                 removed = session.execute(delete(SubscriptionRow).where(condition))
             else:
