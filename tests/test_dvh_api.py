@@ -9,6 +9,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from _deid_support import RT_WORKSHOP as WORKSHOP  # the worktree's shared/, or /work/shared
 from dvh_phantoms import LinearDose, box, rtdose_dataset, rtstruct_dataset, to_bytes
 from radpacs.app import create_app
 from radpacs.settings import load_settings
@@ -18,7 +19,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-WORKSHOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rt-workshop"
 SEED_FIELDS = {"name", "type", "volume", "dose_units", "doses", "volume_units", "volumes"}
 
 

@@ -9,9 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from _deid_support import RT_WORKSHOP as WORKSHOP  # the worktree's shared/, or /work/shared
 from radpacs.cli.dvh import register_local as register
-
-WORKSHOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rt-workshop"
 
 
 @pytest.fixture
