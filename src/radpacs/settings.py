@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int = Field(default=1, ge=1)
+    keep_alive_timeout: int = Field(default=75, ge=1)  # idle s before a connection closes
     api_enabled: bool = True  # the REST API under /api (health, login and sessions stay)
     dicomweb_enabled: bool = True  # DICOMweb under /dicom-web
     log_level: str = "info"
