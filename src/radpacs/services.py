@@ -21,6 +21,7 @@ from typing import Self
 
 from radpacs.ai.service import AiService
 from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher, RedisArrivals
+from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
 from radpacs.archive.audit import AuditLog
@@ -113,18 +114,25 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
     log.warning("created the first administrator %s from the settings", username)
 
 
+def _book(settings: Settings, name: str) -> RedisArrivals | None:
+    """The arrival book ``name`` in the shared Redis, or None (in-process) without one."""
+    return RedisArrivals(connect(settings.redis_url), name) if settings.redis_url else None
+
+
 @dataclass
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
     (accounts, audit, pseudonyms, background jobs of every kind), the AI service and its
-    arrival rules, the metadata body cache and the follow-up (fed by the archive's stores and
-    deletes through follow-up jobs)."""
+    arrival rules, the callback apps and theirs, the metadata body cache and the follow-up
+    (fed by the archive's stores and deletes through follow-up jobs)."""
 
     settings: Settings
     archive: Archive
     auth: AuthServices
     ai: AiService
     arrivals: ArrivalWatcher
+    apps: AppService
+    app_arrivals: ArrivalWatcher
     pseudonyms: PseudonymStore
     jobs: Jobs
     metadata_cache: BodyCache
@@ -145,9 +153,14 @@ class Services:
             arrivals = ArrivalWatcher(
                 ai,
                 [ArrivalRule.parse(raw) for raw in settings.ai_rules],
-                book=RedisArrivals(connect(settings.redis_url)) if settings.redis_url else None,
+                book=_book(settings, "ai-arrivals"),
             )
             arrivals.start()
+            apps = AppService(settings, archive, jobs)
+            app_arrivals = ArrivalWatcher(  # the apps' rules, asked each time
+                apps, apps.rules, book=_book(settings, "app-arrivals")
+            )
+            app_arrivals.start()
         except BaseException:
             for service in reversed(opened):
                 service.close()
@@ -158,6 +171,8 @@ class Services:
             auth=auth,
             ai=ai,
             arrivals=arrivals,
+            apps=apps,
+            app_arrivals=app_arrivals,
             pseudonyms=DatabasePseudonymStore(archive.engine),
             jobs=jobs,
             metadata_cache=BodyCache(settings.metadata_cache_entries),
@@ -170,6 +185,7 @@ class Services:
         """Stop the arrival rules and the embedded job worker, write the queued audit events,
         release the database connections."""
         self.arrivals.stop()
+        self.app_arrivals.stop()
         self.jobs.close()
         self.auth.close()
         self.archive.close()

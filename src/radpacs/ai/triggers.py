@@ -7,17 +7,21 @@ Rules come from the ``ai_rules`` setting, e.g. in settings.yml::
       - {model: xray-exposure, modality: DX}
 
 ``modality`` matches exactly (case-insensitive), ``description`` is a shell-style pattern
-on SeriesDescription (case-insensitive; default any). The watcher hears every committed
-store batch (:meth:`Archive.add_listener`), remembers when each series last grew, and a
-background thread (not the event loop) submits a job once a series has not grown for
-``stable_seconds`` (default 10). A series is triggered once per rule.
+on SeriesDescription (case-insensitive; default any), ``body_part`` matches
+BodyPartExamined exactly (case-insensitive; default any). The rules may be a callable asked
+at each check (callback apps, :mod:`radpacs.apps.service`, whose rules change at run time);
+the service is anything with ``archive`` and ``submit(name, study, series, trigger=...)``.
+The watcher hears every committed store batch (:meth:`Archive.add_listener`), remembers
+when each series last grew, and a background thread (not the event loop) submits a job
+once a series has not grown for ``stable_seconds`` (default 10). A series is triggered
+once per rule.
 
 Where arrivals are remembered is an :class:`ArrivalBook`: :class:`MemoryArrivals` (one
 process, the default) or :class:`RedisArrivals` (setting ``redis_url``): every API process
 writes the arrivals it commits into Redis, and only the process holding the leader lease
 (:class:`radpacs.shared.LeaderLease`) checks them and submits jobs, so a series stored
-through several processes is triggered once, and a new leader takes over within
-``10 * poll_seconds`` (at least 10 s) when the old one dies.
+through several processes is triggered once, and a new leader takes over within 10 s
+when the old one dies.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import fnmatch
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +52,7 @@ class ArrivalRule:
     modality: str = ""
     description: str = "*"
     stable_seconds: float = 10.0
+    body_part: str = ""
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ArrivalRule:
@@ -56,12 +62,15 @@ class ArrivalRule:
                 modality=str(raw.get("modality", "")),
                 description=str(raw.get("description", "*")),
                 stable_seconds=float(raw.get("stable_seconds", 10.0)),
+                body_part=str(raw.get("body_part", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"AI rule {raw!r} is invalid: {exc}") from exc
 
-    def matches(self, modality: str, description: str) -> bool:
+    def matches(self, modality: str, description: str, body_part: str = "") -> bool:
         if self.modality and modality.upper() != self.modality.upper():
+            return False
+        if self.body_part and body_part.upper() != self.body_part.upper():
             return False
         return fnmatch.fnmatch(description.lower(), self.description.lower())
 
@@ -141,14 +150,15 @@ _DONE_SECONDS = 30 * 24 * 3600  # a series stored again a month later is trigger
 
 
 class RedisArrivals:
-    """The book in Redis (wall clock): the hash ``radpacs:ai-arrivals`` of series to the time
-    they last grew, one key ``radpacs:ai-done:<model> <study> <series>`` per triggered pair
-    (kept 30 days), and the lease ``radpacs:leader:ai-arrivals``."""
+    """The book named ``name`` in Redis (wall clock): the hash ``radpacs:<name>`` of series to
+    the time they last grew, one key ``radpacs:<name>-done:<model> <study> <series>`` per
+    triggered pair (kept 30 days), and the lease ``radpacs:leader:<name>``. Each watcher
+    has its own name (``ai-arrivals``, ``app-arrivals``)."""
 
-    def __init__(self, client: Any, lease_seconds: float = 10.0) -> None:
+    def __init__(self, client: Any, name: str = "ai-arrivals", lease_seconds: float = 10.0) -> None:
         self.client = client
-        self.key = PREFIX + "ai-arrivals"
-        self.lease = LeaderLease(client, "ai-arrivals", lease_seconds)
+        self.key = PREFIX + name
+        self.lease = LeaderLease(client, name, lease_seconds)
         self._forget = client.register_script(_FORGET)
 
     def now(self) -> float:
@@ -169,7 +179,7 @@ class RedisArrivals:
         self._forget(keys=[self.key], args=[_SEP.join(key), repr(seen)])
 
     def _done_key(self, key: RuleKey) -> str:
-        return PREFIX + "ai-done:" + _SEP.join(key)
+        return self.key + "-done:" + _SEP.join(key)
 
     def is_done(self, key: RuleKey) -> bool:
         return bool(self.client.exists(self._done_key(key)))
@@ -190,7 +200,7 @@ class ArrivalWatcher:
     def __init__(
         self,
         service: Any,
-        rules: list[ArrivalRule],
+        rules: list[ArrivalRule] | Callable[[], list[ArrivalRule]],
         poll_seconds: float = 0.5,
         book: ArrivalBook | None = None,
     ) -> None:
@@ -201,8 +211,12 @@ class ArrivalWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="radpacs-ai-arrivals", daemon=True)
 
+    def current_rules(self) -> list[ArrivalRule]:
+        """The rules now: the list given, or what the callable given answers."""
+        return self.rules() if callable(self.rules) else self.rules
+
     def start(self) -> None:
-        if self.rules:
+        if callable(self.rules) or self.rules:
             self.service.archive.add_listener(self.on_stored)
             self._thread.start()
 
@@ -232,22 +246,34 @@ class ArrivalWatcher:
 
     def check(self, now: float) -> None:
         waiting = self.book.waiting()
-        shortest = min(rule.stable_seconds for rule in self.rules)
+        if not waiting:
+            return
+        rules = self.current_rules()
+        if not rules:
+            for series, seen in waiting.items():
+                self.book.forget(series, seen)
+            return
+        shortest = min(rule.stable_seconds for rule in rules)
         for (study_uid, series_uid), seen in waiting.items():
             if now - seen < shortest:
                 continue
             matches = self.service.archive.search(
-                parse_query(Level.SERIES, [("SeriesInstanceUID", series_uid)], study_uid=study_uid)
+                parse_query(
+                    Level.SERIES,
+                    [("SeriesInstanceUID", series_uid), ("includefield", "BodyPartExamined")],
+                    study_uid=study_uid,
+                )
             ).matches
             if not matches:
                 self.book.forget((study_uid, series_uid), seen)
                 continue
             modality = (matches[0].get("00080060", {}).get("Value") or [""])[0]
             description = (matches[0].get("0008103E", {}).get("Value") or [""])[0]
+            body_part = (matches[0].get("00180015", {}).get("Value") or [""])[0]
             pending = False
-            for rule in self.rules:
+            for rule in rules:
                 key = (rule.model, study_uid, series_uid)
-                if self.book.is_done(key) or not rule.matches(modality, description):
+                if self.book.is_done(key) or not rule.matches(modality, description, body_part):
                     continue
                 if now - seen < rule.stable_seconds:
                     pending = True
