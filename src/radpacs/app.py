@@ -20,6 +20,7 @@ from radpacs import __version__
 from radpacs.api import (
     accounts,
     ai,
+    apps,
     counts,
     deid,
     dimse,
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", pages.static_files(), name="static")
     if settings.api_enabled:
         app.include_router(ai.router)
+        app.include_router(apps.router)
         app.include_router(rt.router)
         app.include_router(dimse.router)
         app.include_router(worklist.router)

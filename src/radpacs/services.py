@@ -21,6 +21,7 @@ from typing import Self
 
 from radpacs.ai.service import AiService
 from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
+from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
 from radpacs.archive.audit import AuditLog
@@ -107,14 +108,16 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
     (accounts, audit, pseudonyms, background jobs of every kind), the AI service and its
-    arrival rules, the metadata body cache and the follow-up (fed by the archive's stores and
-    deletes through follow-up jobs)."""
+    arrival rules, the callback apps and theirs, the metadata body cache and the follow-up
+    (fed by the archive's stores and deletes through follow-up jobs)."""
 
     settings: Settings
     archive: Archive
     auth: AuthServices
     ai: AiService
     arrivals: ArrivalWatcher
+    apps: AppService
+    app_arrivals: ArrivalWatcher
     pseudonyms: PseudonymStore
     jobs: Jobs
     metadata_cache: BodyCache
@@ -134,6 +137,9 @@ class Services:
             ai = AiService(settings, archive, jobs)
             arrivals = ArrivalWatcher(ai, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
             arrivals.start()
+            apps = AppService(settings, archive, jobs)
+            app_arrivals = ArrivalWatcher(apps, apps.rules)  # the apps' rules, asked each time
+            app_arrivals.start()
         except BaseException:
             for service in reversed(opened):
                 service.close()
@@ -144,6 +150,8 @@ class Services:
             auth=auth,
             ai=ai,
             arrivals=arrivals,
+            apps=apps,
+            app_arrivals=app_arrivals,
             pseudonyms=DatabasePseudonymStore(archive.engine),
             jobs=jobs,
             metadata_cache=BodyCache(settings.metadata_cache_entries),
@@ -156,6 +164,7 @@ class Services:
         """Stop the arrival rules and the embedded job worker, write the queued audit events,
         release the database connections."""
         self.arrivals.stop()
+        self.app_arrivals.stop()
         self.jobs.close()
         self.auth.close()
         self.archive.close()

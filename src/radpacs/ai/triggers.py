@@ -7,10 +7,14 @@ Rules come from the ``ai_rules`` setting, e.g. in settings.yml::
       - {model: xray-exposure, modality: DX}
 
 ``modality`` matches exactly (case-insensitive), ``description`` is a shell-style pattern
-on SeriesDescription (case-insensitive; default any). The watcher hears every committed
-store batch (:meth:`Archive.add_listener`), remembers when each series last grew, and a
-background thread (not the event loop) submits a job once a series has not grown for
-``stable_seconds`` (default 10). A series is triggered once per rule.
+on SeriesDescription (case-insensitive; default any), ``body_part`` matches
+BodyPartExamined exactly (case-insensitive; default any). The rules may be a callable asked
+at each check (callback apps, :mod:`radpacs.apps.service`, whose rules change at run time);
+the service is anything with ``archive`` and ``submit(name, study, series, trigger=...)``.
+The watcher hears every committed store batch (:meth:`Archive.add_listener`), remembers
+when each series last grew, and a background thread (not the event loop) submits a job
+once a series has not grown for ``stable_seconds`` (default 10). A series is triggered
+once per rule.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import fnmatch
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +41,7 @@ class ArrivalRule:
     modality: str = ""
     description: str = "*"
     stable_seconds: float = 10.0
+    body_part: str = ""
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ArrivalRule:
@@ -45,12 +51,15 @@ class ArrivalRule:
                 modality=str(raw.get("modality", "")),
                 description=str(raw.get("description", "*")),
                 stable_seconds=float(raw.get("stable_seconds", 10.0)),
+                body_part=str(raw.get("body_part", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"AI rule {raw!r} is invalid: {exc}") from exc
 
-    def matches(self, modality: str, description: str) -> bool:
+    def matches(self, modality: str, description: str, body_part: str = "") -> bool:
         if self.modality and modality.upper() != self.modality.upper():
+            return False
+        if self.body_part and body_part.upper() != self.body_part.upper():
             return False
         return fnmatch.fnmatch(description.lower(), self.description.lower())
 
@@ -58,7 +67,12 @@ class ArrivalRule:
 class ArrivalWatcher:
     """Collects arrivals and submits jobs for stable, matching series (see the module)."""
 
-    def __init__(self, service: Any, rules: list[ArrivalRule], poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        service: Any,
+        rules: list[ArrivalRule] | Callable[[], list[ArrivalRule]],
+        poll_seconds: float = 0.5,
+    ) -> None:
         self.service = service
         self.rules = rules
         self.poll_seconds = poll_seconds
@@ -68,8 +82,12 @@ class ArrivalWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="radpacs-ai-arrivals", daemon=True)
 
+    def current_rules(self) -> list[ArrivalRule]:
+        """The rules now: the list given, or what the callable given answers."""
+        return self.rules() if callable(self.rules) else self.rules
+
     def start(self) -> None:
-        if self.rules:
+        if callable(self.rules) or self.rules:
             self.service.archive.add_listener(self.on_stored)
             self._thread.start()
 
@@ -94,12 +112,23 @@ class ArrivalWatcher:
     def check(self, now: float) -> None:
         with self._lock:
             waiting = dict(self._last_seen)
-        shortest = min(rule.stable_seconds for rule in self.rules)
+        if not waiting:
+            return
+        rules = self.current_rules()
+        if not rules:
+            with self._lock:
+                self._last_seen.clear()
+            return
+        shortest = min(rule.stable_seconds for rule in rules)
         for (study_uid, series_uid), seen in waiting.items():
             if now - seen < shortest:
                 continue
             matches = self.service.archive.search(
-                parse_query(Level.SERIES, [("SeriesInstanceUID", series_uid)], study_uid=study_uid)
+                parse_query(
+                    Level.SERIES,
+                    [("SeriesInstanceUID", series_uid), ("includefield", "BodyPartExamined")],
+                    study_uid=study_uid,
+                )
             ).matches
             if not matches:
                 with self._lock:
@@ -107,10 +136,11 @@ class ArrivalWatcher:
                 continue
             modality = (matches[0].get("00080060", {}).get("Value") or [""])[0]
             description = (matches[0].get("0008103E", {}).get("Value") or [""])[0]
+            body_part = (matches[0].get("00180015", {}).get("Value") or [""])[0]
             pending = False
-            for rule in self.rules:
+            for rule in rules:
                 key = (rule.model, study_uid, series_uid)
-                if key in self._done or not rule.matches(modality, description):
+                if key in self._done or not rule.matches(modality, description, body_part):
                     continue
                 if now - seen < rule.stable_seconds:
                     pending = True

@@ -23,7 +23,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import IO, Self
 
 from pydicom import Dataset
@@ -157,6 +157,11 @@ class Archive:
     def open(self, file: InstanceFile) -> IO[bytes]:
         """A binary file object with the stored PS3.10 bytes."""
         return self._files.open(file)
+
+    def open_each(self, files: Sequence[InstanceFile]) -> Generator[IO[bytes]]:
+        """The stored files opened in order, the next ones read ahead from a remote store
+        (:meth:`Retrieval.open_each`); close the iterator when stopping early."""
+        return self._files.open_each(files)
 
     def read_dataset(self, sop_instance_uid: str) -> Dataset:
         """The stored instance as a pydicom Dataset; NotFound if unknown."""

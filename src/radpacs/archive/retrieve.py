@@ -4,6 +4,7 @@ check of files against the index."""
 from __future__ import annotations
 
 import io
+from collections.abc import Generator, Sequence
 from functools import lru_cache
 from typing import IO, Any
 
@@ -131,6 +132,16 @@ class Retrieval:
     def open(self, file: InstanceFile) -> IO[bytes]:
         """A binary file object with the stored PS3.10 bytes."""
         return self.blobs.open(file.storage_key)
+
+    def open_each(self, files: Sequence[InstanceFile]) -> Generator[IO[bytes]]:
+        """The stored files, opened one at a time in order as the iterator advances; a store
+        with ``open_many`` (S3) reads the next ones ahead meanwhile. Close the iterator when
+        stopping early."""
+        open_many = getattr(self.blobs, "open_many", None)
+        if open_many is not None:
+            streams: Generator[IO[bytes]] = open_many([(f.storage_key, f.size) for f in files])
+            return streams
+        return (self.blobs.open(file.storage_key) for file in files)
 
     def read_dataset(self, sop_instance_uid: str) -> Dataset:
         """The stored instance as a pydicom Dataset; NotFound if unknown."""
