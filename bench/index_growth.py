@@ -8,7 +8,7 @@ Run it with the radpacs venv, from the repository root:
     python bench/index_growth.py --database-url \
         'postgresql+psycopg://postgres@127.0.0.1:5432/test'        # + radpacs on PostgreSQL
     python bench/index_growth.py --sizes 1000,10000,100000,1000000 \
-        --database-url ...                                          # a bigger machine
+        --database-url ... --block-timeout 7200                     # a bigger machine
 
 Every server is started by the bench on a free loopback port with a fresh temporary folder:
 radpacs with `radpacs serve --no-auth --no-dimse` (its SQLite index; with --database-url a
@@ -23,6 +23,9 @@ is asked once to warm up and --repeat times timed (median), and study metadata o
 not asked before ("first") and again ("again", median). Index size: radpacs's index.sqlite
 and Orthanc's index (SQLite pages, those in the WAL included), every relation of the
 PostgreSQL schema with indexes and TOAST.
+
+With --block-timeout, a server that takes longer than that to store a block (Orthanc, on a
+big run) is stopped there, its count and rate reported, and the run goes on without it.
 
 Ratios are phrased so that >1 means radpacs is better (Orthanc's time / radpacs's time, and
 radpacs's rate / Orthanc's rate, Orthanc's bytes / radpacs's bytes). Figures go to stdout and,
@@ -123,8 +126,11 @@ def stow_bodies(blobs: list[bytes], batch: int) -> list[tuple[str, bytes]]:
     return bodies
 
 
-def stow(root: str, bodies: list[tuple[str, bytes]], clients: int) -> tuple[float, int]:
-    """Send every body with ``clients`` keep-alive threads; (seconds, failed requests)."""
+def stow(
+    root: str, bodies: list[tuple[str, bytes]], clients: int, timeout: float | None
+) -> tuple[float, int, int]:
+    """Send the bodies with ``clients`` keep-alive threads, none started after ``timeout``
+    seconds; (seconds, failed requests, requests answered)."""
     work: queue.Queue[tuple[str, bytes]] = queue.Queue()
     for body in bodies:
         work.put(body)
@@ -139,10 +145,16 @@ def stow(root: str, bodies: list[tuple[str, bytes]], clients: int) -> tuple[floa
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        left = None if timeout is None else max(0.0, started + timeout - time.perf_counter())
+        thread.join(left)
+        if thread.is_alive():  # out of time: no new request; the ones under way finish
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    work.get_nowait()
+            thread.join()
     seconds = time.perf_counter() - started
     failed = sum(1 for status, failures in statuses if status != 200 or failures)
-    return seconds, failed + len(bodies) - len(statuses)
+    return seconds, failed, len(statuses)
 
 
 @dataclass
@@ -292,6 +304,13 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="no radpacs on SQLite")
     parser.add_argument("--no-orthanc", action="store_true")
     parser.add_argument("--orthanc-bin", default="Orthanc")
+    parser.add_argument(
+        "--block-timeout",
+        type=float,
+        default=None,
+        help="seconds a server may take to store a block; one that takes longer is stopped "
+        "there (its count is reported) and the run goes on with the others",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes != sorted(set(sizes)) or sizes[0] <= 0:
@@ -336,7 +355,7 @@ def main() -> None:
             f"request, {args.clients} keep-alive clients; QIDO median of {args.repeat}",
             flush=True,
         )
-        results: dict[str, Any] = {"args": vars(args), "sizes": {}}
+        results: dict[str, Any] = {"args": vars(args), "sizes": {}, "stopped": {}}
         stored = 0
         for size in sizes:
             t0 = time.perf_counter()
@@ -350,16 +369,30 @@ def main() -> None:
             )
             del blobs
             row: dict[str, dict[str, Any]] = {}
-            for target in targets:
+            for target in list(targets):
                 busy = background_cpu(target.label, "before")
-                seconds, failed = stow(target.server.dicomweb_root, bodies, args.clients)
+                seconds, failed, sent = stow(
+                    target.server.dicomweb_root, bodies, args.clients, args.block_timeout
+                )
                 if failed:
                     raise SystemExit(f"{target.label}: {failed} STOW requests failed")
-                rate = (size - stored) / seconds
+                count = min(size - stored, sent * args.batch)
+                rate = count / seconds
+                if sent < len(bodies):  # left behind: measured no further
+                    print(
+                        f"[{target.label}] STOPPED after --block-timeout: {stored + count} "
+                        f"instances stored, {rate:.0f} inst/s in this block",
+                        flush=True,
+                    )
+                    results["stopped"][target.label] = {"instances": stored + count, "ingest": rate}
+                    targets.remove(target)
+                    stop(target.server)
+                    continue
                 print(f"[{target.label}] stored the block at {rate:.0f} inst/s", flush=True)
                 row[target.label] = {"ingest": rate, "busy_before": busy}
             del bodies
             stored = size
+            labels = [t.label for t in targets]
             for target in targets:
                 row[target.label]["index_bytes"] = target.index_bytes()
                 row[target.label]["latency"] = measure_size(target, args.seed, stored, args.repeat)
