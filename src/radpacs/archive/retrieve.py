@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from radpacs.archive.blobs import BlobStore
 from radpacs.archive.index import Instance, Patient, Series, Study
 from radpacs.archive.metadata_codec import unpack
+from radpacs.archive.quality import QualityControlRow
 from radpacs.archive.results import CheckReport, InstanceFile
 from radpacs.archive.rows import bump_versions, delete_unreferenced, describe, instance_rows
 from radpacs.errors import NotFound
@@ -171,7 +172,8 @@ class Retrieval:
     def delete(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> int:
-        """Remove a study, series or instance: index rows first, then files. Returns the count."""
+        """Remove a study, series or instance: index rows (and their quality-control statuses)
+        first, then files. Returns the count."""
         with self._write() as session, session.begin():
             targets = session.execute(
                 instance_rows(study_uid, series_uid, sop_uid).options(defer(Instance.metadata_zstd))
@@ -181,6 +183,9 @@ class Retrieval:
             keys = [row.storage_key for row, _, _ in targets]
             series_pks = {row.series_pk for row, _, _ in targets}
             session.execute(delete(Instance).where(Instance.pk.in_([r.pk for r, _, _ in targets])))
+            session.execute(
+                delete(QualityControlRow).where(*_qc_rows(study_uid, series_uid, sop_uid))
+            )
             bump_versions(session, series_pks)
             empty_series = select(Series.pk).where(
                 Series.pk.in_(series_pks),
@@ -240,3 +245,13 @@ class Retrieval:
                     ("instances", Instance),
                 )
             }
+
+
+def _qc_rows(study_uid: str, series_uid: str | None, sop_uid: str | None) -> list[Any]:
+    """The conditions that pick the quality-control rows of a study, series or instance."""
+    conditions = [QualityControlRow.study_uid == study_uid]
+    if series_uid is not None:
+        conditions.append(QualityControlRow.series_uid == series_uid)
+    if sop_uid is not None:
+        conditions.append(QualityControlRow.sop_uid == sop_uid)
+    return conditions
