@@ -175,7 +175,8 @@ class Archive:
     def delete(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> int:
-        """Remove a study, series or instance: index rows first, then files. Returns the count."""
+        """Remove a study, series or instance: index rows (and quality-control statuses)
+        first, then files. Returns the count."""
         with database_errors("delete"):
             deleted = (
                 [f.sop_uid for f in self.instance_files(study_uid, series_uid, sop_uid)]
