@@ -29,13 +29,15 @@ from typer.testing import CliRunner
 
 from _dciodvfy import dciodvfy_errors
 from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
-from radpacs.apps.registry import check_url, host_allowed
+from radpacs.apps.registry import AppSpec, AppUpdate, check_url, host_allowed
 from radpacs.apps.tokens import issue_app_token
+from radpacs.archive import Archive
+from radpacs.archive.apps import AppRun, AppStore
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cli import app as cli
 from radpacs.client import AsyncRadpacsClient, RadpacsClient
 from radpacs.client.apps import AnalysisRequest
-from radpacs.errors import AuthenticationError, InvalidInput
+from radpacs.errors import AuthenticationError, Conflict, InvalidInput
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
@@ -486,3 +488,27 @@ def test_client_and_command_line(pacs: Pacs, tiny_app: TinyApp) -> None:
     assert {a["name"] for a in json.loads(done.output)} >= {"by-cli", "by-client"}
     refused = runner.invoke(cli, ["apps", "register", "x", "http://10.9.9.9/", *common])
     assert refused.exit_code != 0 and "not allowed" in refused.output
+
+
+def test_registry_and_results_on_each_database(archive: Archive) -> None:
+    """The app and app_run tables (migration 0011) on SQLite and PostgreSQL: names unique,
+    changes kept, the first completed result kept once."""
+    store = AppStore(archive.engine)
+    spec = AppSpec(name="ct-lungs", url="http://127.0.0.1:9/x", modalities=["ct"])
+    added = store.add(spec.record("ana"))
+    assert added.modalities == ["CT"] and added.created_by == "ana" and added.created_at
+    with pytest.raises(Conflict):
+        store.add(spec.record("bob"))
+    changed = store.update(AppUpdate(enabled=False, body_parts=["chest"]).apply(added))
+    assert not changed.enabled and changed.body_parts == ["CHEST"] and changed.url == spec.url
+    run = store.add_run(
+        AppRun(
+            "2.25.9", "2.25.10", "ct-lungs", "1.2", ["1.2.3"], "on-demand", "", "ana", "", "", []
+        )
+    )
+    kept, recorded = store.keep_result(run.workitem_uid, '{"a": 1}', "d1", [])
+    again, second = store.keep_result(run.workitem_uid, '{"a": 2}', "d2", [])
+    assert recorded and not second and again.result_json == '{"a": 1}' == kept.result_json
+    assert [r.workitem_uid for r in store.runs(app="ct-lungs", study_uid="1.2")] == ["2.25.9"]
+    store.remove("ct-lungs")
+    assert store.find("ct-lungs") is None and store.find_run("2.25.9") is not None
