@@ -213,13 +213,14 @@ def _first(item: dict[str, Any], tag: str) -> Any:
 
 
 _WARNING_TEXT = re.compile(r'^\s*\d{3}\s+\S+\s+"(.*)"')
+_QUOTED_PAIR = re.compile(r"\\(.)")  # RFC 7230 3.2.6: a backslash escapes the next character
 
 
 def _warnings_by_uid(response: httpx.Response) -> dict[str, str]:
     found: dict[str, str] = {}
     for header in response.headers.get_list("warning"):
         match = _WARNING_TEXT.match(header)
-        text = match.group(1) if match else header
+        text = _QUOTED_PAIR.sub(r"\1", match.group(1)) if match else header
         uid, sep, message = text.partition(": ")
         if sep:
             found.setdefault(uid.strip(), message.strip())

@@ -39,6 +39,7 @@ from radpacs.archive.workitems import (
     WorkitemStore,
 )
 from radpacs.dicom.json import attribute
+from radpacs.dicomweb.responses import warning_header
 from radpacs.errors import InvalidInput, RadpacsError
 from radpacs.http.audit import note_audit
 from radpacs.http.deps import AppsDep, ArchiveDep, JobsDep, dicomweb_root, event_channels
@@ -52,19 +53,12 @@ _DICOM_JSON = "application/dicom+json"
 _RESERVED = {"token", "limit", "offset", "includefield", "fuzzymatching"}
 
 
-def _warning(reason: str) -> str:
-    """A Warning header value (RFC 7234 5.5): printable ASCII, other characters, quotes and
-    backslashes escaped (a path may carry anything, and a header may not)."""
-    text = " ".join(reason.split()).encode("ascii", "backslashreplace").decode("ascii")
-    text = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
-    text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'299 radpacs "{text}"'
-
-
 def _refusal(error: RadpacsError) -> JSONResponse:
     reason = " ".join(str(error).split())
     return JSONResponse(
-        {"detail": reason}, status_code=status_for(error), headers={"Warning": _warning(reason)}
+        {"detail": reason},
+        status_code=status_for(error),
+        headers={"Warning": warning_header(reason)},
     )
 
 
@@ -124,7 +118,7 @@ async def create_workitem(request: Request, archive: ArchiveDep) -> Response:
         location = f"{dicomweb_root(request)}/workitems/{created}"
         headers = {"Location": location, "Content-Location": location}
         if modified:
-            headers["Warning"] = _warning("The UPS was created with modifications.")
+            headers["Warning"] = warning_header("The UPS was created with modifications.")
         await publish(
             request, store, [Event(created, STATE_REPORT, {STATE: attribute("CS", "SCHEDULED")})]
         )
@@ -193,7 +187,7 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
         after = await run_in_threadpool(store.state, uid)
         note_audit(request, detail=f"workitem {uid}: {before} -> {after}")
         await publish(request, store, events)
-        headers = {"Warning": _warning(warning)} if warning else None
+        headers = {"Warning": warning_header(warning)} if warning else None
         return Response(status_code=200, headers=headers)
 
     return await _guarded(run)
