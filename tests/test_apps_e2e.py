@@ -67,12 +67,17 @@ def app(tmp_path: Path) -> Iterator[ExampleApp]:
 
 
 def _completed(http: httpx.Client, uid: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        analysis: dict[str, Any] = http.get(f"/api/apps/analyses/{uid}").json()
-        assert analysis["state"] not in ("CANCELED",), analysis
-        return analysis if analysis["state"] == "COMPLETED" else None
+    last: list[dict[str, Any]] = [{}]
 
-    found: dict[str, Any] = wait_for(probe, f"analysis {uid} COMPLETED")
+    def probe() -> dict[str, Any] | None:
+        last[0] = http.get(f"/api/apps/analyses/{uid}").json()
+        assert last[0]["state"] != "CANCELED", last[0]
+        return last[0] if last[0]["state"] == "COMPLETED" else None
+
+    try:
+        found: dict[str, Any] = wait_for(probe, f"analysis {uid} COMPLETED")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the analysis: {last[0]}") from None
     return found
 
 
