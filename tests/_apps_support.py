@@ -36,6 +36,7 @@ def blob_series(study_uid: str | None = None) -> list[Dataset]:
     datasets = make_series(array, spacing=(1.0, 1.0, 5.0), study_uid=study_uid, shuffle=False)
     for ds in datasets:
         ds.PatientName, ds.PatientID = "App^Test", "APP-1"
+        ds.WindowCenter, ds.WindowWidth = 300, 1200  # the ball light grey, the body darker
     return datasets
 
 

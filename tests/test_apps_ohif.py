@@ -1,10 +1,10 @@
 """OHIF draws the regions of an app's result: the SR that radpacs.apps.to_dicom writes.
 
 A 5-slice CT with a bright square and the regions SR of a JSON result outlining that square
-(a POLYGON) and marking its centre (a POINT) are stored by STOW-RS on a live ``radpacs
-serve`` (auth off). Headless Chromium opens the study in OHIF, double-clicks the SR display
-set, and checks on viewport screenshots that coloured annotation pixels appeared over the
-square, and that no radpacs request answered 4xx/5xx.
+(a 16-corner POLYGON), with a CIRCLE, an ELLIPSE, a 2-point POLYLINE and a POINT inside, are
+stored by STOW-RS on a live ``radpacs serve`` (auth off). Headless Chromium opens the study
+in OHIF, double-clicks the SR display set, and checks on viewport screenshots that coloured
+annotation pixels appeared around the square, and that no radpacs request answered 4xx/5xx.
 
 Same peers as tests/test_web_overlays.py. Screenshots go to test-artifacts/web/app-sr*.png.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,12 +57,26 @@ def sr_study() -> tuple[str, list[Dataset], Dataset]:
         ds.WindowCenter, ds.WindowWidth = 300, 1200
     middle = sorted(datasets, key=lambda ds: float(ds.ImagePositionPatient[2]))[2]
     image = ImageRef(sop_instance_uid=str(middle.SOPInstanceUID))
-    outline = [(low, low), (high, low), (high, high), (low, high)]
+    centre, radius = (low + high) / 2, (high - low) / 2
+    outline = [
+        (centre + radius * math.cos(k * math.pi / 8), centre + radius * math.sin(k * math.pi / 8))
+        for k in range(16)
+    ]  # a 16-gon touching the square's sides
+    regions = [
+        (GraphicType.POLYGON, outline),
+        (GraphicType.CIRCLE, [(centre, centre), (centre, centre + 6)]),
+        (
+            GraphicType.ELLIPSE,
+            [(centre - 8, centre), (centre + 8, centre), (centre, 29), (centre, 35)],
+        ),
+        (GraphicType.POLYLINE, [(centre - 4, centre - 4), (centre + 4, centre + 4)]),
+        (GraphicType.POINT, [(centre, centre)]),
+    ]
     result = AnalysisResult(
         status=ResultStatus.COMPLETED,
         regions=[
-            Region(label="blob", graphic_type=GraphicType.POLYGON, image=image, points=outline),
-            Region(label="centre", graphic_type=GraphicType.POINT, image=image, points=[(32, 32)]),
+            Region(label=kind.value.lower(), graphic_type=kind, image=image, points=points)
+            for kind, points in regions
         ],
     )
     [sr] = result_datasets(result, datasets, app_name="ohif-test", workitem_uid="2.25.99")
@@ -69,11 +84,11 @@ def sr_study() -> tuple[str, list[Dataset], Dataset]:
 
 
 def open_sr_in_ohif(
-    browser: Any, sync_api: Any, url: str, failures: list[str]
-) -> tuple[Any, npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """Open the study in OHIF on a new page and load the SR display set; the page and the
-    viewport pixels before (the CT) and after (the CT with the SR drawn)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page: Any, sync_api: Any, url: str, failures: list[str], description: str
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """Open the study in OHIF on ``page`` and load the SR display set whose thumbnail shows
+    ``description``; the viewport pixels before (the CT) and after (the SR drawn over it).
+    Responses with 4xx/5xx are added to ``failures``."""
     page.on(
         "response",
         lambda r: (
@@ -84,16 +99,16 @@ def open_sr_in_ohif(
     page.wait_for_selector("canvas.cornerstone-canvas", timeout=60_000)
     pane = page.locator('[data-cy="viewport-pane"]').first
     deadline = time.monotonic() + 60
-    while (_pixels(pane.screenshot()).min(axis=2) > 150).sum() < 500:
+    while (_pixels(pane.screenshot()).max(axis=2) > 50).sum() < 5000:  # the CT is drawn
         assert time.monotonic() < deadline, "OHIF did not draw the CT series"
         time.sleep(0.3)
     tour = page.get_by_text("Skip all")
     if tour.count():
         tour.first.click()
     before = _pixels(pane.screenshot())
-    thumbnail = page.locator('[data-cy="study-browser-thumbnail-no-image"]', has_text="SR")
-    sync_api.expect(thumbnail).to_have_count(1, timeout=30_000)
-    thumbnail.dblclick()
+    thumbnail = page.locator('[data-cy="study-browser-thumbnail-no-image"]', has_text=description)
+    sync_api.expect(thumbnail.first).to_be_visible(timeout=30_000)
+    thumbnail.first.dblclick()
     accept = page.get_by_role("button", name="Yes")  # some versions ask to track
     with contextlib.suppress(sync_api.TimeoutError):
         accept.first.click(timeout=5_000)
@@ -102,7 +117,7 @@ def open_sr_in_ohif(
     while _coloured(after).sum() - _coloured(before).sum() < 100 and time.monotonic() < deadline:
         time.sleep(0.3)
         after = _pixels(pane.screenshot())
-    return page, before, after
+    return before, after
 
 
 def test_ohif_draws_the_regions_of_an_app_result(server: LiveServer) -> None:
@@ -121,7 +136,8 @@ def test_ohif_draws_the_regions_of_an_app_result(server: LiveServer) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             failures: list[str] = []
-            page, before, after = open_sr_in_ohif(browser, sync_api, url, failures)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            before, after = open_sr_in_ohif(page, sync_api, url, failures, "ohif-test regions")
             page.screenshot(path=str(ARTIFACTS / "app-sr.png"))
             new = _coloured(after) & ~_coloured(before)
             radpacs_errors = [f for f in failures if server.url in f]
