@@ -220,6 +220,10 @@ def test_allowed_hosts_rules() -> None:
     for bad in ("ftp://127.0.0.1/x", "file:///etc/passwd", "http://user:pw@127.0.0.1/x"):
         with pytest.raises(InvalidInput):
             check_url(bad, [])
+    assert load_settings(apps_allowed_hosts=[" GPU1.lab"]).apps_allowed_hosts == ["gpu1.lab"]
+    for wildcard in ("*", "http://gpu1.lab/"):
+        with pytest.raises(ValueError, match="apps_allowed_hosts"):
+            load_settings(apps_allowed_hosts=[wildcard])
 
 
 def test_registration_refuses_hosts_not_allowed(pacs: Pacs) -> None:
