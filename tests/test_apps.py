@@ -28,7 +28,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from _dciodvfy import dciodvfy_errors
-from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
+from conftest import LiveServer, free_port, make_ct, multipart, split_multipart, to_bytes
 from radpacs.apps.registry import AppSpec, AppUpdate, check_url, host_allowed
 from radpacs.apps.service import AppService
 from radpacs.apps.tokens import issue_app_token
@@ -43,8 +43,9 @@ from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
-APP_PORT = 22001  # this developer's port base is 22000
-DOWN_PORT = 22002  # nothing listens here
+# free ports, not fixed ones: two runs of this file at once (a developer and CI) must not clash
+APP_PORT = free_port()
+DOWN_PORT = free_port()  # nothing listens here
 WAIT = 90.0  # a loaded machine starts the job worker slowly
 
 
