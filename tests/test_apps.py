@@ -242,13 +242,14 @@ def test_on_demand_app_reads_with_its_token_and_completes(pacs: Pacs, tiny_app: 
     assert tiny_app.reads == [200] and tiny_app.posted == [200]
     assert done["result"]["display_text"] == "1 finding"
     # the result is in the study as DICOM SR (radpacs.apps.to_dicom), valid by dciodvfy
-    [sr_series] = done["result_series"]
-    found = pacs.http.get(f"/dicom-web/studies/{study}/series/{sr_series}/instances").json()
-    assert {m["00080060"]["Value"][0] for m in found} == {"SR"} and len(found) == 2
-    for match in found:
+    assert len(done["result_series"]) == 2  # the regions SR and the findings SR
+    for sr_series in done["result_series"]:
+        instances = f"/dicom-web/studies/{study}/series/{sr_series}/instances"
+        [match] = pacs.http.get(instances).json()
+        assert match["00080060"]["Value"][0] == "SR"
         sop = match["00080018"]["Value"][0]
         part = pacs.http.get(
-            f"/dicom-web/studies/{study}/series/{sr_series}/instances/{sop}",
+            f"{instances}/{sop}",
             headers={"Accept": 'multipart/related; type="application/dicom"'},
         )
         assert part.status_code == 200
