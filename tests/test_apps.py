@@ -29,13 +29,17 @@ from typer.testing import CliRunner
 
 from _dciodvfy import dciodvfy_errors
 from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
-from radpacs.apps.registry import check_url, host_allowed
+from radpacs.apps.registry import AppSpec, AppUpdate, check_url, host_allowed
+from radpacs.apps.service import AppService
 from radpacs.apps.tokens import issue_app_token
+from radpacs.archive import Archive
+from radpacs.archive.apps import AppRun, AppStore
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cli import app as cli
 from radpacs.client import AsyncRadpacsClient, RadpacsClient
 from radpacs.client.apps import AnalysisRequest
-from radpacs.errors import AuthenticationError, InvalidInput
+from radpacs.errors import AuthenticationError, Conflict, InvalidInput
+from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
@@ -65,6 +69,8 @@ class TinyApp:
         mode = request.path_params["mode"]
         if mode == "garbage":
             return PlainTextResponse("\x00\x01 not an answer", status_code=418)
+        if mode == "redirect":  # to an address the allowed hosts would refuse
+            return Response(status_code=307, headers={"Location": "http://10.1.2.3/steal"})
         if mode == "hang":
             await _sleep(5)
             return Response(status_code=202)
@@ -244,12 +250,11 @@ def test_on_demand_app_reads_with_its_token_and_completes(pacs: Pacs, tiny_app: 
     # the result is in the study as DICOM SR (radpacs.apps.to_dicom), valid by dciodvfy
     assert len(done["result_series"]) == 2  # the regions SR and the findings SR
     for sr_series in done["result_series"]:
-        instances = f"/dicom-web/studies/{study}/series/{sr_series}/instances"
-        [match] = pacs.http.get(instances).json()
-        assert match["00080060"]["Value"][0] == "SR"
-        sop = match["00080018"]["Value"][0]
+        found = pacs.http.get(f"/dicom-web/studies/{study}/series/{sr_series}/instances").json()
+        assert [m["00080060"]["Value"][0] for m in found] == ["SR"]
+        sop = found[0]["00080018"]["Value"][0]
         part = pacs.http.get(
-            f"{instances}/{sop}",
+            f"/dicom-web/studies/{study}/series/{sr_series}/instances/{sop}",
             headers={"Accept": 'multipart/related; type="application/dicom"'},
         )
         assert part.status_code == 200
@@ -371,6 +376,7 @@ def test_an_expired_token_is_refused(pacs: Pacs) -> None:
         ("down", DOWN_PORT, 5.0, "unreachable"),
         ("garbage", APP_PORT, 5.0, "HTTP 418"),
         ("hang", APP_PORT, 1.0, "did not answer within 1 s"),
+        ("redirect", APP_PORT, 5.0, "answered a redirect (307), not followed"),
     ],
 )
 def test_delivery_faults_end_canceled_with_the_reason(
@@ -487,3 +493,47 @@ def test_client_and_command_line(pacs: Pacs, tiny_app: TinyApp) -> None:
     assert {a["name"] for a in json.loads(done.output)} >= {"by-cli", "by-client"}
     refused = runner.invoke(cli, ["apps", "register", "x", "http://10.9.9.9/", *common])
     assert refused.exit_code != 0 and "not allowed" in refused.output
+
+
+def test_registry_and_results_on_each_database(archive: Archive) -> None:
+    """The app and app_run tables (migration 0011) on SQLite and PostgreSQL: names unique,
+    changes kept, the first completed result kept once."""
+    store = AppStore(archive.engine)
+    spec = AppSpec(name="ct-lungs", url="http://127.0.0.1:9/x", modalities=["ct"])
+    added = store.add(spec.record("ana"))
+    assert added.modalities == ["CT"] and added.created_by == "ana" and added.created_at
+    with pytest.raises(Conflict):
+        store.add(spec.record("bob"))
+    changed = store.update(AppUpdate(enabled=False, body_parts=["chest"]).apply(added))
+    assert not changed.enabled and changed.body_parts == ["CHEST"] and changed.url == spec.url
+    run = store.add_run(
+        AppRun(
+            "2.25.9", "2.25.10", "ct-lungs", "1.2", ["1.2.3"], "on-demand", "", "ana", "", "", []
+        )
+    )
+    kept, recorded = store.keep_result(run.workitem_uid, '{"a": 1}', "d1", [])
+    again, second = store.keep_result(run.workitem_uid, '{"a": 2}', "d2", [])
+    assert recorded and not second and again.result_json == '{"a": 1}' == kept.result_json
+    assert [r.workitem_uid for r in store.runs(app="ct-lungs", study_uid="1.2")] == ["2.25.9"]
+    store.remove("ct-lungs")
+    assert store.find("ct-lungs") is None and store.find_run("2.25.9") is not None
+
+
+def test_one_arrival_makes_one_analysis_whatever_sees_it(tmp_path: Path) -> None:
+    """Two server processes hear the same arrival: the workitem UID is derived from (app,
+    study, series), so the second trigger is a Conflict, not a second analysis."""
+    settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
+    with Archive.from_settings(settings) as archive:
+        jobs = Jobs(settings, archive)
+        try:
+            study, series = "1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72"
+            archive.store_many([to_bytes(make_ct(study, series))])
+            apps = AppService(settings, archive, jobs)
+            apps.register(AppSpec(name="once", url=url("auto"), trigger="on-arrival"), "root")
+            first = apps.submit("once", study, series)
+            with pytest.raises(Conflict):
+                AppService(settings, archive, jobs).submit("once", study, series)
+            assert [r.workitem_uid for r in apps.store.runs("once")] == [first.workitem_uid]
+            assert first.trigger == "on-arrival" and first.series_uids == [series]
+        finally:
+            jobs.close()
