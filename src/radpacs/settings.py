@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
     workers: int | None = Field(default=None, ge=1)  # None: see resolved_workers
+    keep_alive_timeout: int = Field(default=75, ge=1)  # idle s before a connection closes
     # state shared by several API processes and machines (docs/deploy.md); None: in-process
     redis_url: str | None = None
     api_enabled: bool = True  # the REST API under /api (health, login and sessions stay)

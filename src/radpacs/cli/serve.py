@@ -116,6 +116,7 @@ def serve(
             log_level=settings.log_level,
             log_config=logging_config(settings),
             **proxy_options(settings),
+            **connection_options(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -132,10 +133,21 @@ def serve(
             log_level=settings.log_level,
             log_config=logging_config(settings, per_process=True),
             **proxy_options(settings),
+            **connection_options(settings),
         )
     finally:
         if close_dimse is not None:
             close_dimse()
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's keep-alive timeout: ``keep_alive_timeout`` (75 s, nginx's default).
+
+    uvicorn's own 5 s, with uvloop (whose loop runs due timers before it reads sockets), let
+    a loop held up for 5 s under load close connections whose next request had already
+    arrived, and clients got resets (bench/README.md, Load test).
+    """
+    return {"timeout_keep_alive": settings.keep_alive_timeout}
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:
