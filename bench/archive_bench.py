@@ -515,27 +515,72 @@ def stow_worker(
     root: str,
     work: queue.Queue[tuple[str, bytes]],
     statuses: list[tuple[int, bool]],
+    connection_mode: str = "keep-alive",
 ) -> None:
     """Send STOW batches from the queue until it is empty, recording (status, failed).
 
-    A transport error (connection reset, timeout) is recorded as status 0.
+    connection_mode `curl`: each batch is one `curl` process (curl 7.x sends `Expect:
+    100-continue` first); `new`: every request says `Connection: close`, so each batch opens a new
+    TCP connection on the same client; `new-client`: each batch is sent by a new httpx.Client
+    (a new connection, and the client's own set-up, as `httpx.post()` or `requests.post()`
+    without a session). A transport error (connection reset, timeout) is recorded as status 0.
     """
+    connection = {"Connection": "close"} if connection_mode != "keep-alive" else {}
+    new_client_per_batch = connection_mode == "new-client"
     with client:
         while True:
             try:
                 content_type, body = work.get_nowait()
             except queue.Empty:
                 return
+            headers = {"Content-Type": content_type, "Accept": DICOM_JSON, **connection}
             try:
-                response = client.post(
-                    f"{root}/studies",
-                    content=body,
-                    headers={"Content-Type": content_type, "Accept": DICOM_JSON},
-                )
+                if connection_mode == "curl":
+                    statuses.append(curl_stow(f"{root}/studies", content_type, body))
+                    continue
+                if new_client_per_batch:  # as httpx.post() or requests.post() without a session
+                    with httpx.Client(timeout=client.timeout, headers=client.headers) as fresh:
+                        response = fresh.post(f"{root}/studies", content=body, headers=headers)
+                else:
+                    response = client.post(f"{root}/studies", content=body, headers=headers)
             except httpx.TransportError:
                 statuses.append((0, True))
                 continue
             statuses.append((response.status_code, stow_has_failures(response)))
+
+
+def curl_stow(url: str, content_type: str, body: bytes) -> tuple[int, bool]:
+    """POST one STOW body with a new curl process; (status, answer lists failures)."""
+    answer = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            "--data-binary",
+            "@-",
+            "-H",
+            f"Content-Type: {content_type}",
+            "-H",
+            f"Accept: {DICOM_JSON}",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ],
+        input=body,
+        capture_output=True,
+        timeout=REQUEST_TIMEOUT_S,
+        check=False,
+    )
+    text, _, status = answer.stdout.rpartition(b"\n")
+    if answer.returncode or not status.isdigit():
+        return 0, True
+    try:
+        payload = json.loads(text) if text else {}
+    except ValueError:
+        payload = {}
+    failed = isinstance(payload, dict) and bool(payload.get("00081198", {}).get("Value"))
+    return int(status), failed
 
 
 def count_stored_instances(client: httpx.Client, root: str, corpus: Corpus) -> int:
@@ -551,7 +596,12 @@ def count_stored_instances(client: httpx.Client, root: str, corpus: Corpus) -> i
 
 
 def measure_stow(
-    root: str, corpus: Corpus, batch_size: int, clients: int, accept_encoding: str
+    root: str,
+    corpus: Corpus,
+    batch_size: int,
+    clients: int,
+    accept_encoding: str,
+    connection_mode: str = "keep-alive",
 ) -> StowResult:
     """STOW the corpus in batches with concurrent clients; instances/s over wall time."""
     batches = stow_batches(corpus, batch_size)
@@ -562,7 +612,7 @@ def measure_stow(
     threads = [
         threading.Thread(
             target=stow_worker,
-            args=(new_client(accept_encoding), root, work, statuses),
+            args=(new_client(accept_encoding), root, work, statuses, connection_mode),
             daemon=True,
         )
         for _ in range(clients)
@@ -785,8 +835,19 @@ def run_suite(server: Server, corpus: Corpus, args: argparse.Namespace) -> Serve
     result.stow = attempt(
         result,
         f"STOW {len(corpus.instances)} instances",
-        lambda: measure_stow(root, corpus, args.batch, args.clients, args.accept_encoding),
+        lambda: measure_stow(
+            root,
+            corpus,
+            args.batch,
+            args.clients,
+            args.accept_encoding,
+            args.stow_connection,
+        ),
     )
+    if args.stow_only:
+        result.background_cpu_after = background_cpu(server.name, "after")
+        result.warnings = consistency_warnings(result, corpus)
+        return result
     with new_client(args.accept_encoding) as client:
         result.qido_studies = attempt(
             result,
@@ -975,6 +1036,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch", type=int, default=10, help="instances per STOW request")
     p.add_argument("--clients", type=int, default=4, help="concurrent STOW clients")
+    p.add_argument(
+        "--stow-connection",
+        choices=["keep-alive", "new", "new-client", "curl"],
+        default="keep-alive",
+        help="STOW clients keep their connection, open a new one per batch (new), or use a "
+        "new httpx.Client per batch (new-client), or run one curl per batch (curl)",
+    )
+    p.add_argument("--stow-only", action="store_true", help="measure STOW only")
     p.add_argument("--qido-repeats", type=int, default=50, help="timed QIDO requests per query")
     p.add_argument("--retrieve-rounds", type=int, default=3, help="timed retrieves of every study")
     p.add_argument("--workers", type=int, default=1, help="radpacs server worker processes")

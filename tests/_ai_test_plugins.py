@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from radpacs.ai.interface import Accepts, ModelResult, Progress, SeriesInput, Task
 
 
@@ -36,3 +38,12 @@ class HangModel(_Base):
     def run(self, series: SeriesInput, progress: Progress, p: Mapping[str, Any]) -> ModelResult:
         while True:
             time.sleep(0.2)
+
+
+class EmptyModel(_Base):
+    """Finds nothing at once: a job that succeeds without building a result object."""
+
+    name = "test-empty"
+
+    def run(self, series: SeriesInput, progress: Progress, p: Mapping[str, Any]) -> ModelResult:
+        return ModelResult(np.zeros(series.volume.array.shape, dtype=np.uint8), {})

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -19,6 +20,16 @@ from radpacs.app import create_app
 from radpacs.settings import load_settings
 
 USER = ("alice", "wonderland")  # a real account, created in the test server's index
+
+
+def isolate_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the client's config folder into ``tmp_path`` and drop the server, token and
+    password the environment may carry; the folder (what ``user_config`` fixtures return)."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("RADPACS_CONFIG_DIR", str(folder))
+    for name in ("RADPACS_URL", "RADPACS_TOKEN", "RADPACS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
 
 
 class ScriptedServer:

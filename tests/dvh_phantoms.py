@@ -29,6 +29,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 FloatArray = npt.NDArray[np.float64]
 AXES = {"x": 0, "y": 1, "z": 2}
 FRAME_OF_REFERENCE = "1.2.826.0.1.3680043.8.498.1"
+PLAN_GRID = {"origin": (-24.0, -24.0, -24.0), "spacing": (2.0, 2.0, 2.0), "shape": (25, 25, 25)}
+"""A small dose grid (rtdose_dataset keywords) around the origin, for the stored-plan tests."""
 
 
 @dataclass(frozen=True)

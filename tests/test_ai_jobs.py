@@ -4,6 +4,7 @@ cancel, restart with queued jobs, on the SQLite queue and on Redis."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import uuid
@@ -29,10 +30,13 @@ def ai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     path = os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p)
     monkeypatch.setenv("PYTHONPATH", path)
     monkeypatch.setenv(
-        "RADPACS_AI_PLUGINS", '["_ai_test_plugins:CrashModel", "_ai_test_plugins:HangModel"]'
+        "RADPACS_AI_PLUGINS",
+        json.dumps([f"_ai_test_plugins:{m}" for m in ("CrashModel", "HangModel", "EmptyModel")]),
     )
     monkeypatch.setenv("RADPACS_AI_RETRY_DELAY", "0.2")
-    monkeypatch.setenv("RADPACS_AI_JOB_TIMEOUT", "12")
+    # Generous: a job's time includes its process start and imports, many seconds on a busy
+    # machine; a short timeout failed (and re-ran) normal jobs. The hang test sets its own.
+    monkeypatch.setenv("RADPACS_AI_JOB_TIMEOUT", "300")
 
 
 @pytest.fixture
@@ -103,14 +107,8 @@ def test_segmentation_flow_stores_seg_rtstruct_and_measurements(server: LiveServ
 
 
 def test_xray_flow_one_sr_per_radiograph(server: LiveServer) -> None:
-    study = pydicom.uid.generate_uid()
-    images = []
-    ramp = np.linspace(0.0, 1.0, 64 * 64).reshape(1, 64, 64)
-    for low, high in ((100, 1500), (6000, 26000), (20000, 40000)):
-        array = np.clip(low + ramp * (high - low), 0, 32767).astype(np.int16)
-        [ds] = make_series(array, study_uid=study, modality="DX")
-        ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 15, 14
-        images.append(ds)
+    images = _radiographs()
+    study = images[0].StudyInstanceUID
     _store(server.url, images)
     response = httpx.post(
         f"{server.url}/api/ai/jobs", json={"model": "xray-exposure", "study": study}
@@ -130,8 +128,17 @@ def test_xray_flow_one_sr_per_radiograph(server: LiveServer) -> None:
 
 
 def test_a_crashing_job_is_retried_then_fails_and_a_hanging_one_times_out(
-    server: LiveServer,
+    tmp_path: Path, ai_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RADPACS_AI_JOB_TIMEOUT", "12")
+    server = LiveServer(tmp_path / "live").start()
+    try:
+        _crash_and_hang(server)
+    finally:
+        server.stop()
+
+
+def _crash_and_hang(server: LiveServer) -> None:
     datasets, _ = _ct_series()
     _store(server.url, datasets)
     study = datasets[0].StudyInstanceUID
@@ -146,8 +153,9 @@ def test_a_crashing_job_is_retried_then_fails_and_a_hanging_one_times_out(
     assert "exit code 3" in crashed["error"]
     hung = _wait(server.url, hang["id"], {"failed", "succeeded"})
     assert hung["state"] == "failed" and "timed out" in hung["error"]
-    # the worker survived both: a normal job still runs
-    ok = httpx.post(f"{server.url}/api/ai/jobs", json={**SEGMENT, "study": study}).json()
+    # the worker survived both: a normal job still runs (one that needs no 12 s on a busy machine)
+    quick = {"model": "test-empty", "study": study}
+    ok = httpx.post(f"{server.url}/api/ai/jobs", json=quick).json()
     assert _wait(server.url, ok["id"], {"succeeded", "failed"})["state"] == "succeeded"
 
 
@@ -199,3 +207,57 @@ def test_jobs_queued_before_a_restart_run_after_it(
         assert done["state"] == "succeeded", done["error"]
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "xray"])
+def test_a_retried_attempt_stores_the_results_of_its_job_once(tmp_path: Path, kind: str) -> None:
+    """Attempt 1 stores its results, then "dies" before it records success (a timeout, a
+    killed worker); attempt 2 runs the whole job again: the study holds one set."""
+    from radpacs.ai.execute import KIND, run_ai_job
+    from radpacs.archive import Archive
+    from radpacs.archive.jobs import JobStore
+    from radpacs.jobs.registry import JobContext
+    from radpacs.settings import load_settings
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    if kind == "segmentation":
+        datasets, _ = _ct_series()
+        request: dict[str, Any] = dict(SEGMENT)
+    else:
+        datasets, request = _radiographs(), {"model": "xray-exposure"}
+    study = str(datasets[0].StudyInstanceUID)
+    with Archive.from_settings(settings) as archive:
+        archive.store_many([to_bytes(ds) for ds in datasets])
+        store = JobStore(archive.engine)
+        job, _ = store.submit(KIND, {**request, "study": study}, study_uid=study)
+        outcomes = []
+        for attempt in (1, 2):
+            claimed = store.claim(job.id)
+            assert claimed is not None and claimed.attempts == attempt
+            outcomes.append(run_ai_job(JobContext(claimed, settings, archive, store)))
+            if attempt == 1:  # it died: the worker records a failed attempt, retried at once
+                store.fail(job.id, "the job process died", retry_in=0.0, attempt=1)
+        first, second = (o.result["result_series"] for o in outcomes)
+        assert first == second  # the same series and instances, not a second set
+        results = [f for f in archive.instance_files(study) if f.sop_uid not in _uids(datasets)]
+        assert sorted(f.sop_uid for f in results) == sorted(
+            uid for entry in first for uid in entry["instances"]
+        )
+        assert len(results) == 3  # three SRs; or a SEG, an RTSTRUCT and an SR
+
+
+def _uids(datasets: list[pydicom.Dataset]) -> set[str]:
+    return {str(ds.SOPInstanceUID) for ds in datasets}
+
+
+def _radiographs() -> list[pydicom.Dataset]:
+    """Three DX images of one study: under-, adequately and over-exposed."""
+    study = pydicom.uid.generate_uid()
+    images = []
+    ramp = np.linspace(0.0, 1.0, 64 * 64).reshape(1, 64, 64)
+    for low, high in ((100, 1500), (6000, 26000), (20000, 40000)):
+        array = np.clip(low + ramp * (high - low), 0, 32767).astype(np.int16)
+        [ds] = make_series(array, study_uid=study, modality="DX")
+        ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 15, 14
+        images.append(ds)
+    return images

@@ -261,6 +261,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/api/instances/{sop_uid}/qc"): ("read", OK | MISSING),  # after the DELETEs: 404
     ("GET", "/api/qc"): ("read", OK),
     ("GET", "/api/qc/studies"): ("read", OK),
+    ("POST", "/api/apps"): ("manage", NO_BODY),
+    ("GET", "/api/apps"): ("read", OK),
+    ("GET", "/api/apps/{name}"): ("read", MISSING),
+    ("PATCH", "/api/apps/{name}"): ("manage", NO_BODY | MISSING),
+    ("DELETE", "/api/apps/{name}"): ("manage", MISSING),
+    ("POST", "/api/apps/{name}/analyses"): ("store", NO_BODY),
+    ("GET", "/api/apps/analyses"): ("read", OK),
+    ("GET", "/api/apps/analyses/{uid}"): ("read", MISSING),
+    ("DELETE", "/api/apps/analyses/{uid}"): ("store", MISSING),
+    ("POST", "/api/apps/analyses/{uid}/result"): ("store", NO_BODY),
 }
 
 

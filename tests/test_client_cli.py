@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from _client_support import USER, radpacs_with_account
+from _client_support import USER, isolate_user_config, radpacs_with_account
 from _deid_support import RT_WORKSHOP
 from conftest import LiveServer, make_ct, to_bytes
 from radpacs.cli import dvh as dvh_cli
@@ -29,11 +29,7 @@ RADPACS = Path(sys.executable).with_name("radpacs")
 @pytest.fixture(autouse=True)
 def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config folder of the test's own; no server or token from the environment."""
-    folder = tmp_path / "config"
-    monkeypatch.setenv("RADPACS_CONFIG_DIR", str(folder))
-    for name in ("RADPACS_URL", "RADPACS_TOKEN", "RADPACS_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    return isolate_user_config(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from _client_support import isolate_user_config
 from _followup_support import PATIENT_ID, visit_seg, wait_for_patient
 from conftest import LiveServer, multipart, to_bytes
 from radpacs.cli.followup import register
@@ -20,11 +21,8 @@ from radpacs.client import RadpacsClient
 
 @pytest.fixture(autouse=True)
 def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("RADPACS_CONFIG_DIR", str(folder))
-    for name in ("RADPACS_URL", "RADPACS_TOKEN", "RADPACS_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    """A config folder of the test's own; no server or token from the environment."""
+    return isolate_user_config(tmp_path, monkeypatch)
 
 
 def test_followup_commands(live_server: LiveServer, tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from pydicom import Dataset
+from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
 from conftest import LiveServer, make_ct, multipart, to_bytes
@@ -41,6 +43,31 @@ def test_store_sets_reads_and_lists(archive: Archive) -> None:
     assert {r.sop_uid for r in store.search(QcStatus.FAILED, "1.2")} == {"1.2.3.4", "1.2.3.5"}
     assert [r.sop_uid for r in store.search(QcStatus.PASSED)] == []
     assert store.summary(["1.2", "9.9", "0.0"]) == {"1.2": {"failed": 2}, "9.9": {"failed": 1}}
+
+
+def test_deleting_an_instance_series_or_study_deletes_its_statuses(
+    archive: Archive, ct_factory: Callable[..., Dataset]
+) -> None:
+    study = generate_uid()
+    series = [generate_uid(), generate_uid()]
+    datasets = [ct_factory(study, s, generate_uid()) for s in series for _ in range(2)]
+    archive.store_many([to_bytes(ds) for ds in datasets])
+    store = QualityControlStore(archive.engine)
+    for ds in datasets:
+        store.set(study, ds.SeriesInstanceUID, ds.SOPInstanceUID, QcStatus.FAILED, "", "ana")
+    store.set("9.9", "9.9.1", "9.9.1.1", QcStatus.PASSED, "", "bo")  # another study's
+
+    def left() -> set[str]:
+        return {r.sop_uid for r in store.search()}
+
+    first, second, third, fourth = (str(ds.SOPInstanceUID) for ds in datasets)
+    archive.delete(study, series[0], first)
+    assert left() == {second, third, fourth, "9.9.1.1"}
+    archive.delete(study, series[0])
+    assert left() == {third, fourth, "9.9.1.1"}
+    archive.delete(study)
+    assert left() == {"9.9.1.1"}
+    assert store.get(study, series[1], third).status is QcStatus.PENDING
 
 
 @pytest.fixture

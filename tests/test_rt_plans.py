@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import TestClient
 from dvh_phantoms import (
+    PLAN_GRID,
     LinearDose,
     box,
     refer_to_plan,
@@ -18,20 +18,14 @@ from dvh_phantoms import (
     sphere,
     to_bytes,
 )
-from radpacs.app import create_app
-from radpacs.settings import load_settings
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-GRID = {"origin": (-24.0, -24.0, -24.0), "spacing": (2.0, 2.0, 2.0), "shape": (25, 25, 25)}
+GRID = PLAN_GRID
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(load_settings(data_dir=tmp_path))) as test_client:
-        yield test_client
+def client(sqlite_client: TestClient) -> TestClient:
+    """conftest's in-process server on SQLite, under the name these tests use."""
+    return sqlite_client
 
 
 def _store(client: TestClient, *datasets: object) -> None:

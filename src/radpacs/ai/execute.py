@@ -25,8 +25,9 @@ from radpacs.ai.interface import (
     Task,
     provenance_of,
 )
+from radpacs.ai.results.uids import derived_uids
 from radpacs.archive import Archive, Level, Outcome, StoreResult, parse_query
-from radpacs.errors import InvalidInput, StorageError
+from radpacs.errors import InvalidInput, NotFound, StorageError
 from radpacs.followup.feed import FollowupService
 from radpacs.followup.jobs import store_submitter
 from radpacs.jobs.registry import JobContext, JobOutcome
@@ -114,19 +115,19 @@ def _bytes(ds: Dataset) -> bytes:
 def write_results(
     model: Model, series: SeriesInput, result: ModelResult, parameters: dict[str, Any]
 ) -> tuple[list[Dataset], dict[str, Any]]:
-    """The DICOM objects and the UI JSON of one series' result (built in memory)."""
-    from pydicom.uid import generate_uid
-
+    """The DICOM objects and the UI JSON of one series' result (built in memory); their UIDs
+    come from :func:`radpacs.ai.results.uids.new_uid` (derived inside ``derived_uids``)."""
     from radpacs.ai.results.measure import measure_region
     from radpacs.ai.results.rtstruct import build_rtstruct
     from radpacs.ai.results.seg import build_seg
     from radpacs.ai.results.sr import build_classification_sr, build_measurement_sr
+    from radpacs.ai.results.uids import new_uid
     from radpacs.ai.results.uijson import build_ui_json
 
     provenance = provenance_of(model, {**result.parameters, **parameters})
     if model.task is Task.CLASSIFICATION:
         by_uid = {str(ds.SOPInstanceUID): ds for ds in series.datasets}
-        sr_series = generate_uid()
+        sr_series = new_uid()
         objects = [
             build_classification_sr(
                 by_uid[item.sop_uid],
@@ -210,8 +211,9 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
         loaded = time.perf_counter()
         result = model.run(series, progress, parameters)
         inferred = time.perf_counter()
-        objects, series_ui = write_results(model, series, result, parameters)
-        stored = archive.store_many([_bytes(ds) for ds in objects]) if objects else []
+        with derived_uids(ctx.job.id, target):  # a retry names its results alike
+            objects, series_ui = write_results(model, series, result, parameters)
+        stored = _store_once(archive, objects)
         failed = [r for r in stored if r.outcome is Outcome.FAILED]
         if failed:
             raise StorageError(f"the archive refused a result: {failed[0].message}")
@@ -238,6 +240,29 @@ def run_ai_job(ctx: JobContext) -> JobOutcome:
     return JobOutcome(
         {"result_series": _group(results), "timings": rounded}, json.dumps({"results": ui})
     )
+
+
+def _store_once(archive: Archive, objects: Sequence[Dataset]) -> list[StoreResult]:
+    """Store a job's result objects once. Their UIDs derive from the job's id, so one already
+    indexed was stored by an earlier attempt of this job (which then timed out or died):
+    it counts as this job's result and is not stored again, whatever its timestamps."""
+    earlier: dict[int, StoreResult] = {}
+    for index, ds in enumerate(objects):
+        try:
+            study_uid, series_uid = archive.locate(sop_uid=str(ds.SOPInstanceUID))
+        except NotFound:
+            continue
+        earlier[index] = StoreResult(
+            Outcome.STORED,
+            str(ds.SOPClassUID),
+            str(ds.SOPInstanceUID),
+            study_uid,
+            series_uid,
+            message="stored by an earlier attempt of this job",
+        )
+    fresh = [_bytes(ds) for index, ds in enumerate(objects) if index not in earlier]
+    stored = iter(archive.store_many(fresh) if fresh else [])
+    return [earlier[index] if index in earlier else next(stored) for index in range(len(objects))]
 
 
 def _group(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

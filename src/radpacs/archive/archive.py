@@ -23,7 +23,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import IO, Self
 
 from pydicom import Dataset
@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from radpacs.archive.backends import open_blob_store
-from radpacs.archive.blobs import BlobStore
+from radpacs.archive.blobs import BlobData, BlobStore
 from radpacs.archive.database import create_index_engine, database_errors, migrate
 from radpacs.archive.query import Query
 from radpacs.archive.results import (
@@ -110,9 +110,10 @@ class Archive:
         self._delete_listeners.append(listener)
 
     def store_many(
-        self, payloads: Sequence[bytes], expected_study_uid: str | None = None
+        self, payloads: Sequence[BlobData], expected_study_uid: str | None = None
     ) -> list[StoreResult]:
-        """Store PS3.10 files; one result per payload, in order. Bad ones fail alone."""
+        """Store PS3.10 files (bytes, or a FileBlob for a large one: never read whole); one
+        result per payload, in order. Bad ones fail alone."""
         with database_errors("store"):
             return self._store.store_many(payloads, expected_study_uid)
 
@@ -157,6 +158,11 @@ class Archive:
         """A binary file object with the stored PS3.10 bytes."""
         return self._files.open(file)
 
+    def open_each(self, files: Sequence[InstanceFile]) -> Generator[IO[bytes]]:
+        """The stored files opened in order, the next ones read ahead from a remote store
+        (:meth:`Retrieval.open_each`); close the iterator when stopping early."""
+        return self._files.open_each(files)
+
     def read_dataset(self, sop_instance_uid: str) -> Dataset:
         """The stored instance as a pydicom Dataset; NotFound if unknown."""
         with database_errors("read"):
@@ -169,7 +175,8 @@ class Archive:
     def delete(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> int:
-        """Remove a study, series or instance: index rows first, then files. Returns the count."""
+        """Remove a study, series or instance: index rows (and quality-control statuses)
+        first, then files. Returns the count."""
         with database_errors("delete"):
             deleted = (
                 [f.sop_uid for f in self.instance_files(study_uid, series_uid, sop_uid)]

@@ -4,6 +4,7 @@ check of files against the index."""
 from __future__ import annotations
 
 import io
+from collections.abc import Generator, Sequence
 from functools import lru_cache
 from typing import IO, Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from radpacs.archive.blobs import BlobStore
 from radpacs.archive.index import Instance, Patient, Series, Study
 from radpacs.archive.metadata_codec import unpack
+from radpacs.archive.quality import QualityControlRow
 from radpacs.archive.results import CheckReport, InstanceFile
 from radpacs.archive.rows import bump_versions, delete_unreferenced, describe, instance_rows
 from radpacs.errors import NotFound
@@ -92,7 +94,10 @@ class Retrieval:
     def metadata_version(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> str:
-        """A token that changes whenever the metadata of this resource changes."""
+        """A token that changes whenever the metadata of this resource changes: the instance's
+        digest, or the series' or study's version with a time, so that a study deleted and
+        stored again (its version counting from 0 again) never reuses an old token (the
+        metadata caches of every process are keyed by it)."""
         version: object
         with self._read() as session:
             if sop_uid is not None:
@@ -106,13 +111,17 @@ class Retrieval:
                     statement = statement.where(Series.series_uid == series_uid)
                 version = session.scalar(statement)
             elif series_uid is not None:
-                version = session.scalar(
-                    select(Series.version)
+                row = session.execute(
+                    select(Series.version, Series.updated_at)
                     .join(Study, Series.study_pk == Study.pk)
                     .where(Series.series_uid == series_uid, Study.study_uid == study_uid)
-                )
+                ).first()
+                version = None if row is None else f"{row[0]}@{row[1].isoformat()}"
             else:
-                version = session.scalar(select(Study.version).where(Study.study_uid == study_uid))
+                row = session.execute(
+                    select(Study.version, Study.created_at).where(Study.study_uid == study_uid)
+                ).first()
+                version = None if row is None else f"{row[0]}@{row[1].isoformat()}"
         if version is None:
             raise NotFound(f"no {describe(study_uid, series_uid, sop_uid)}")
         return str(version)
@@ -131,6 +140,16 @@ class Retrieval:
     def open(self, file: InstanceFile) -> IO[bytes]:
         """A binary file object with the stored PS3.10 bytes."""
         return self.blobs.open(file.storage_key)
+
+    def open_each(self, files: Sequence[InstanceFile]) -> Generator[IO[bytes]]:
+        """The stored files, opened one at a time in order as the iterator advances; a store
+        with ``open_many`` (S3) reads the next ones ahead meanwhile. Close the iterator when
+        stopping early."""
+        open_many = getattr(self.blobs, "open_many", None)
+        if open_many is not None:
+            streams: Generator[IO[bytes]] = open_many([(f.storage_key, f.size) for f in files])
+            return streams
+        return (self.blobs.open(file.storage_key) for file in files)
 
     def read_dataset(self, sop_instance_uid: str) -> Dataset:
         """The stored instance as a pydicom Dataset; NotFound if unknown."""
@@ -153,7 +172,8 @@ class Retrieval:
     def delete(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> int:
-        """Remove a study, series or instance: index rows first, then files. Returns the count."""
+        """Remove a study, series or instance: index rows (and their quality-control statuses)
+        first, then files. Returns the count."""
         with self._write() as session, session.begin():
             targets = session.execute(
                 instance_rows(study_uid, series_uid, sop_uid).options(defer(Instance.metadata_zstd))
@@ -163,6 +183,9 @@ class Retrieval:
             keys = [row.storage_key for row, _, _ in targets]
             series_pks = {row.series_pk for row, _, _ in targets}
             session.execute(delete(Instance).where(Instance.pk.in_([r.pk for r, _, _ in targets])))
+            session.execute(
+                delete(QualityControlRow).where(*_qc_rows(study_uid, series_uid, sop_uid))
+            )
             bump_versions(session, series_pks)
             empty_series = select(Series.pk).where(
                 Series.pk.in_(series_pks),
@@ -222,3 +245,13 @@ class Retrieval:
                     ("instances", Instance),
                 )
             }
+
+
+def _qc_rows(study_uid: str, series_uid: str | None, sop_uid: str | None) -> list[Any]:
+    """The conditions that pick the quality-control rows of a study, series or instance."""
+    conditions = [QualityControlRow.study_uid == study_uid]
+    if series_uid is not None:
+        conditions.append(QualityControlRow.series_uid == series_uid)
+    if sop_uid is not None:
+        conditions.append(QualityControlRow.sop_uid == sop_uid)
+    return conditions

@@ -4,18 +4,22 @@ Any server that speaks the S3 API works (AWS S3, MinIO, SeaweedFS, Ceph RGW, mot
 the same relative POSIX paths as in :class:`~radpacs.archive.blobs.FolderBlobStore`, stored as
 ``prefix + key``. A PUT is durable when the server answers 200 (S3's own guarantee), so
 ``put_many`` returning means every object is stored before the index commits, as with the
-folder. Objects are read as streams (``GetObject``'s body), never whole into memory.
+folder. Objects are read as streams (``GetObject``'s body), never whole into memory, except
+the few that :meth:`S3BlobStore.open_many` reads ahead within a bounded budget.
 
 Every botocore error leaves as :class:`~radpacs.errors.NotFound` (no such object, as the folder
 store raises for a missing file) or :class:`~radpacs.errors.StorageError` naming the key and
 the server's message. Objects are written in one PUT each, never as multipart uploads, so an
-interrupted write leaves nothing behind: :meth:`S3BlobStore.temporaries` is always empty.
+interrupted write leaves nothing behind: :meth:`S3BlobStore.temporaries` is always empty. A
+large object (a :class:`~radpacs.archive.blobs.FileBlob`) is sent as a streamed PUT from its
+file, read in chunks by botocore (S3 takes up to 5 GB in one PUT, more than
+``max_upload_bytes`` allows by default).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
@@ -23,7 +27,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from radpacs.archive.blobs import FolderBlobStore
+from radpacs.archive.blobs import BlobData, FolderBlobStore
+from radpacs.archive.readahead import read_ahead
 from radpacs.errors import ConfigurationError, NotFound, StorageError
 from radpacs.settings import Settings
 
@@ -42,11 +47,21 @@ class S3BlobStore:
         store.open("ab/cd/x.dcm").read()  # b'DICM'
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "", max_connections: int = 32):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        max_connections: int = 32,
+        read_ahead: int = 8,
+        read_ahead_bytes: int = 64 * 1024 * 1024,
+    ):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
         self._max_connections = max_connections
+        self.read_ahead = min(read_ahead, max_connections)
+        self.read_ahead_bytes = read_ahead_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3BlobStore:
@@ -72,7 +87,14 @@ class S3BlobStore:
             aws_secret_access_key=settings.s3_secret_access_key,
             config=config,
         )
-        store = cls(client, settings.s3_bucket, settings.s3_prefix, settings.s3_max_connections)
+        store = cls(
+            client,
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.s3_max_connections,
+            settings.s3_read_ahead,
+            settings.s3_read_ahead_mb * 1024 * 1024,
+        )
         store.check_bucket(settings.s3_endpoint_url or "AWS S3")
         return store
 
@@ -98,10 +120,10 @@ class S3BlobStore:
         FolderBlobStore._check(key)
         return self.prefix + key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BlobData) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, BlobData]]) -> None:
         """PUT each object, several at once; returns when every one is stored (StorageError
         naming the first that failed otherwise; those stored are orphans for ``check``)."""
         names = [(self._name(key), key, data) for key, data in items]
@@ -115,9 +137,15 @@ class S3BlobStore:
             for future in futures:
                 future.result()
 
-    def _put(self, name: str, key: str, data: bytes) -> None:
+    def _put(self, name: str, key: str, data: BlobData) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            if isinstance(data, bytes):
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            else:  # streamed from the file: botocore reads (and signs) it in chunks
+                data.file.seek(0)
+                self.client.put_object(
+                    Bucket=self.bucket, Key=name, Body=data.file, ContentLength=data.size
+                )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"could not write blob {key} to S3: {_message(exc)}") from exc
 
@@ -131,6 +159,12 @@ class S3BlobStore:
         except BotoCoreError as exc:
             raise StorageError(f"could not read blob {key} from S3: {exc}") from exc
         return io.BufferedReader(_ObjectStream(answer["Body"], key), buffer_size=256 * 1024)
+
+    def open_many(self, items: Sequence[tuple[str, int]]) -> Generator[IO[bytes]]:
+        """The objects ``(key, size)`` opened in order, the next ``read_ahead`` of them (within
+        ``read_ahead_bytes``) fetched concurrently meanwhile (:func:`~radpacs.archive.readahead.
+        read_ahead`): one round trip per object no longer adds up over a study."""
+        return read_ahead(self.open, items, self.read_ahead, self.read_ahead_bytes)
 
     def delete(self, key: str) -> None:
         try:

@@ -37,7 +37,7 @@ from typing import Any
 from pydicom.uid import generate_uid
 from sqlalchemy import Boolean, DateTime, Engine, String, Text, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from radpacs.archive.index import Base, utc_now
 from radpacs.archive.query import _person_name_condition, _range_condition
@@ -246,6 +246,9 @@ class WorkitemStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # writes take SQLite's lock up front (BEGIN IMMEDIATE, archive/database.py): a
+        # deferred one fails at once with "database is locked" when a job worker wrote
+        self._write = sessionmaker(engine.execution_options(sqlite_immediate=True))
 
     # -- workitems ---------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class WorkitemStore:
         for name, value in _columns(dataset).items():
             setattr(row, name, value)
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write() as session, session.begin():
                 session.add(row)
         except IntegrityError as exc:
             raise WorkitemConflict(f"The workitem {uid} already exists") from exc
@@ -351,7 +354,7 @@ class WorkitemStore:
         ):
             if tag in changes:
                 raise WorkitemError(f"The {what} cannot be updated")
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS may no longer be updated: it is {row.state}")
@@ -389,7 +392,7 @@ class WorkitemStore:
             raise WorkitemError("The Transaction UID (0008,1195) is missing")
         if not _UID.match(transaction_uid):
             raise WorkitemError(f"The Transaction UID {transaction_uid!r} is not a UID")
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state == wanted and wanted in _FINAL:
                 return [], f"The UPS is already in the requested state of {wanted}"
@@ -440,7 +443,7 @@ class WorkitemStore:
         """Ask for cancellation (N-ACTION Request Cancel, CC.2.2): a SCHEDULED workitem is
         canceled now, an IN PROGRESS one gets a Cancel Requested event for its performer."""
         reason = _check_dataset(body) if body else {}
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             row = self._row(session, uid)
             if row.state in _FINAL:
                 raise WorkitemConflict(f"The UPS is already {row.state}")
@@ -494,7 +497,7 @@ class WorkitemStore:
             raise WorkitemError("a filter is taken only with the filtered subscription UID")
         if uid not in (GLOBAL_SUBSCRIPTION_UID, FILTERED_SUBSCRIPTION_UID):
             self.state(uid)  # 404 for an unknown workitem
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             session.execute(
                 delete(SubscriptionRow).where(
                     SubscriptionRow.ae_title == ae_title, SubscriptionRow.workitem_uid == uid
@@ -522,7 +525,7 @@ class WorkitemStore:
         """Remove a subscription (CC.2.3.3). Unsubscribing from the global UID removes every
         subscription of ``ae_title``; ``suspend`` removes only the global one (CC.2.3.4)."""
         condition = SubscriptionRow.ae_title == ae_title
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session, session.begin():
             if uid == GLOBAL_SUBSCRIPTION_UID and not suspend:
                 removed = session.execute(delete(SubscriptionRow).where(condition))
             else:
@@ -575,7 +578,12 @@ def mirror_job(session: Session, job: Any) -> None:
     """Keep the workitem of an ``ai`` job in step with it, in the job's own transaction:
     queued -> SCHEDULED, running -> IN PROGRESS, succeeded -> COMPLETED (with the performed
     start and end), failed or cancelled -> CANCELED (the error as the reason). A retried job
-    stays IN PROGRESS; a workitem never moves back. Other kinds are left alone."""
+    stays IN PROGRESS; a workitem never moves back. An ``app-delivery`` job that failed for
+    good cancels its workitem (``params["workitem"]``) with the reason. Other kinds are left
+    alone."""
+    if job is not None and job.kind == "app-delivery" and job.state == "failed":
+        _fail_app_workitem(session, job)
+        return
     if job is None or job.kind != "ai":
         return
     wanted = _JOB_STATES.get(job.state)
@@ -629,5 +637,25 @@ def mirror_job(session: Session, job: Any) -> None:
             progress["00741238"] = {"vr": "LT", "Value": [job.error[:1024]]}
         dataset[PROGRESS] = {"vr": "SQ", "Value": [progress]}
     row.state = wanted
+    row.dataset = json.dumps(dataset)
+    row.updated_at = utc_now()
+
+
+def _fail_app_workitem(session: Session, job: Any) -> None:
+    """CANCEL the IN PROGRESS workitem of a callback app whose request could not be
+    delivered, with the delivery's last error as the Reason For Cancellation."""
+    uid = str(json.loads(job.params_json or "{}").get("workitem", ""))
+    row = session.scalars(select(WorkitemRow).where(WorkitemRow.uid == uid)).one_or_none()
+    if row is None or row.state in _FINAL:
+        return
+    dataset = json.loads(row.dataset)
+    dataset[STATE] = _cs(CANCELED)
+    reason = f"the request could not be delivered to the app: {job.error or 'no reason'}"
+    progress = {
+        "00404052": {"vr": "DT", "Value": [_dt(job.finished_at)]},
+        "00741238": {"vr": "LT", "Value": [reason[:1024]]},
+    }
+    dataset[PROGRESS] = {"vr": "SQ", "Value": [progress]}
+    row.state = CANCELED
     row.dataset = json.dumps(dataset)
     row.updated_at = utc_now()

@@ -2,7 +2,9 @@
 
 A token whose header says HS256 is a radpacs token: its signature, expiry, issuer and
 audience are checked, then the account directory confirms that the account still exists
-and the token was not revoked, and gives the account's current roles. Any other algorithm
+and the token was not revoked, and gives the account's current roles. A study-scoped token
+of a callback app has no account: it acts with the service role, limited to its study by
+the access control (:data:`radpacs.auth.policy.SCOPED_ROUTES`). Any other algorithm
 is a provider token, checked by the :class:`OidcValidator` when one is configured and
 refused otherwise.
 """
@@ -15,7 +17,7 @@ import jwt
 
 from radpacs.auth.oidc import OidcValidator
 from radpacs.auth.roles import Principal, Role
-from radpacs.auth.tokens import TokenIssuer
+from radpacs.auth.tokens import SCOPE_CLAIM, TokenIssuer
 from radpacs.errors import AuthenticationError
 
 __all__ = ["AccountDirectory", "Authenticator"]
@@ -56,6 +58,18 @@ class Authenticator:
             return self.oidc.principal(token)
         claims = self.issuer.decode(token)
         username, token_id = str(claims["sub"]), str(claims["jti"])
+        if SCOPE_CLAIM in claims:  # a callback app's token: no account, only its study
+            scope = claims[SCOPE_CLAIM]
+            if not isinstance(scope, dict) or not scope.get("study"):
+                raise AuthenticationError("the token's study scope is malformed")
+            return Principal(
+                username,
+                frozenset({Role.SERVICE}),
+                token_id=token_id,
+                source="app",
+                expires_at=float(claims["exp"]),
+                claims=claims,
+            )
         roles = self.directory.active_roles(username, token_id)
         if roles is None:
             raise AuthenticationError("the token was revoked or its account removed")

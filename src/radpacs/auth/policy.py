@@ -13,11 +13,21 @@ routes are protected the moment they land; the enumeration test tells if a path 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from radpacs.auth.roles import Permission
 
-__all__ = ["NO_PHI_ROUTES", "POLICY", "WORKSHOP_OPEN", "Rule", "no_phi_allowed", "rule_for"]
+__all__ = [
+    "NO_PHI_ROUTES",
+    "POLICY",
+    "SCOPED_ROUTES",
+    "WORKSHOP_OPEN",
+    "Rule",
+    "no_phi_allowed",
+    "rule_for",
+    "scoped_refusal",
+]
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/instances/{sop_uid}/qc"): Rule(P.READ, "qc-read"),
     ("GET", "/api/qc"): Rule(P.READ, "qc-list"),
     ("GET", "/api/qc/studies"): Rule(P.READ, "qc-list"),
+    # callback apps (docs/ai-apps.md): registering one lets radpacs call out, an admin's
+    # decision; triggering writes results into the archive (STORE, like an AI job); the
+    # result route is what an app's study-scoped token posts to (role service: STORE)
+    ("POST", "/api/apps"): Rule(P.MANAGE, "app-register"),
+    ("GET", "/api/apps"): Rule(P.READ),
+    ("GET", "/api/apps/{name}"): Rule(P.READ),
+    ("PATCH", "/api/apps/{name}"): Rule(P.MANAGE, "app-update"),
+    ("DELETE", "/api/apps/{name}"): Rule(P.MANAGE, "app-remove"),
+    ("POST", "/api/apps/{name}/analyses"): Rule(P.STORE, "app-trigger"),
+    ("GET", "/api/apps/analyses"): Rule(P.READ, "app-analysis-list"),
+    ("GET", "/api/apps/analyses/{uid}"): Rule(P.READ, "app-analysis-read"),
+    ("DELETE", "/api/apps/analyses/{uid}"): Rule(P.STORE, "app-analysis-cancel"),
+    ("POST", "/api/apps/analyses/{uid}/result"): Rule(P.STORE, "app-result"),
     # administration
     ("GET", "/api/users"): Rule(P.MANAGE, "list-users"),
     ("POST", "/api/users"): Rule(P.MANAGE, "add-user"),
@@ -222,6 +245,56 @@ NO_PHI_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/qc/studies"),
     }
 )
+
+
+#: What a callback app's study-scoped token (claim ``study_scope``, docs/ai-apps.md) may
+#: reach, and the path parameter that must name its study (``study``) or its workitem
+#: (``uid``): QIDO-RS and WADO-RS inside the study, STOW-RS into it, its own workitem and
+#: the result of its analysis. Anything else (listing studies, other studies, by-UID routes,
+#: deletes, every other /api route, WebSockets) answers 403 to it.
+SCOPED_ROUTES: dict[tuple[str, str], tuple[str, str]] = {
+    **{
+        ("GET", template): ("study", "study")
+        for template in (
+            _STUDY,
+            _SERIES,
+            _INSTANCE,
+            f"{_STUDY}/series",
+            f"{_STUDY}/instances",
+            f"{_SERIES}/instances",
+            f"{_STUDY}/metadata",
+            f"{_SERIES}/metadata",
+            f"{_INSTANCE}/metadata",
+            _FRAMES,
+            f"{_INSTANCE}/bulkdata/{{path:path}}",
+            f"{_STUDY}/rendered",
+            f"{_SERIES}/rendered",
+            f"{_INSTANCE}/rendered",
+            f"{_FRAMES}/rendered",
+            f"{_STUDY}/thumbnail",
+            f"{_SERIES}/thumbnail",
+            f"{_INSTANCE}/thumbnail",
+            f"{_FRAMES}/thumbnail",
+        )
+    },
+    ("POST", _STUDY): ("study", "study"),
+    ("GET", f"{_DW}/workitems/{{uid}}"): ("uid", "workitem"),
+    ("POST", "/api/apps/analyses/{uid}/result"): ("uid", "workitem"),
+}
+
+
+def scoped_refusal(
+    method: str, template: str, params: Mapping[str, object], scope: Mapping[str, str]
+) -> str | None:
+    """Why a study-scoped token may not make this request, or None when it may."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    found = SCOPED_ROUTES.get((method, template))
+    if found is None:
+        return f"{method} {template} is outside an app token's scope (its study and workitem)"
+    param, claim = found
+    if str(params.get(param, "")) != scope.get(claim):
+        return f"an app token reaches only its own {claim}, {scope.get(claim)}"
+    return None
 
 
 def no_phi_allowed(method: str, template: str) -> bool:

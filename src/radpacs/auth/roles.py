@@ -100,6 +100,15 @@ class Principal:
         scope = self.claims.get("scope", "")
         return not (isinstance(scope, str) and NO_PHI_SCOPE in scope.split())
 
+    @property
+    def study_scope(self) -> dict[str, str] | None:
+        """For a callback app's token, the study and workitem it is limited to
+        (``{"study": uid, "workitem": uid}``); None for every other principal."""
+        scope = self.claims.get("study_scope")
+        if self.source != "app" or not isinstance(scope, dict):
+            return None
+        return {str(key): str(value) for key, value in scope.items()}
+
     def can(self, permission: Permission | str) -> bool:
         """Whether one of the principal's roles grants ``permission``."""
         return Permission(permission) in self.permissions

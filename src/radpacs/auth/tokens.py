@@ -3,7 +3,9 @@
 Claims: ``iss`` and ``aud`` are ``radpacs``, ``sub`` the account name, ``roles`` its roles
 at issue time (informative: the account's current roles are what count), ``iat``, ``exp``
 and a random ``jti`` by which the token can be revoked; ``phi`` (only when false) makes it
-a no-PHI token: its requests never see patient-identifying attributes.
+a no-PHI token: its requests never see patient-identifying attributes. A callback app's
+token (:meth:`TokenIssuer.issue_scoped`) has no account: ``sub`` is ``app:<name>`` and
+``study_scope`` names the one study and workitem it may reach.
 
 The secret is the setting ``auth_secret`` when set, else 256 random bits kept in
 ``<data_dir>/auth-secret`` (mode 0600), created at first use. Every replica and worker
@@ -33,11 +35,19 @@ from radpacs.auth.roles import Role
 from radpacs.errors import AuthenticationError
 from radpacs.keyfile import stored_secret
 
-__all__ = ["ISSUER", "SECRET_FILE_NAME", "IssuedToken", "TokenIssuer", "signing_secret"]
+__all__ = [
+    "ISSUER",
+    "SCOPE_CLAIM",
+    "SECRET_FILE_NAME",
+    "IssuedToken",
+    "TokenIssuer",
+    "signing_secret",
+]
 
 ISSUER = "radpacs"
 SECRET_FILE_NAME = "auth-secret"
 _ALGORITHM = "HS256"
+SCOPE_CLAIM = "study_scope"  # {"study": uid, "workitem": uid}: a callback app's token
 
 
 def signing_secret(configured: str | None, data_dir: Path) -> bytes:
@@ -87,6 +97,33 @@ class TokenIssuer:
         }
         if not phi:
             claims["phi"] = False
+        token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return IssuedToken(token, token_id, float(expires_at))
+
+    def issue_scoped(
+        self,
+        subject: str,
+        study_uid: str,
+        workitem_uid: str,
+        lifetime: timedelta,
+        now: float | None = None,
+    ) -> IssuedToken:
+        """A study-scoped token (a callback app's, docs/ai-apps.md): ``sub`` names the app,
+        the claim ``study_scope`` the study and the workitem; no account stands behind it and
+        it reaches only the routes of :data:`radpacs.auth.policy.SCOPED_ROUTES`."""
+        issued_at = int(now if now is not None else time.time())
+        expires_at = issued_at + int(lifetime.total_seconds())
+        token_id = uuid.uuid4().hex
+        claims = {
+            "iss": ISSUER,
+            "aud": ISSUER,
+            "sub": subject,
+            "roles": [Role.SERVICE.value],
+            "iat": issued_at,
+            "exp": expires_at,
+            "jti": token_id,
+            SCOPE_CLAIM: {"study": study_uid, "workitem": workitem_uid},
+        }
         token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
         return IssuedToken(token, token_id, float(expires_at))
 

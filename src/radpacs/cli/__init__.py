@@ -12,6 +12,7 @@
 - :mod:`.viewer`: ``viewer install|status``
 - :mod:`.demo`: ``demo`` (a sample DICOM file for the README's first steps)
 - :mod:`.dimse`: ``dimse`` (the DICOM node alone) and ``dimse echo|query|send|retrieve|job``
+- :mod:`.apps`: ``apps register|list|enable|disable|remove|run|analyses|show|cancel``
 
 Options shared by several commands are declared once in :mod:`.options`. Every group adds
 itself with ``register(app)``.
@@ -54,6 +55,7 @@ def _root(
 def _register_groups() -> None:
     from radpacs.cli import (
         ai,
+        apps,
         client,
         deid,
         demo,
@@ -80,6 +82,7 @@ def _register_groups() -> None:
     dimse.register(app)
     storage.register(app)
     qc.register(app)
+    apps.register(app)
 
 
 _register_groups()

@@ -99,7 +99,7 @@ def serve(
     )
     typer.echo(hint)
     try:
-        logging_config(settings, per_process=settings.workers > 1)  # a bad log_config file
+        logging_config(settings, per_process=settings.resolved_workers > 1)  # a bad log_config file
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -108,7 +108,7 @@ def serve(
             f"DICOM node {settings.dimse_ae_title} on "
             f"{settings.dimse_listen_host}:{settings.dimse_port} (--no-dimse turns it off)"
         )
-    if settings.workers == 1:
+    if settings.resolved_workers == 1:
         uvicorn.run(
             create_app(settings),
             host=settings.host,
@@ -128,7 +128,7 @@ def serve(
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
+            workers=settings.resolved_workers,
             log_level=settings.log_level,
             log_config=logging_config(settings, per_process=True),
             **proxy_options(settings),

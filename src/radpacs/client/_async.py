@@ -24,11 +24,13 @@ from radpacs.client.schemas import (
     AiBatch,
     AiCatalog,
     AiJob,
+    AppAnalysis,
     DicomJSON,
     DVHResult,
     InstanceOutcome,
     QualityControl,
     QualityControlStatus,
+    RegisteredApp,
     SearchMatch,
     ServerStatus,
     StoreSummary,
@@ -564,3 +566,72 @@ class AsyncRadpacsClient:
         health = (await self.request(_core.HEALTH)).json()
         counts = (await self.request(_core.COUNTS)).json()
         return ServerStatus(url=self.url, counts=counts, **health)
+
+    async def register_app(
+        self,
+        name: str,
+        url: str,
+        *,
+        modalities: Sequence[str] = (),
+        body_parts: Sequence[str] = (),
+        input: str = "series",
+        trigger: str = "on-demand",
+        timeout: float = 30.0,
+        stable_seconds: float = 10.0,
+        enabled: bool = True,
+    ) -> RegisteredApp:
+        """Register a callback app (admin): its URL must be http(s) to an allowed host."""
+        fields = {
+            "modalities": list(modalities),
+            "body_parts": list(body_parts),
+            "input": input,
+            "trigger": trigger,
+            "timeout": timeout,
+            "stable_seconds": stable_seconds,
+            "enabled": enabled,
+        }
+        response = await self.request(_core.app_register_call(name, url, fields))
+        return RegisteredApp.model_validate(response.json())
+
+    async def apps(self) -> list[RegisteredApp]:
+        """The registered callback apps."""
+        response = await self.request(_core.apps_call())
+        return [RegisteredApp.model_validate(item) for item in response.json()["apps"]]
+
+    async def update_app(self, name: str, **changes: Any) -> RegisteredApp:
+        """Change a registration (admin): url, modalities, body_parts, input, trigger,
+        enabled, timeout, stable_seconds."""
+        response = await self.request(_core.app_update_call(name, changes))
+        return RegisteredApp.model_validate(response.json())
+
+    async def remove_app(self, name: str) -> None:
+        """Unregister an app (admin); its analyses stay readable."""
+        await self.request(_core.app_remove_call(name))
+
+    async def trigger_app(
+        self,
+        name: str,
+        study: str,
+        series: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> AppAnalysis:
+        """Start an analysis of a study (or one series) by app ``name``."""
+        response = await self.request(_core.app_trigger_call(name, study, series, parameters))
+        return AppAnalysis.model_validate(response.json())
+
+    async def app_analysis(self, workitem: str) -> AppAnalysis:
+        """One analysis, by its workitem UID."""
+        response = await self.request(_core.app_analysis_call(workitem))
+        return AppAnalysis.model_validate(response.json())
+
+    async def app_analyses(
+        self, app: str | None = None, study: str | None = None, limit: int = 100
+    ) -> list[AppAnalysis]:
+        """The latest analyses first, of one app and/or one study."""
+        response = await self.request(_core.app_analyses_call(app, study, limit))
+        return [AppAnalysis.model_validate(item) for item in response.json()["analyses"]]
+
+    async def cancel_app_analysis(self, workitem: str) -> AppAnalysis:
+        """Cancel an analysis; the app is told at ``<app url>/cancel``."""
+        response = await self.request(_core.app_cancel_call(workitem))
+        return AppAnalysis.model_validate(response.json())

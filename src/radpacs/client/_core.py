@@ -213,13 +213,14 @@ def _first(item: dict[str, Any], tag: str) -> Any:
 
 
 _WARNING_TEXT = re.compile(r'^\s*\d{3}\s+\S+\s+"(.*)"')
+_QUOTED_PAIR = re.compile(r"\\(.)")  # RFC 7230 3.2.6: a backslash escapes the next character
 
 
 def _warnings_by_uid(response: httpx.Response) -> dict[str, str]:
     found: dict[str, str] = {}
     for header in response.headers.get_list("warning"):
         match = _WARNING_TEXT.match(header)
-        text = match.group(1) if match else header
+        text = _QUOTED_PAIR.sub(r"\1", match.group(1)) if match else header
         uid, sep, message = text.partition(": ")
         if sep:
             found.setdefault(uid.strip(), message.strip())
@@ -823,3 +824,60 @@ def dimse_job_call(job_id: str) -> Call:
     if not job_id or "/" in job_id:
         raise ValueError(f"not a job id: {job_id!r}")
     return Call("GET", f"{DIMSE}/jobs/{job_id}")
+
+
+APPS = "/api/apps"
+
+
+def _app_path(name: str) -> str:
+    if not name or "/" in name:
+        raise ValueError(f"not an app name: {name!r}")
+    return f"{APPS}/{name}"
+
+
+def app_register_call(name: str, url: str, fields: Mapping[str, Any]) -> Call:
+    """POST /api/apps: register a callback app (admin)."""
+    return Call("POST", APPS, json={"name": name, "url": url, **fields}, idempotent=False)
+
+
+def apps_call() -> Call:
+    """GET /api/apps: the registered apps."""
+    return Call("GET", APPS)
+
+
+def app_update_call(name: str, changes: Mapping[str, Any]) -> Call:
+    """PATCH /api/apps/{name}: change a registration (admin)."""
+    return Call("PATCH", _app_path(name), json=dict(changes))
+
+
+def app_remove_call(name: str) -> Call:
+    """DELETE /api/apps/{name}: unregister an app (admin)."""
+    return Call("DELETE", _app_path(name))
+
+
+def app_trigger_call(
+    name: str, study: str, series: str | None, parameters: Mapping[str, Any] | None
+) -> Call:
+    """POST /api/apps/{name}/analyses: start an analysis of a study or series."""
+    body = {"study": study, "series": series, "parameters": dict(parameters or {})}
+    return Call("POST", f"{_app_path(name)}/analyses", json=body, idempotent=False)
+
+
+def app_analysis_call(uid: str) -> Call:
+    """GET /api/apps/analyses/{uid}: one analysis."""
+    return Call("GET", f"{APPS}/analyses/{_segment(uid)}")
+
+
+def app_analyses_call(app: str | None, study: str | None, limit: int) -> Call:
+    """GET /api/apps/analyses: the latest analyses, of one app and/or study."""
+    params = [("limit", str(limit))]
+    if app:
+        params.append(("app", app))
+    if study:
+        params.append(("study", study))
+    return Call("GET", f"{APPS}/analyses", params=params)
+
+
+def app_cancel_call(uid: str) -> Call:
+    """DELETE /api/apps/analyses/{uid}: cancel an analysis (the app is told)."""
+    return Call("DELETE", f"{APPS}/analyses/{_segment(uid)}", idempotent=False)

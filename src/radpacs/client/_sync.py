@@ -19,11 +19,13 @@ from radpacs.client.schemas import (
     AiBatch,
     AiCatalog,
     AiJob,
+    AppAnalysis,
     DicomJSON,
     DVHResult,
     InstanceOutcome,
     QualityControl,
     QualityControlStatus,
+    RegisteredApp,
     SearchMatch,
     ServerStatus,
     StoreSummary,
@@ -592,3 +594,72 @@ class RadpacsClient:
         health = self.request(_core.HEALTH).json()
         counts = self.request(_core.COUNTS).json()
         return ServerStatus(url=self.url, counts=counts, **health)
+
+    def register_app(
+        self,
+        name: str,
+        url: str,
+        *,
+        modalities: Sequence[str] = (),
+        body_parts: Sequence[str] = (),
+        input: str = "series",
+        trigger: str = "on-demand",
+        timeout: float = 30.0,
+        stable_seconds: float = 10.0,
+        enabled: bool = True,
+    ) -> RegisteredApp:
+        """Register a callback app (admin): its URL must be http(s) to an allowed host."""
+        fields = {
+            "modalities": list(modalities),
+            "body_parts": list(body_parts),
+            "input": input,
+            "trigger": trigger,
+            "timeout": timeout,
+            "stable_seconds": stable_seconds,
+            "enabled": enabled,
+        }
+        response = self.request(_core.app_register_call(name, url, fields))
+        return RegisteredApp.model_validate(response.json())
+
+    def apps(self) -> list[RegisteredApp]:
+        """The registered callback apps."""
+        response = self.request(_core.apps_call())
+        return [RegisteredApp.model_validate(item) for item in response.json()["apps"]]
+
+    def update_app(self, name: str, **changes: Any) -> RegisteredApp:
+        """Change a registration (admin): url, modalities, body_parts, input, trigger,
+        enabled, timeout, stable_seconds."""
+        response = self.request(_core.app_update_call(name, changes))
+        return RegisteredApp.model_validate(response.json())
+
+    def remove_app(self, name: str) -> None:
+        """Unregister an app (admin); its analyses stay readable."""
+        self.request(_core.app_remove_call(name))
+
+    def trigger_app(
+        self,
+        name: str,
+        study: str,
+        series: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> AppAnalysis:
+        """Start an analysis of a study (or one series) by app ``name``."""
+        response = self.request(_core.app_trigger_call(name, study, series, parameters))
+        return AppAnalysis.model_validate(response.json())
+
+    def app_analysis(self, workitem: str) -> AppAnalysis:
+        """One analysis, by its workitem UID."""
+        response = self.request(_core.app_analysis_call(workitem))
+        return AppAnalysis.model_validate(response.json())
+
+    def app_analyses(
+        self, app: str | None = None, study: str | None = None, limit: int = 100
+    ) -> list[AppAnalysis]:
+        """The latest analyses first, of one app and/or one study."""
+        response = self.request(_core.app_analyses_call(app, study, limit))
+        return [AppAnalysis.model_validate(item) for item in response.json()["analyses"]]
+
+    def cancel_app_analysis(self, workitem: str) -> AppAnalysis:
+        """Cancel an analysis; the app is told at ``<app url>/cancel``."""
+        response = self.request(_core.app_cancel_call(workitem))
+        return AppAnalysis.model_validate(response.json())

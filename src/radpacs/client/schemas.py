@@ -24,12 +24,15 @@ __all__ = [
     "AiJob",
     "AiJobState",
     "AiModel",
+    "AppAnalysis",
+    "AppDelivery",
     "DVHCurve",
     "DVHResult",
     "DicomCodes",
     "DicomJSON",
     "InstanceOutcome",
     "Outcome",
+    "RegisteredApp",
     "SearchMatch",
     "ServerStatus",
     "StoreSummary",
@@ -329,3 +332,58 @@ class QualityControl(BaseModel):
     comment: str = ""
     set_by: str = ""
     updated_at: datetime | None = None
+
+
+class RegisteredApp(BaseModel):
+    """A callback app as the server has it registered (GET /api/apps)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    url: str
+    modalities: list[str] = Field(default_factory=list)
+    body_parts: list[str] = Field(default_factory=list)
+    input: str = "series"
+    trigger: str = "on-demand"
+    enabled: bool = True
+    timeout: float = 30.0
+    stable_seconds: float = 10.0
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
+class AppDelivery(BaseModel):
+    """How the analysis request reached the app: the delivery job's state and last error."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job: str
+    state: str
+    attempts: int = 0
+    max_attempts: int = 0
+    error: str | None = None
+
+
+class AppAnalysis(BaseModel):
+    """One analysis by a callback app: its UPS workitem's state (SCHEDULED, IN PROGRESS,
+    COMPLETED, CANCELED), progress, reason, delivery, and the app's JSON result."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workitem: str
+    app: str
+    study: str
+    series: list[str] = Field(default_factory=list)
+    trigger: str = "on-demand"
+    created_by: str = ""
+    created_at: datetime | None = None
+    state: str
+    progress: float | None = None
+    reason: str | None = None
+    delivery: AppDelivery | None = None
+    result: dict[str, Any] | None = None
+    result_series: list[str] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("COMPLETED", "CANCELED")

@@ -45,10 +45,13 @@ def gzip_body(body: bytes) -> bytes:
 
 
 def warning_header(text: str) -> str:
-    """An RFC 7234 Warning value (299, miscellaneous persistent warning): printable ASCII
-    only, any other character (control characters included) as ``?`` or a space."""
-    safe = " ".join(text.split()).encode("ascii", "replace").decode().replace('"', "'")
-    safe = "".join(c if " " <= c <= "~" else "?" for c in safe)
+    """An RFC 7234 5.5 Warning value (299, miscellaneous persistent warning) whose text is a
+    quoted-string of printable ASCII: whitespace folded, other characters as ``\\xNN`` (or
+    ``\\uNNNN``), quotes and backslashes escaped, so a reason built from a request (a path
+    may carry anything) never makes an invalid header."""
+    safe = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    safe = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in safe)
+    safe = safe.replace("\\", "\\\\").replace('"', '\\"')
     return f'299 radpacs "{safe}"'
 
 

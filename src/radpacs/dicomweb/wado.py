@@ -13,7 +13,10 @@ is bulk data of an attribute the no-PHI view hides; frames and rendered images a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from functools import partial
+from typing import IO
 
 from fastapi import APIRouter, Request, Response
 from pydicom import Dataset
@@ -34,11 +37,12 @@ router = APIRouter(tags=["WADO-RS"])
 _CHUNK = 1024 * 1024
 
 
-def _file_chunks(archive: Archive, file: InstanceFile) -> Iterator[bytes]:
-    """The stored bytes; StorageError (ending the response) if the file is not the size the
-    index recorded, as the response may already have promised that many bytes."""
+def _file_chunks(file: InstanceFile, opened: Callable[[], IO[bytes]]) -> Iterator[bytes]:
+    """The stored bytes (``opened()`` at the first chunk); StorageError (ending the response)
+    if the file is not the size the index recorded, as the response may already have
+    promised that many bytes."""
     sent = 0
-    with archive.open(file) as stream:
+    with opened() as stream:
         while chunk := stream.read(_CHUNK):
             sent += len(chunk)
             yield chunk
@@ -49,8 +53,12 @@ def _file_chunks(archive: Archive, file: InstanceFile) -> Iterator[bytes]:
         )
 
 
-def _converted(archive: Archive, file: InstanceFile, syntax: str) -> Iterator[bytes]:
-    with archive.open(file) as stream:
+def _given(stream: IO[bytes]) -> IO[bytes]:
+    return stream
+
+
+def _converted(opened: Callable[[], IO[bytes]], syntax: str) -> Iterator[bytes]:
+    with opened() as stream:
         data = stream.read()
     yield transcode(data, syntax)
 
@@ -86,18 +94,24 @@ def _retrieve(
     def part_type(file: InstanceFile) -> str:
         return f"{DICOM}; transfer-syntax={served_as(file)}"
 
-    def part(file: InstanceFile) -> tuple[str, Iterator[bytes]]:
+    def part(file: InstanceFile, opened: Callable[[], IO[bytes]]) -> tuple[str, Iterator[bytes]]:
         if served_as(file) == file.transfer_syntax_uid:
-            return part_type(file), _file_chunks(archive, file)
-        return part_type(file), _converted(archive, file, syntax)
+            return part_type(file), _file_chunks(file, opened)
+        return part_type(file), _converted(opened, syntax)
+
+    def parts() -> Iterator[tuple[str, Iterator[bytes]]]:
+        """Every file's part, opened in turn (the next ones read ahead from S3)."""
+        with closing(archive.open_each(files)) as streams:
+            for file, stream in zip(files, streams, strict=True):
+                yield part(file, partial(_given, stream))
 
     as_stored = all(served_as(file) == file.transfer_syntax_uid for file in files)
     if not choice.multipart:
-        content_type, chunks = part(files[0])
+        content_type, chunks = part(files[0], lambda: archive.open(files[0]))
         headers = {"Content-Length": str(files[0].size)} if as_stored else None
         return streamed(chunks, content_type, headers=headers)
     sizes = [(part_type(file), file.size) for file in files] if as_stored else None
-    return multipart_response((part(file) for file in files), DICOM, sizes=sizes)
+    return multipart_response(parts(), DICOM, sizes=sizes)
 
 
 @router.get("/studies/{study}", summary="Retrieve a study")

@@ -14,7 +14,8 @@
   Event Type ID (0000,1002) and the event information (PS3.4 CC.2.4).
 
 Refusals carry ``Warning: 299 radpacs: <reason>`` as PS3.18 11 prescribes, beside the
-JSON ``detail``. Events reach channels open in this server process; they are not queued
+JSON ``detail``. Events reach channels open in this server process, or in every process
+sharing ``redis_url`` (:mod:`radpacs.http.events`); they are not queued
 for AE titles that are not connected.
 """
 
@@ -39,12 +40,13 @@ from radpacs.archive.workitems import (
     WorkitemStore,
 )
 from radpacs.dicom.json import attribute
+from radpacs.dicomweb.responses import warning_header
 from radpacs.errors import InvalidInput, RadpacsError
 from radpacs.http.audit import note_audit
-from radpacs.http.deps import ArchiveDep, JobsDep, dicomweb_root, event_channels
+from radpacs.http.deps import AppsDep, ArchiveDep, JobsDep, dicomweb_root, event_channels
 from radpacs.http.errors import status_for
 
-__all__ = ["router"]
+__all__ = ["publish", "router"]
 
 router = APIRouter(tags=["UPS-RS"])
 
@@ -52,19 +54,12 @@ _DICOM_JSON = "application/dicom+json"
 _RESERVED = {"token", "limit", "offset", "includefield", "fuzzymatching"}
 
 
-def _warning(reason: str) -> str:
-    """A Warning header value (RFC 7234 5.5): printable ASCII, other characters, quotes and
-    backslashes escaped (a path may carry anything, and a header may not)."""
-    text = " ".join(reason.split()).encode("ascii", "backslashreplace").decode("ascii")
-    text = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in text)
-    text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'299 radpacs "{text}"'
-
-
 def _refusal(error: RadpacsError) -> JSONResponse:
     reason = " ".join(str(error).split())
     return JSONResponse(
-        {"detail": reason}, status_code=status_for(error), headers={"Warning": _warning(reason)}
+        {"detail": reason},
+        status_code=status_for(error),
+        headers={"Warning": warning_header(reason)},
     )
 
 
@@ -73,6 +68,15 @@ async def _guarded(call: Callable[[], Awaitable[Response]]) -> Response:
         return await call()
     except RadpacsError as error:
         return _refusal(error)
+
+
+def _reason(body: Any) -> str:
+    """The Reason For Cancellation (0074,1238) of a cancel request body, or ''."""
+    item = body[0] if isinstance(body, list) and body else body
+    if not isinstance(item, dict):
+        return ""
+    values = (item.get("00741238") or {}).get("Value") or [""]
+    return str(values[0]) if isinstance(values, list) and values else ""
 
 
 async def _json_body(request: Request) -> Any:
@@ -85,7 +89,8 @@ async def _json_body(request: Request) -> Any:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
-async def _publish(request: Request | WebSocket, store: WorkitemStore, events: list[Event]) -> None:
+async def publish(request: Request | WebSocket, store: WorkitemStore, events: list[Event]) -> None:
+    """Send ``events`` to the open channels of their subscribers (PS3.18 11.11)."""
     channels = event_channels(request.app)
     for event in events:
         recipients = await run_in_threadpool(store.recipients, event.uid)
@@ -114,8 +119,8 @@ async def create_workitem(request: Request, archive: ArchiveDep) -> Response:
         location = f"{dicomweb_root(request)}/workitems/{created}"
         headers = {"Location": location, "Content-Location": location}
         if modified:
-            headers["Warning"] = _warning("The UPS was created with modifications.")
-        await _publish(
+            headers["Warning"] = warning_header("The UPS was created with modifications.")
+        await publish(
             request, store, [Event(created, STATE_REPORT, {STATE: attribute("CS", "SCHEDULED")})]
         )
         return Response(status_code=201, headers=headers)
@@ -165,7 +170,7 @@ async def update_workitem(uid: str, request: Request, archive: ArchiveDep) -> Re
         transaction = request.query_params.get("transaction")
         events = await run_in_threadpool(store.update, uid, body, transaction)
         note_audit(request, detail=f"workitem {uid} updated")
-        await _publish(request, store, events)
+        await publish(request, store, events)
         return Response(status_code=200)
 
     return await _guarded(run)
@@ -182,8 +187,8 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
         events, warning = await run_in_threadpool(store.change_state, uid, body)
         after = await run_in_threadpool(store.state, uid)
         note_audit(request, detail=f"workitem {uid}: {before} -> {after}")
-        await _publish(request, store, events)
-        headers = {"Warning": _warning(warning)} if warning else None
+        await publish(request, store, events)
+        headers = {"Warning": warning_header(warning)} if warning else None
         return Response(status_code=200, headers=headers)
 
     return await _guarded(run)
@@ -193,7 +198,7 @@ async def change_state(uid: str, request: Request, archive: ArchiveDep) -> Respo
     "/workitems/{uid}/cancelrequest", summary="Request cancellation of a workitem", status_code=202
 )
 async def request_cancellation(
-    uid: str, request: Request, archive: ArchiveDep, jobs: JobsDep
+    uid: str, request: Request, archive: ArchiveDep, jobs: JobsDep, apps: AppsDep
 ) -> Response:
     """202: a SCHEDULED workitem is canceled, an IN PROGRESS one's performer is told."""
 
@@ -201,13 +206,18 @@ async def request_cancellation(
         store = WorkitemStore(archive.engine)
         body = await _json_body(request)
         job_id = await run_in_threadpool(store.own_job, uid)
+        app_run = await run_in_threadpool(apps.store.find_run, uid)
         if job_id is not None:  # radpacs's own AI job: cancelling the job moves the workitem
             await run_in_threadpool(jobs.cancel, job_id, "ai")
             events = [Event(uid, CANCEL_REQUESTED, {})]
+        elif app_run is not None:  # a callback app's: radpacs cancels it and tells the app
+            reason = _reason(body)
+            events = [Event(uid, CANCEL_REQUESTED, {})]
+            events += await run_in_threadpool(apps.cancel, uid, reason)
         else:
             events = await run_in_threadpool(store.request_cancel, uid, body)
         note_audit(request, detail=f"workitem {uid}: cancellation requested")
-        await _publish(request, store, events)
+        await publish(request, store, events)
         return Response(status_code=202)
 
     return await _guarded(run)

@@ -29,7 +29,7 @@ of RANO-BM, are not known to the archive: the category is the imaging part only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -159,96 +159,130 @@ def _gone(state: LesionState, criteria: Criteria) -> bool:
     return not state.present
 
 
+@dataclass(frozen=True)
+class _Point:
+    """A measured timepoint after the baseline, as a criterion's classification sees it."""
+
+    index: int
+    states: Sequence[LesionState]
+    targets: list[LesionState]
+    total: float
+    baseline: float | None
+    nadir: float | None
+
+    @property
+    def from_base(self) -> float | None:
+        return _pct(self.total, self.baseline)
+
+    @property
+    def from_nadir(self) -> float | None:
+        return _pct(self.total, self.nadir)
+
+
+_Classify = Callable[[_Point], tuple[Category, str]]
+"""A timepoint without new lesions -> its category and why."""
+
+
+def _series(
+    name: str,
+    timepoints: Sequence[Sequence[LesionState]],
+    attribute: str,
+    baseline_reason: Callable[[list[LesionState], float | None], str],
+    not_measured: Callable[[list[LesionState]], str],
+    classify: _Classify,
+) -> list[Response]:
+    """The categories of a series of timepoints by the sum of ``attribute`` of the targets:
+    the first is the baseline, a sum that cannot be taken is NE, a new lesion is PD, and
+    ``classify`` decides the rest against the baseline and the nadir (the smallest sum before)."""
+    results: list[Response] = []
+    sums: list[float | None] = []
+    baseline: float | None = None
+    for index, states in enumerate(timepoints):
+        targets = [s for s in states if s.role is LesionRole.TARGET]
+        total = _sum(targets, attribute)
+        sums.append(total)
+        if index == 0:
+            baseline = total
+            reason = baseline_reason(targets, total)
+            results.append(
+                Response(name, Category.BASELINE, total, total, total, None, None, reason)
+            )
+            continue
+        previous = [s for s in sums[:-1] if s is not None]
+        nadir = min(previous) if previous else None
+        if total is None:
+            reason = not_measured(targets)
+            results.append(Response(name, Category.NE, None, baseline, nadir, None, None, reason))
+            continue
+        point = _Point(index, states, targets, total, baseline, nadir)
+        new = _new_lesions(states)
+        if new:
+            category, reason = Category.PD, f"new lesion(s): {', '.join(new)}"
+        else:
+            category, reason = classify(point)
+        results.append(
+            Response(
+                name, category, total, baseline, nadir, point.from_base, point.from_nadir, reason
+            )
+        )
+    return results
+
+
 def _diameter_series(
     name: str,
     timepoints: Sequence[Sequence[LesionState]],
     criteria: Criteria,
     rano: bool,
 ) -> list[Response]:
-    results: list[Response] = []
-    sums: list[float | None] = []
-    baseline_sum: float | None = None
-    for index, states in enumerate(timepoints):
-        targets = [s for s in states if s.role is LesionRole.TARGET]
-        total = _sum(targets, "diameter")
-        sums.append(total)
-        if index == 0:
-            baseline_sum = total
-            results.append(
-                Response(
-                    name,
-                    Category.BASELINE,
-                    total,
-                    total,
-                    total,
-                    None,
-                    None,
-                    f"baseline: {len(targets)} target lesion(s), sum {total or 0:.1f} mm",
-                )
-            )
-            continue
-        previous = [s for s in sums[:-1] if s is not None]
-        nadir = min(previous) if previous else None
-        if total is None:
-            missing = [s.lesion for s in targets if s.diameter is None]
-            results.append(
-                Response(
-                    name,
-                    Category.NE,
-                    None,
-                    baseline_sum,
-                    nadir,
-                    None,
-                    None,
-                    f"target lesion(s) not measured: {', '.join(missing)}",
-                )
-            )
-            continue
-        from_base = _pct(total, baseline_sum)
-        from_nadir = _pct(total, nadir)
-        new = _new_lesions(states)
-        category: Category
-        if new:
-            category, reason = Category.PD, f"new lesion(s): {', '.join(new)}"
-        elif (
+    def classify(point: _Point) -> tuple[Category, str]:
+        total, baseline_sum, nadir = point.total, point.baseline, point.nadir
+        from_base, from_nadir, targets = point.from_base, point.from_nadir, point.targets
+        if (
             nadir is not None
             and total >= nadir * (1 + criteria.pd_percent / 100)
             and total - nadir >= criteria.pd_absolute_mm
             and total > nadir
-            and (not rano or _one_grew(timepoints, index, criteria.pd_absolute_mm))
+            and (not rano or _one_grew(timepoints, point.index, criteria.pd_absolute_mm))
         ):
-            category = Category.PD
-            reason = (
+            return Category.PD, (
                 f"sum {total:.1f} mm is {from_nadir:+.1f} % ({total - nadir:+.1f} mm) from the "
                 f"nadir {nadir:.1f} mm (PD: >= +{criteria.pd_percent:g} % and "
                 f">= +{criteria.pd_absolute_mm:g} mm)"
             )
-        elif targets and all(_gone(s, criteria) for s in targets):
-            others = [s for s in states if s.role is LesionRole.NON_TARGET]
+        if targets and all(_gone(s, criteria) for s in targets):
+            others = [s for s in point.states if s.role is LesionRole.NON_TARGET]
             if all(_gone(s, criteria) for s in others):
-                category, reason = Category.CR, "every target and non-target lesion has gone"
+                reason = "every target and non-target lesion has gone"
                 if any(s.lymph_node for s in targets):
                     reason += f" (lymph nodes < {criteria.node_normal_mm:g} mm short axis)"
-            else:
-                category = Category.PR
-                reason = "target lesions have gone but non-target lesions remain (RECIST Table 1)"
-        elif baseline_sum and total <= baseline_sum * (1 + criteria.pr_percent / 100):
-            category = Category.PR
-            reason = (
+                return Category.CR, reason
+            return Category.PR, (
+                "target lesions have gone but non-target lesions remain (RECIST Table 1)"
+            )
+        if baseline_sum and total <= baseline_sum * (1 + criteria.pr_percent / 100):
+            return Category.PR, (
                 f"sum {total:.1f} mm is {from_base:+.1f} % from the baseline {baseline_sum:.1f} mm "
                 f"(PR: <= {criteria.pr_percent:g} %)"
             )
-        else:
-            category = Category.SD
-            reason = (
-                f"sum {total:.1f} mm: {from_base:+.1f} % from baseline, "
-                f"{(from_nadir if from_nadir is not None else 0):+.1f} % "
-                f"({total - (nadir or 0):+.1f} mm) from the nadir: neither PR nor PD"
-            )
-        results.append(
-            Response(name, category, total, baseline_sum, nadir, from_base, from_nadir, reason)
+        return Category.SD, (
+            f"sum {total:.1f} mm: {from_base:+.1f} % from baseline, "
+            f"{(from_nadir if from_nadir is not None else 0):+.1f} % "
+            f"({total - (nadir or 0):+.1f} mm) from the nadir: neither PR nor PD"
         )
-    return results
+
+    return _series(
+        name,
+        timepoints,
+        "diameter",
+        lambda targets, total: (
+            f"baseline: {len(targets)} target lesion(s), sum {total or 0:.1f} mm"
+        ),
+        lambda targets: (
+            "target lesion(s) not measured: "
+            + ", ".join(s.lesion for s in targets if s.diameter is None)
+        ),
+        classify,
+    )
 
 
 def _one_grew(timepoints: Sequence[Sequence[LesionState]], index: int, mm: float) -> bool:
@@ -285,66 +319,31 @@ def volumetric(
     timepoints: Sequence[Sequence[LesionState]], criteria: Criteria = Criteria()
 ) -> list[Response]:
     """Volumetric category of each timepoint from the sum of target volumes."""
-    results: list[Response] = []
-    sums: list[float | None] = []
-    baseline: float | None = None
-    for index, states in enumerate(timepoints):
-        targets = [s for s in states if s.role is LesionRole.TARGET]
-        total = _sum(targets, "volume_mm3")
-        sums.append(total)
-        if index == 0:
-            baseline = total
-            results.append(
-                Response(
-                    "volumetric",
-                    Category.BASELINE,
-                    total,
-                    total,
-                    total,
-                    None,
-                    None,
-                    f"baseline: target volume {total or 0:.0f} mm3",
-                )
-            )
-            continue
-        previous = [s for s in sums[:-1] if s is not None]
-        nadir = min(previous) if previous else None
-        if total is None:
-            results.append(
-                Response(
-                    "volumetric",
-                    Category.NE,
-                    None,
-                    baseline,
-                    nadir,
-                    None,
-                    None,
-                    "a target lesion has no volume at this timepoint",
-                )
-            )
-            continue
-        from_base, from_nadir = _pct(total, baseline), _pct(total, nadir)
-        new = _new_lesions(states)
-        if new:
-            category, reason = Category.PD, f"new lesion(s): {', '.join(new)}"
-        elif from_nadir is not None and from_nadir >= criteria.volume_pd_percent:
-            category = Category.PD
-            reason = (
+
+    def classify(point: _Point) -> tuple[Category, str]:
+        from_base, from_nadir = point.from_base, point.from_nadir
+        if from_nadir is not None and from_nadir >= criteria.volume_pd_percent:
+            return Category.PD, (
                 f"target volume {from_nadir:+.1f} % from the nadir "
                 f"(PD: >= +{criteria.volume_pd_percent:g} %)"
             )
-        elif targets and total == 0:
-            category, reason = Category.CR, "no target volume left"
-        elif from_base is not None and from_base <= criteria.volume_pr_percent:
-            category = Category.PR
-            reason = (
+        if point.targets and point.total == 0:
+            return Category.CR, "no target volume left"
+        if from_base is not None and from_base <= criteria.volume_pr_percent:
+            return Category.PR, (
                 f"target volume {from_base:+.1f} % from baseline "
                 f"(PR: <= {criteria.volume_pr_percent:g} %)"
             )
-        else:
-            category = Category.SD
-            reason = f"target volume {from_base or 0:+.1f} % from baseline: neither PR nor PD"
-        results.append(
-            Response("volumetric", category, total, baseline, nadir, from_base, from_nadir, reason)
+        return (
+            Category.SD,
+            f"target volume {from_base or 0:+.1f} % from baseline: neither PR nor PD",
         )
-    return results
+
+    return _series(
+        "volumetric",
+        timepoints,
+        "volume_mm3",
+        lambda targets, total: f"baseline: target volume {total or 0:.0f} mm3",
+        lambda targets: "a target lesion has no volume at this timepoint",
+        classify,
+    )

@@ -11,6 +11,8 @@ its (method, path template) in :data:`radpacs.auth.policy.POLICY` and
   POST /api/session), answers 401 with ``WWW-Authenticate`` when it is missing, wrong,
   expired, tampered, revoked or foreign, and 403 when the principal's roles lack the
   permission;
+- for a callback app's study-scoped token, refuses with 403 every route outside
+  :data:`radpacs.auth.policy.SCOPED_ROUTES` and every study or workitem but its own;
 - runs the route and, if the rule names an audit action, records who, from where, which
   study/series/instance and the final status (:mod:`radpacs.http.audit`) — also for
   refused requests.
@@ -29,7 +31,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from radpacs.auth.credentials import request_token
-from radpacs.auth.policy import Rule, no_phi_allowed, rule_for
+from radpacs.auth.policy import Rule, no_phi_allowed, rule_for, scoped_refusal
 from radpacs.auth.roles import ANONYMOUS, LOCAL_USER, Permission, Principal
 from radpacs.errors import AuthenticationError, PermissionDenied, RadpacsError
 from radpacs.http import audit as request_audit
@@ -119,6 +121,12 @@ class AccessControl:
                     f"{scope['method']} {entry.template} answers patient identity and is "
                     "not open to a no-PHI token"
                 )
+            limited = audit.principal.study_scope
+            if limited is not None:
+                reason = scoped_refusal(scope["method"], entry.template, params, limited)
+                if reason is not None:
+                    raise PermissionDenied(reason)
+                audit.detail = f"app token of workitem {limited.get('workitem', '')}"
             scope["radpacs.principal"] = audit.principal
             scope["radpacs.audit"] = audit
         except RadpacsError as refusal:
@@ -161,6 +169,8 @@ class AccessControl:
             )
             if not principal.can(rule.permission):
                 raise PermissionDenied(f"{principal.username} may not {rule.permission.value}")
+            if principal.study_scope is not None:
+                raise PermissionDenied("an app token opens no WebSocket")
         except RadpacsError:
             await send({"type": "websocket.close", "code": 1008})
             return

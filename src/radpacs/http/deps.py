@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from radpacs.ai.service import AiService
+from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.auth.roles import ANONYMOUS, Principal
 from radpacs.cache import BodyCache
@@ -31,6 +32,7 @@ from radpacs.settings import Settings
 
 __all__ = [
     "AiDep",
+    "AppsDep",
     "ArchiveDep",
     "AuthServicesDep",
     "FollowupDep",
@@ -66,7 +68,8 @@ def event_channels(app: Any) -> EventChannels:
     """The UPS-RS event channels of ``app`` (made at the first use)."""
     channels: EventChannels | None = getattr(app.state, "ups_channels", None)
     if channels is None:
-        channels = app.state.ups_channels = EventChannels()
+        settings: Settings = app.state.settings
+        channels = app.state.ups_channels = EventChannels(settings.redis_url)
     return channels
 
 
@@ -107,6 +110,10 @@ async def get_ai(request: Request) -> AiService:
     return _opened(request).ai
 
 
+async def get_apps(request: Request) -> AppService:
+    return _opened(request).apps
+
+
 async def get_pseudonyms(request: Request) -> PseudonymStore:
     return _opened(request).pseudonyms
 
@@ -132,6 +139,8 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 AuthServicesDep = Annotated[AuthServices, Depends(get_auth)]
 """Accounts, audit, dataset names, token issuer, login limiter."""
 AiDep = Annotated[AiService, Depends(get_ai)]
+
+AppsDep = Annotated[AppService, Depends(get_apps)]
 """The AI service: models, queue, jobs."""
 PseudonymStoreDep = Annotated[PseudonymStore, Depends(get_pseudonyms)]
 """The database store of patient pseudonyms (PS3.15 Annex E)."""

@@ -31,6 +31,8 @@ KINDS: dict[str, str] = {
     "dimse.send": "radpacs.dimse.jobs:run_transfer",
     "dimse.move": "radpacs.dimse.jobs:run_transfer",
     "dimse.get": "radpacs.dimse.jobs:run_transfer",
+    "app-delivery": "radpacs.apps.delivery:deliver",
+    "app-cancel": "radpacs.apps.delivery:send_cancel",
 }
 """The built-in kinds. Later kinds (follow-up, DIMSE moves, outbound calls) add a line."""
 

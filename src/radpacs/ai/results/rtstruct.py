@@ -24,11 +24,12 @@ import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from radpacs.ai.geometry import Volume
 from radpacs.ai.provenance import MANUFACTURER, Provenance
 from radpacs.ai.results.labels import Label
+from radpacs.ai.results.uids import new_uid
 from radpacs.errors import InvalidInput
 
 __all__ = ["RT_STRUCTURE_SET_STORAGE", "build_rtstruct", "mask_contours", "rtstruct_to_mask"]
@@ -87,12 +88,12 @@ def build_rtstruct(
             f"label map shape {label_map.shape} does not match the volume {volume.array.shape}"
         )
     source = volume.datasets[0]
-    frame_of_reference = str(source.get("FrameOfReferenceUID", "")) or generate_uid()
+    frame_of_reference = str(source.get("FrameOfReferenceUID", "")) or new_uid()
     now = datetime.now(UTC)
     ds = Dataset()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
-    sop_uid = generate_uid()
+    sop_uid = UID(new_uid())
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
@@ -108,7 +109,7 @@ def build_rtstruct(
         ds.setdefault(keyword, "")
     ds.setdefault("ReferringPhysicianName", "")
     ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = new_uid()
     ds.SeriesNumber = series_number
     ds.SeriesDescription = f"{provenance.name} contours"[:64]
     ds.InstanceNumber = 1

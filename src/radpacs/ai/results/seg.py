@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset
-from pydicom.uid import generate_uid
 
 from radpacs.ai.geometry import Volume
 from radpacs.ai.provenance import MANUFACTURER, Provenance
 from radpacs.ai.results.labels import Label
+from radpacs.ai.results.uids import new_uid
 from radpacs.errors import InvalidInput
 
 __all__ = ["build_seg", "seg_to_label_map"]
@@ -68,9 +68,9 @@ def build_seg(
         pixel_array=segment_map,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=new_uid(),
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=new_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=provenance.name[:64],

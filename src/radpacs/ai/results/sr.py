@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.uid import generate_uid
 
 from radpacs.ai.provenance import MANUFACTURER, Provenance
 from radpacs.ai.results.measure import RegionMeasurement
+from radpacs.ai.results.uids import new_uid
 from radpacs.errors import InvalidInput
 
 __all__ = ["ClassScore", "build_classification_sr", "build_measurement_sr"]
@@ -57,7 +57,7 @@ def _observation_context(provenance: Provenance) -> Any:
         observer_device_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Device,
             observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                uid=generate_uid(),
+                uid=new_uid(),
                 name=provenance.name[:64],
                 manufacturer_name=MANUFACTURER,
                 model_name=f"{provenance.name} {provenance.version}"[:64],
@@ -90,9 +90,9 @@ def _document(
     sr = hd.sr.Comprehensive3DSR(
         evidence=list(evidence),
         content=report,
-        series_instance_uid=series_uid or generate_uid(),
+        series_instance_uid=series_uid or new_uid(),
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=new_uid(),
         instance_number=instance_number,
         manufacturer=MANUFACTURER,
         series_description=description[:64],
@@ -135,7 +135,7 @@ def build_classification_sr(
     ]
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=generate_uid(), identifier=f"{provenance.name} classification"[:64]
+            uid=new_uid(), identifier=f"{provenance.name} classification"[:64]
         ),
         algorithm_id=_algorithm(provenance),
         qualitative_evaluations=[
@@ -202,7 +202,7 @@ def build_measurement_sr(
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=generate_uid(), identifier=str(description.segment_label)[:64]
+                    uid=new_uid(), identifier=str(description.segment_label)[:64]
                 ),
                 # built by hand: highdicom's from_segmentation looks for the segment in the
                 # per-frame groups, where a one-segment SEG does not put it

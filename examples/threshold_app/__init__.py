@@ -1,0 +1,1 @@
+"""An example radpacs callback app: the brightest blob of each CT image (see README.md)."""
