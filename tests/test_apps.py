@@ -28,7 +28,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from _dciodvfy import dciodvfy_errors
-from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
+from conftest import LiveServer, free_port, make_ct, multipart, split_multipart, to_bytes
 from radpacs.apps.registry import AppSpec, AppUpdate, check_url, host_allowed
 from radpacs.apps.service import AppService
 from radpacs.apps.tokens import issue_app_token
@@ -37,14 +37,15 @@ from radpacs.archive.apps import AppRun, AppStore
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cli import app as cli
 from radpacs.client import AsyncRadpacsClient, RadpacsClient
-from radpacs.client.apps import AnalysisRequest
-from radpacs.errors import AuthenticationError, Conflict, InvalidInput
+from radpacs.client.apps import AnalysisRequest, AnalysisResult, Classification, ResultStatus
+from radpacs.errors import AuthenticationError, Conflict, InvalidInput, StorageError
 from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
-APP_PORT = 22001  # this developer's port base is 22000
-DOWN_PORT = 22002  # nothing listens here
+# free ports, not fixed ones: two runs of this file at once (a developer and CI) must not clash
+APP_PORT = free_port()
+DOWN_PORT = free_port()  # nothing listens here
 WAIT = 90.0  # a loaded machine starts the job worker slowly
 
 
@@ -220,6 +221,10 @@ def test_allowed_hosts_rules() -> None:
     for bad in ("ftp://127.0.0.1/x", "file:///etc/passwd", "http://user:pw@127.0.0.1/x"):
         with pytest.raises(InvalidInput):
             check_url(bad, [])
+    assert load_settings(apps_allowed_hosts=[" GPU1.lab"]).apps_allowed_hosts == ["gpu1.lab"]
+    for wildcard in ("*", "http://gpu1.lab/"):
+        with pytest.raises(ValueError, match="apps_allowed_hosts"):
+            load_settings(apps_allowed_hosts=[wildcard])
 
 
 def test_registration_refuses_hosts_not_allowed(pacs: Pacs) -> None:
@@ -535,5 +540,41 @@ def test_one_arrival_makes_one_analysis_whatever_sees_it(tmp_path: Path) -> None
                 AppService(settings, archive, jobs).submit("once", study, series)
             assert [r.workitem_uid for r in apps.store.runs("once")] == [first.workitem_uid]
             assert first.trigger == "on-arrival" and first.series_uids == [series]
+        finally:
+            jobs.close()
+
+
+def test_a_completed_result_whose_storing_failed_completes_when_posted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result was recorded but storing its SR failed (a database busy, a full disk): the
+    app's retry of the same body stores it and completes the workitem, once."""
+    settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
+    with Archive.from_settings(settings) as archive:
+        jobs = Jobs(settings, archive)
+        try:
+            study, series = "1.2.826.0.1.3680043.8.498.81", "1.2.826.0.1.3680043.8.498.82"
+            archive.store_many([to_bytes(make_ct(study, series))])
+            apps = AppService(settings, archive, jobs)
+            apps.register(AppSpec(name="retry", url=url("retry")), "root")
+            run = apps.submit("retry", study, series)
+            result = AnalysisResult(
+                status=ResultStatus.COMPLETED,
+                classifications=[Classification(label="normal", probability=0.9)],
+            )
+            real_store_many = archive.store_many
+
+            def failing_store_many(*args: Any, **kwargs: Any) -> Any:  # fault injection
+                raise StorageError("disk full (injected)")
+
+            monkeypatch.setattr(archive, "store_many", failing_store_many)
+            with pytest.raises(StorageError):
+                apps.post_result(run.workitem_uid, result)
+            monkeypatch.setattr(archive, "store_many", real_store_many)
+            outcome = apps.post_result(run.workitem_uid, result)
+            assert outcome.stored and outcome.state == "COMPLETED"
+            again = apps.post_result(run.workitem_uid, result)
+            assert not again.stored and again.series == outcome.series
+            assert len(archive.instance_files(study, outcome.series[0])) == 1
         finally:
             jobs.close()

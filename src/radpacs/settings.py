@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,18 @@ class Settings(BaseSettings):
     apps_token_minutes: int = Field(default=60, gt=0, le=24 * 60)
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("apps_allowed_hosts")
+    @classmethod
+    def _check_app_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            name = entry.strip().lower()
+            if name == "*" or "://" in name or not re.fullmatch(r"[a-z0-9.:_/\-\[\]]+", name):
+                raise ValueError(
+                    f"apps_allowed_hosts entry {entry!r} is not a host name, address or CIDR "
+                    "(no wildcard: name each host an app may be at)"
+                )
+        return [entry.strip().lower() for entry in value]
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -273,10 +273,10 @@ class AppService:
             return ResultOutcome(CANCELED, False, [], events)
         datasets = self._result_datasets(result, run)
         run, recorded = self.store.keep_result(uid, body, digest, [])
-        if not recorded:
-            if digest != run.result_sha256:
-                raise Conflict(f"the analysis {uid} already has a different completed result")
-            return ResultOutcome(self.workitems.state(uid), False, run.result_series, [])
+        if not recorded and digest != run.result_sha256:
+            raise Conflict(f"the analysis {uid} already has a different completed result")
+        # Recorded now, or the same result again after an earlier post of it failed between
+        # recording and completing (the workitem is still IN PROGRESS): store and complete.
         series = self._store_datasets(datasets, run)
         performed = {
             "vr": "SQ",
