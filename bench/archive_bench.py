@@ -73,7 +73,7 @@ T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 DICOM_JSON = "application/dicom+json"
 MULTIPART_DICOM_ANY = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 60.0  # --startup-timeout
 STOP_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 120.0
 BUSY_SHARE = 0.2  # CPU share used by other work above which a run is flagged as noisy
@@ -257,9 +257,12 @@ def log_tail(path: Path | None, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+startup_timeout_s = STARTUP_TIMEOUT_S
+
+
 def wait_until_ready(server: Server, url: str, accept_status: Callable[[int], bool]) -> None:
     """Poll url until accept_status(status) holds, the process dies or the timeout passes."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    deadline = time.monotonic() + startup_timeout_s
     with httpx.Client(timeout=5.0) as client:
         while time.monotonic() < deadline:
             if server.process is not None and server.process.poll() is not None:
@@ -271,7 +274,7 @@ def wait_until_ready(server: Server, url: str, accept_status: Callable[[int], bo
                 if accept_status(client.get(url).status_code):
                     return
             time.sleep(0.2)
-    raise RuntimeError(f"{server.name} not ready at {url} after {STARTUP_TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"{server.name} not ready at {url} after {startup_timeout_s:.0f} s")
 
 
 def spawn(name: str, argv: list[str], log_path: Path, dicomweb_root: str) -> Server:
@@ -1079,6 +1082,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="exit 2 if a target of the issue is missed, 3 if the machine was too busy to judge",
     )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds a server may take to answer (several processes on a busy machine: more)",
+    )
     p.add_argument("--keep-data", action="store_true", help="keep the servers' temp folders")
     args = p.parse_args(argv)
     if min(args.studies, args.series, args.instances, args.batch, args.clients) < 1:
@@ -1122,6 +1131,8 @@ def bench_server(name: str, corpus: Corpus, args: argparse.Namespace) -> ServerR
 def main(argv: list[str] | None = None) -> int:
     """Build the corpus, measure the selected servers one after the other, report."""
     args = parse_args(argv)
+    global startup_timeout_s
+    startup_timeout_s = args.startup_timeout
     # Turn SIGTERM into SystemExit so that the finally clauses stop the servers we started.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     started = time.perf_counter()

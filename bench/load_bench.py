@@ -87,6 +87,7 @@ def main() -> int:
     p.add_argument("--locust", default=shutil.which("locust") or "locust")
     args = p.parse_args()
     bench_args = ab.parse_args(["--workers", str(args.workers)])
+    ab.startup_timeout_s = 180.0  # a busy machine starts several processes slowly
     out = BENCH_DIR / "out" / f"load-{dt.datetime.now():%Y%m%d-%H%M%S}"
     bodies = out / "bodies"
     write_bodies(bodies, seed=2)

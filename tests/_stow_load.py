@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,25 +16,40 @@ BOUNDARY = "radpacs-load"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
 _UID_STEM = "1.2.826.0.1.3680043.8.498.4"
 _PLACEHOLDER = _UID_STEM + "9" * 20
+_CHUNK = 8 * 1024 * 1024
 
 
-def template(part_bytes: int, study_uid: str) -> bytes:
-    """A CT of about ``part_bytes`` bytes whose SOP Instance UID is a fixed-width placeholder."""
-    rows = 512
-    columns = max(1, part_bytes // (2 * rows))
+def template(part_bytes: int, study_uid: str) -> tuple[bytes, int]:
+    """A CT of about ``part_bytes`` bytes whose SOP Instance UID is a fixed-width placeholder:
+    its bytes up to the Pixel Data value, and that value's length (zeros, made on the fly).
+    One frame of 512 rows; frames of 512 x 512 past 64 MiB, as Columns has 16 bits."""
+    rows = columns = 512
+    frames = part_bytes // (2 * rows * columns)
+    if frames <= 128:
+        frames, columns = 1, max(1, part_bytes // (2 * rows))
     dataset = make_ct(study_uid, sop_uid=_PLACEHOLDER, Rows=rows, Columns=columns)
-    dataset.PixelData = bytes(rows * columns * 2)
-    return to_bytes(dataset)
+    if frames > 1:
+        dataset.NumberOfFrames = frames
+    dataset.PixelData = b"\0\0"
+    if 0xFFFCFFFC in dataset:  # CT_small's Data Set Trailing Padding follows Pixel Data
+        del dataset[0xFFFCFFFC]
+    data = to_bytes(dataset)
+    length = rows * columns * 2 * frames
+    assert data.endswith(b"\xe0\x7f\x10\0OW\0\0\x02\0\0\0\0\0")  # explicit VR: Pixel Data last
+    return data[:-6] + struct.pack("<I", length), length
 
 
 def parts(count: int, part_bytes: int, study_uid: str) -> Iterator[bytes]:
     """The body in chunks: ``count`` parts, each a new instance of one study and series."""
-    data = template(part_bytes, study_uid)
+    head, length = template(part_bytes, study_uid)
     first = random.randrange(10**19)
+    zeros = bytes(min(length, _CHUNK))
     for number in range(first, first + count):
         uid = f"{_UID_STEM}{number:020d}".encode()
         yield f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-        yield data.replace(_PLACEHOLDER.encode(), uid)
+        yield head.replace(_PLACEHOLDER.encode(), uid)
+        for offset in range(0, length, _CHUNK):
+            yield zeros[: min(_CHUNK, length - offset)]
         yield b"\r\n"
     yield f"--{BOUNDARY}--\r\n".encode()
 

@@ -165,9 +165,12 @@ def free_port() -> int:
 class LiveServer:
     """`radpacs serve` in a subprocess, as a user starts it."""
 
-    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.extra = extra or []
+        self.env = env or {}  # added to (and winning over) the test's environment
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_path = data_dir.parent / f"serve-{self.port}.stderr"
@@ -192,7 +195,7 @@ class LiveServer:
         ]
         # The DICOM listener's default port would clash between servers: off unless the test's
         # environment turns it on (module-scoped servers start before the autouse fixture).
-        env = {"RADPACS_DIMSE_ENABLED": "false", **os.environ}
+        env = {"RADPACS_DIMSE_ENABLED": "false", **os.environ, **self.env}
         # stderr goes to a file: a pipe nobody reads fills up and blocks the server's logging.
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("wb") as stderr:

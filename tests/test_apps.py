@@ -28,19 +28,24 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from _dciodvfy import dciodvfy_errors
-from conftest import LiveServer, make_ct, multipart, split_multipart, to_bytes
-from radpacs.apps.registry import check_url, host_allowed
+from conftest import LiveServer, free_port, make_ct, multipart, split_multipart, to_bytes
+from radpacs.apps.registry import AppSpec, AppUpdate, check_url, host_allowed
+from radpacs.apps.service import AppService
 from radpacs.apps.tokens import issue_app_token
+from radpacs.archive import Archive
+from radpacs.archive.apps import AppRun, AppStore
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cli import app as cli
 from radpacs.client import AsyncRadpacsClient, RadpacsClient
-from radpacs.client.apps import AnalysisRequest
-from radpacs.errors import AuthenticationError, InvalidInput
+from radpacs.client.apps import AnalysisRequest, AnalysisResult, Classification, ResultStatus
+from radpacs.errors import AuthenticationError, Conflict, InvalidInput, StorageError
+from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
 PASSWORD = "apps-admin-pw-1"
-APP_PORT = 22001  # this developer's port base is 22000
-DOWN_PORT = 22002  # nothing listens here
+# free ports, not fixed ones: two runs of this file at once (a developer and CI) must not clash
+APP_PORT = free_port()
+DOWN_PORT = free_port()  # nothing listens here
 WAIT = 90.0  # a loaded machine starts the job worker slowly
 
 
@@ -65,6 +70,8 @@ class TinyApp:
         mode = request.path_params["mode"]
         if mode == "garbage":
             return PlainTextResponse("\x00\x01 not an answer", status_code=418)
+        if mode == "redirect":  # to an address the allowed hosts would refuse
+            return Response(status_code=307, headers={"Location": "http://10.1.2.3/steal"})
         if mode == "hang":
             await _sleep(5)
             return Response(status_code=202)
@@ -214,6 +221,10 @@ def test_allowed_hosts_rules() -> None:
     for bad in ("ftp://127.0.0.1/x", "file:///etc/passwd", "http://user:pw@127.0.0.1/x"):
         with pytest.raises(InvalidInput):
             check_url(bad, [])
+    assert load_settings(apps_allowed_hosts=[" GPU1.lab"]).apps_allowed_hosts == ["gpu1.lab"]
+    for wildcard in ("*", "http://gpu1.lab/"):
+        with pytest.raises(ValueError, match="apps_allowed_hosts"):
+            load_settings(apps_allowed_hosts=[wildcard])
 
 
 def test_registration_refuses_hosts_not_allowed(pacs: Pacs) -> None:
@@ -242,11 +253,11 @@ def test_on_demand_app_reads_with_its_token_and_completes(pacs: Pacs, tiny_app: 
     assert tiny_app.reads == [200] and tiny_app.posted == [200]
     assert done["result"]["display_text"] == "1 finding"
     # the result is in the study as DICOM SR (radpacs.apps.to_dicom), valid by dciodvfy
-    [sr_series] = done["result_series"]
-    found = pacs.http.get(f"/dicom-web/studies/{study}/series/{sr_series}/instances").json()
-    assert {m["00080060"]["Value"][0] for m in found} == {"SR"} and len(found) == 2
-    for match in found:
-        sop = match["00080018"]["Value"][0]
+    assert len(done["result_series"]) == 2  # the regions SR and the findings SR
+    for sr_series in done["result_series"]:
+        found = pacs.http.get(f"/dicom-web/studies/{study}/series/{sr_series}/instances").json()
+        assert [m["00080060"]["Value"][0] for m in found] == ["SR"]
+        sop = found[0]["00080018"]["Value"][0]
         part = pacs.http.get(
             f"/dicom-web/studies/{study}/series/{sr_series}/instances/{sop}",
             headers={"Accept": 'multipart/related; type="application/dicom"'},
@@ -370,6 +381,7 @@ def test_an_expired_token_is_refused(pacs: Pacs) -> None:
         ("down", DOWN_PORT, 5.0, "unreachable"),
         ("garbage", APP_PORT, 5.0, "HTTP 418"),
         ("hang", APP_PORT, 1.0, "did not answer within 1 s"),
+        ("redirect", APP_PORT, 5.0, "answered a redirect (307), not followed"),
     ],
 )
 def test_delivery_faults_end_canceled_with_the_reason(
@@ -486,3 +498,83 @@ def test_client_and_command_line(pacs: Pacs, tiny_app: TinyApp) -> None:
     assert {a["name"] for a in json.loads(done.output)} >= {"by-cli", "by-client"}
     refused = runner.invoke(cli, ["apps", "register", "x", "http://10.9.9.9/", *common])
     assert refused.exit_code != 0 and "not allowed" in refused.output
+
+
+def test_registry_and_results_on_each_database(archive: Archive) -> None:
+    """The app and app_run tables (migration 0011) on SQLite and PostgreSQL: names unique,
+    changes kept, the first completed result kept once."""
+    store = AppStore(archive.engine)
+    spec = AppSpec(name="ct-lungs", url="http://127.0.0.1:9/x", modalities=["ct"])
+    added = store.add(spec.record("ana"))
+    assert added.modalities == ["CT"] and added.created_by == "ana" and added.created_at
+    with pytest.raises(Conflict):
+        store.add(spec.record("bob"))
+    changed = store.update(AppUpdate(enabled=False, body_parts=["chest"]).apply(added))
+    assert not changed.enabled and changed.body_parts == ["CHEST"] and changed.url == spec.url
+    run = store.add_run(
+        AppRun(
+            "2.25.9", "2.25.10", "ct-lungs", "1.2", ["1.2.3"], "on-demand", "", "ana", "", "", []
+        )
+    )
+    kept, recorded = store.keep_result(run.workitem_uid, '{"a": 1}', "d1", [])
+    again, second = store.keep_result(run.workitem_uid, '{"a": 2}', "d2", [])
+    assert recorded and not second and again.result_json == '{"a": 1}' == kept.result_json
+    assert [r.workitem_uid for r in store.runs(app="ct-lungs", study_uid="1.2")] == ["2.25.9"]
+    store.remove("ct-lungs")
+    assert store.find("ct-lungs") is None and store.find_run("2.25.9") is not None
+
+
+def test_one_arrival_makes_one_analysis_whatever_sees_it(tmp_path: Path) -> None:
+    """Two server processes hear the same arrival: the workitem UID is derived from (app,
+    study, series), so the second trigger is a Conflict, not a second analysis."""
+    settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
+    with Archive.from_settings(settings) as archive:
+        jobs = Jobs(settings, archive)
+        try:
+            study, series = "1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72"
+            archive.store_many([to_bytes(make_ct(study, series))])
+            apps = AppService(settings, archive, jobs)
+            apps.register(AppSpec(name="once", url=url("auto"), trigger="on-arrival"), "root")
+            first = apps.submit("once", study, series)
+            with pytest.raises(Conflict):
+                AppService(settings, archive, jobs).submit("once", study, series)
+            assert [r.workitem_uid for r in apps.store.runs("once")] == [first.workitem_uid]
+            assert first.trigger == "on-arrival" and first.series_uids == [series]
+        finally:
+            jobs.close()
+
+
+def test_a_completed_result_whose_storing_failed_completes_when_posted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result was recorded but storing its SR failed (a database busy, a full disk): the
+    app's retry of the same body stores it and completes the workitem, once."""
+    settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
+    with Archive.from_settings(settings) as archive:
+        jobs = Jobs(settings, archive)
+        try:
+            study, series = "1.2.826.0.1.3680043.8.498.81", "1.2.826.0.1.3680043.8.498.82"
+            archive.store_many([to_bytes(make_ct(study, series))])
+            apps = AppService(settings, archive, jobs)
+            apps.register(AppSpec(name="retry", url=url("retry")), "root")
+            run = apps.submit("retry", study, series)
+            result = AnalysisResult(
+                status=ResultStatus.COMPLETED,
+                classifications=[Classification(label="normal", probability=0.9)],
+            )
+            real_store_many = archive.store_many
+
+            def failing_store_many(*args: Any, **kwargs: Any) -> Any:  # fault injection
+                raise StorageError("disk full (injected)")
+
+            monkeypatch.setattr(archive, "store_many", failing_store_many)
+            with pytest.raises(StorageError):
+                apps.post_result(run.workitem_uid, result)
+            monkeypatch.setattr(archive, "store_many", real_store_many)
+            outcome = apps.post_result(run.workitem_uid, result)
+            assert outcome.stored and outcome.state == "COMPLETED"
+            again = apps.post_result(run.workitem_uid, result)
+            assert not again.stored and again.series == outcome.series
+            assert len(archive.instance_files(study, outcome.series[0])) == 1
+        finally:
+            jobs.close()

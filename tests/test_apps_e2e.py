@@ -4,13 +4,11 @@ series and on demand (asking for a SEG). Its JSON results become SR series in th
 SEG is stored over STOW-RS with the request's scoped token, both are found by QIDO-RS, the
 workitems are COMPLETED, and OHIF (headless Chromium, logged in) draws the regions SR.
 
-Needs the server side of callback apps (radpacs.apps.service, issue 18 `apps`) and the OHIF
-peers of tests/test_web_overlays.py.
+Needs the OHIF peers of tests/test_web_overlays.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,13 +26,7 @@ from test_apps_ohif import open_sr_in_ohif
 from test_web_e2e import CHROMIUM, CHROMIUM_ARGS, playwright_api, require_viewer_and_browser
 from test_web_overlays import ARTIFACTS, _box, _coloured
 
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.skipif(
-        importlib.util.find_spec("radpacs.apps.service") is None,
-        reason="the server side of callback apps (issue 18, apps) is not merged",
-    ),
-]
+pytestmark = pytest.mark.peer
 
 PASSWORD = "appsr-admin-pw-1"
 WAIT = 120.0  # a loaded machine starts the job worker slowly
@@ -67,12 +59,17 @@ def app(tmp_path: Path) -> Iterator[ExampleApp]:
 
 
 def _completed(http: httpx.Client, uid: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        analysis: dict[str, Any] = http.get(f"/api/apps/analyses/{uid}").json()
-        assert analysis["state"] not in ("CANCELED",), analysis
-        return analysis if analysis["state"] == "COMPLETED" else None
+    last: list[dict[str, Any]] = [{}]
 
-    found: dict[str, Any] = wait_for(probe, f"analysis {uid} COMPLETED")
+    def probe() -> dict[str, Any] | None:
+        last[0] = http.get(f"/api/apps/analyses/{uid}").json()
+        assert last[0]["state"] != "CANCELED", last[0]
+        return last[0] if last[0]["state"] == "COMPLETED" else None
+
+    try:
+        found: dict[str, Any] = wait_for(probe, f"analysis {uid} COMPLETED")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the analysis: {last[0]}") from None
     return found
 
 

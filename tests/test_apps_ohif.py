@@ -1,10 +1,10 @@
 """OHIF draws the regions of an app's result: the SR that radpacs.apps.to_dicom writes.
 
 A 5-slice CT with a bright square and the regions SR of a JSON result outlining that square
-(a POLYGON) and marking its centre (a POINT) are stored by STOW-RS on a live ``radpacs
-serve`` (auth off). Headless Chromium opens the study in OHIF, double-clicks the SR display
-set, and checks on viewport screenshots that coloured annotation pixels appeared over the
-square, and that no radpacs request answered 4xx/5xx.
+(a 16-corner POLYGON), with a CIRCLE, an ELLIPSE, a 2-point POLYLINE and a POINT inside, are
+stored by STOW-RS on a live ``radpacs serve`` (auth off). Headless Chromium opens the study
+in OHIF, double-clicks the SR display set, and checks on viewport screenshots that coloured
+annotation pixels appeared around the square, and that no radpacs request answered 4xx/5xx.
 
 Same peers as tests/test_web_overlays.py. Screenshots go to test-artifacts/web/app-sr*.png.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,12 +57,26 @@ def sr_study() -> tuple[str, list[Dataset], Dataset]:
         ds.WindowCenter, ds.WindowWidth = 300, 1200
     middle = sorted(datasets, key=lambda ds: float(ds.ImagePositionPatient[2]))[2]
     image = ImageRef(sop_instance_uid=str(middle.SOPInstanceUID))
-    outline = [(low, low), (high, low), (high, high), (low, high)]
+    centre, radius = (low + high) / 2, (high - low) / 2
+    outline = [
+        (centre + radius * math.cos(k * math.pi / 8), centre + radius * math.sin(k * math.pi / 8))
+        for k in range(16)
+    ]  # a 16-gon touching the square's sides
+    regions = [
+        (GraphicType.POLYGON, outline),
+        (GraphicType.CIRCLE, [(centre, centre), (centre, centre + 6)]),
+        (
+            GraphicType.ELLIPSE,
+            [(centre - 8, centre), (centre + 8, centre), (centre, 29), (centre, 35)],
+        ),
+        (GraphicType.POLYLINE, [(centre - 4, centre - 4), (centre + 4, centre + 4)]),
+        (GraphicType.POINT, [(centre, centre)]),
+    ]
     result = AnalysisResult(
         status=ResultStatus.COMPLETED,
         regions=[
-            Region(label="blob", graphic_type=GraphicType.POLYGON, image=image, points=outline),
-            Region(label="centre", graphic_type=GraphicType.POINT, image=image, points=[(32, 32)]),
+            Region(label=kind.value.lower(), graphic_type=kind, image=image, points=points)
+            for kind, points in regions
         ],
     )
     [sr] = result_datasets(result, datasets, app_name="ohif-test", workitem_uid="2.25.99")

@@ -3,6 +3,8 @@ hold what the JSON said, and refuse references outside the inputs."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from pydicom import Dataset
@@ -104,8 +106,17 @@ def test_a_full_result_becomes_a_regions_sr_and_a_findings_sr_that_pass_dciodvfy
         "threshold findings",
     )
 
-    scoords = [item for item in _items(regions) if item.ValueType == "SCOORD"]
+    outlines = [i for i in _items(regions) if i.ValueType == "SCOORD"]
+    scoords = [s for s in outlines if s.RelationshipType == "CONTAINS"]  # the ROIs
     assert [s.GraphicType for s in scoords] == ["POLYLINE", "POINT", "POINT", "POINT"]
+    # the polygon's area (pixels 10 x 10 of 0.8 x 0.7 mm), inferred from a copy of it
+    [area] = [i for i in _items(regions) if i.ValueType == "NUM"]
+    assert area.ConceptNameCodeSequence[0].CodeMeaning == "Area"
+    assert float(area.MeasuredValueSequence[0].NumericValue) == pytest.approx(56.0)
+    assert area.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm2"
+    [copy] = area.ContentSequence
+    assert (copy.RelationshipType, copy.GraphicType) == ("INFERRED FROM", "POLYLINE")
+    assert list(copy.GraphicData) == list(scoords[0].GraphicData)
     polygon = [float(v) for v in scoords[0].GraphicData]
     assert polygon[:2] == polygon[-2:] == [10.0, 10.0]  # a polygon is a closed polyline
     assert len(polygon) == 10
@@ -118,7 +129,13 @@ def test_a_full_result_becomes_a_regions_sr_and_a_findings_sr_that_pass_dciodvfy
         for item in _items(regions)
         if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == "112039"
     ]
-    assert trackers == ["blob #1", "centre #2", "seeds #3", "seeds #4"]
+    tag = "Cornerstone3DTools@^0.1.0"  # OHIF picks its drawing tool by this prefix
+    assert trackers == [
+        f"{tag}:PlanarFreehandROI blob #1",
+        f"{tag}:Probe centre #2",
+        f"{tag}:Probe seeds #3",
+        f"{tag}:Probe seeds #4",
+    ]
     findings_codes = [
         str(item.ConceptCodeSequence[0].CodeMeaning)
         for item in _items(regions)
@@ -185,10 +202,21 @@ def test_ct_small_circle_and_ellipse_and_only_regions(ct_factory: object) -> Non
     )
     [sr] = result_datasets(result, [ct], app_name="a", workitem_uid=WORKITEM)
     assert dciodvfy_errors(sr) == []
-    assert [i.GraphicType for i in _items(sr) if i.ValueType == "SCOORD"] == [
-        "CIRCLE",
-        "ELLIPSE",
-        "POLYLINE",
+    rois = [i for i in _items(sr) if i.ValueType == "SCOORD" and i.RelationshipType == "CONTAINS"]
+    assert [i.GraphicType for i in rois] == ["CIRCLE", "ELLIPSE", "POLYLINE"]
+    sizes = [
+        (
+            str(i.ConceptNameCodeSequence[0].CodeMeaning),
+            float(i.MeasuredValueSequence[0].NumericValue),
+        )
+        for i in _items(sr)
+        if i.ValueType == "NUM"
+    ]
+    dx, dy = float(ct.PixelSpacing[1]), float(ct.PixelSpacing[0])
+    assert sizes == [
+        ("Area", pytest.approx(math.pi * 16 * dx * dy, abs=1e-3)),  # radius 4 pixels
+        ("Area", pytest.approx(math.pi * 9 * 5 * dx * dy, abs=1e-3)),  # semi-axes 9 and 5
+        ("Length", pytest.approx(math.hypot(128 * dx, 128 * dy), abs=1e-3)),
     ]
 
 

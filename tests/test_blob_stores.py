@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from _s3_support import S3Server, s3_server  # noqa: F401 - the fixture
 from radpacs.archive.backends import open_blob_store
-from radpacs.archive.blobs import BlobStore, FolderBlobStore
+from radpacs.archive.blobs import BlobStore, FileBlob, FolderBlobStore
 from radpacs.archive.s3blobs import S3BlobStore
 from radpacs.errors import ConfigurationError, NotFound, StorageError
 from radpacs.settings import load_settings
@@ -57,6 +59,25 @@ def test_put_many_and_keys(store: BlobStore) -> None:
     for key, data in items:
         with store.open(key) as stream:
             assert stream.read() == data
+
+
+def test_a_file_blob_is_copied_from_its_file(store: BlobStore, tmp_path: Path) -> None:
+    """A large object comes as a FileBlob (STOW part, zip member, C-STORE): each store copies
+    it in chunks; the folder never holds it whole (moto, in this process, keeps what it gets)."""
+    data = os.urandom(24 * 1024 * 1024)
+    (tmp_path / "large").write_bytes(data)
+    with (tmp_path / "large").open("rb") as file:
+        tracemalloc.start()
+        try:
+            store.put_many([("l/a.dcm", b"small"), ("l/b.dcm", FileBlob(file, len(data)))])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    with store.open("l/b.dcm") as stream:
+        assert hashlib.sha256(stream.read()).digest() == hashlib.sha256(data).digest()
+    assert store.size("l/b.dcm") == len(data)
+    if isinstance(store, FolderBlobStore):
+        assert peak < 4 * 1024 * 1024
 
 
 def test_reads_stream_in_chunks(store: BlobStore) -> None:

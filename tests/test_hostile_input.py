@@ -338,6 +338,59 @@ def test_lying_sizes_in_the_zip_headers_answer_400(sqlite_client: TestClient) ->
     assert _upload_zip(sqlite_client, b"PK\x03\x04" + b"\0" * 100).status_code == 400
 
 
+def _large_ct(megabytes: int = 20) -> bytes:
+    """A CT over the 16 MiB above which parts and members are stored from a file (random
+    pixels: they do not compress, so no zip bomb)."""
+    frames = megabytes * 2
+    dataset = make_ct(Rows=512, Columns=512, NumberOfFrames=frames)
+    dataset.PixelData = os.urandom(512 * 512 * 2 * frames)
+    return to_bytes(dataset)
+
+
+def test_a_large_member_is_stored_from_its_file_beside_small_ones(
+    sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radpacs.api import upload
+
+    kinds: list[str] = []
+    read_member = upload._read_member
+
+    def recording(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> object:
+        member = read_member(zipped, info)
+        kinds.append(type(member).__name__)
+        return member
+
+    monkeypatch.setattr(upload, "_read_member", recording)
+    large, small = _large_ct(), to_bytes(make_ct())
+    response = _upload_zip(sqlite_client, _zip({"small.dcm": small, "large.dcm": large}))
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 2
+    assert kinds == ["bytes", "FileBlob"]
+    uid = pydicom.dcmread(io.BytesIO(large), stop_before_pixels=True).SOPInstanceUID
+    got = sqlite_client.get(f"/dicom-web/instances/{uid}", headers={"Accept": _AS_STORED})
+    assert got.status_code == 200
+    assert large in got.content  # the same bytes, in a multipart answer
+
+
+_AS_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+def test_a_large_stow_part_fails_alone_and_the_others_are_stored(
+    sqlite_client: TestClient,
+) -> None:
+    large = _large_ct()
+    truncated = large[: len(large) - 1000]
+    good = to_bytes(make_ct())
+    body, content_type = multipart([truncated, good, large])
+    response = sqlite_client.post(STOW, content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    [failed] = answer["00081198"]["Value"]
+    assert failed["00081197"]["Value"] == [0xC000]
+    assert "part 1" in response.headers["Warning"] and "truncated" in response.headers["Warning"]
+    assert len(answer["00081199"]["Value"]) == 2
+
+
 # ------------------------------------------------------------------ numbers past 64 bits
 
 

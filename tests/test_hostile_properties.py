@@ -5,6 +5,7 @@ bytes, only the documented exceptions come out, and nothing is stored from a ref
 from __future__ import annotations
 
 import contextlib
+import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from _hostile_support import nested_ct
 from conftest import make_ct, to_bytes
 from radpacs.archive import Archive, Outcome
-from radpacs.archive.ingest import parse_instance
+from radpacs.archive.blobs import FileBlob
+from radpacs.archive.ingest import parse_file, parse_instance
 from radpacs.dicom.limits import StructureLimit, check_structure
 from radpacs.dicom.multipart import MultipartError, MultipartParser
 from radpacs.dicom.scan import scan
@@ -104,6 +106,20 @@ def test_ingest_raises_only_invalid_instance(data: bytes) -> None:
         assert str(exc) and exc.failure_reason in (0xC000, 0x0110)
         return
     assert parsed.sop_uid and parsed.metadata_json
+
+
+@PROPERTY
+@given(data=damaged_files())
+def test_reading_around_pixel_data_raises_only_invalid_instance(data: bytes) -> None:
+    """parse_file (a large part, member or C-STORE) fails as parse_instance does, and where
+    it stores, it stores the same object."""
+    try:
+        parsed = parse_file(FileBlob(io.BytesIO(data), len(data)))
+    except InvalidInstance as exc:
+        assert str(exc) and exc.failure_reason in (0xC000, 0x0110)
+        return
+    whole = parse_instance(data)  # what read whole succeeds on, read around succeeds on
+    assert (parsed.sop_uid, parsed.digest, parsed.size) == (whole.sop_uid, whole.digest, len(data))
 
 
 @pytest.fixture(scope="module")

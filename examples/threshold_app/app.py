@@ -72,7 +72,7 @@ def brightest_blob(image: npt.NDArray[np.float64], threshold: float) -> Blob | N
     labels = measure.label(image > threshold, connectivity=1)
     if labels.max() == 0:
         return None
-    best = max(measure.regionprops(labels, intensity_image=image), key=lambda r: r.mean_intensity)
+    best = max(measure.regionprops(labels, intensity_image=image), key=lambda r: r.intensity_mean)
     mask = labels == best.label
     # contours of the padded mask at 0.5 run along pixel edges: pixel (r, c) spans
     # [c, c+1] x [r, r+1] in DICOM image coordinates, so add 0.5 to centre-based indices

@@ -38,6 +38,7 @@ from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dimse.service import open_dimse
 from radpacs.http.access import AccessControl
 from radpacs.http.audit import note_stored
+from radpacs.http.deps import event_channels
 from radpacs.http.errors import ERROR_RESPONSES, install_error_handlers
 from radpacs.services import Services
 from radpacs.settings import Settings, load_settings
@@ -108,13 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # it shares this archive, so its arrivals reach the same listeners as STOW-RS.
             node = (
                 open_dimse(settings, services.archive, services.auth.audit)
-                if settings.workers == 1
+                if settings.resolved_workers == 1
                 else None
             )
             app.state.services = services
+            channels = event_channels(app)
+            channels.start()  # with Redis: hear the UPS-RS events of the other processes
             try:
                 yield
             finally:
+                channels.stop()
+                app.state.ups_channels = None
                 app.state.services = None
                 if node is not None:
                     node.stop()

@@ -6,7 +6,7 @@ Hierarchy::
      ├── ConfigurationError       a setting is missing or unsafe
      ├── InvalidInstance          a DICOM object cannot be stored (carries a PS3.18 FailureReason)
      │    └── DuplicateInstance   another object is already stored under this SOP Instance UID
-     ├── StorageError             the blob store or the index failed (I/O, database)
+     ├── StorageError             blob store, index, job queue or shared Redis failed
      ├── NotFound                 no study, series, instance, frame or attribute with that key
      ├── InvalidQuery             a QIDO-RS parameter is unknown or malformed
      ├── InvalidInput             an input file or parameter is not what the operation needs
@@ -91,7 +91,8 @@ class DuplicateInstance(InvalidInstance):
 
 
 class StorageError(RadpacsError):
-    """The blob store or the index failed; nothing was half-written."""
+    """The blob store, the index, the job queue or the shared Redis failed; nothing was
+    half-written."""
 
 
 class NotFound(RadpacsError):

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Self
 
 from radpacs.ai.service import AiService
-from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
+from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher, RedisArrivals
 from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
@@ -30,7 +30,7 @@ from radpacs.archive.pseudonym_store import DatabasePseudonymStore
 from radpacs.auth.authenticator import Authenticator
 from radpacs.auth.oidc import OidcValidator
 from radpacs.auth.passwords import hash_password
-from radpacs.auth.ratelimit import LoginLimiter
+from radpacs.auth.ratelimit import Limiter, LoginLimiter, RedisLoginLimiter
 from radpacs.auth.roles import Role
 from radpacs.auth.tokens import TokenIssuer, signing_secret
 from radpacs.cache import BodyCache
@@ -39,8 +39,9 @@ from radpacs.followup.feed import FollowupService
 from radpacs.followup.jobs import jobs_submitter
 from radpacs.jobs import Jobs
 from radpacs.settings import Settings
+from radpacs.shared import connect
 
-__all__ = ["AuthServices", "Services", "open_auth"]
+__all__ = ["AuthServices", "Services", "open_auth", "open_limiter"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class AuthServices:
     names: DatasetNames
     issuer: TokenIssuer
     authenticator: Authenticator
-    limiter: LoginLimiter
+    limiter: Limiter
 
     def close(self) -> None:
         """Write the queued audit events and stop the audit writer."""
@@ -87,11 +88,20 @@ def open_auth(settings: Settings, archive: Archive) -> AuthServices:
         names=DatasetNames(archive.engine),
         issuer=issuer,
         authenticator=Authenticator(issuer, accounts, oidc),
-        limiter=LoginLimiter(settings.login_max_failures, settings.login_window_seconds),
+        limiter=open_limiter(settings),
     )
     if settings.admin_user and settings.admin_password:
         _first_admin(accounts, settings.admin_user, settings.admin_password)
     return services
+
+
+def open_limiter(settings: Settings) -> Limiter:
+    """The login limiter: in this process, or in the shared Redis when ``redis_url`` is set."""
+    if settings.redis_url:
+        return RedisLoginLimiter(
+            connect(settings.redis_url), settings.login_max_failures, settings.login_window_seconds
+        )
+    return LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
 
 
 def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
@@ -102,6 +112,11 @@ def _first_admin(accounts: AccountStore, username: str, password: str) -> None:
         return
     accounts.add(username, Role.ADMIN, password_hash=hash_password(password))
     log.warning("created the first administrator %s from the settings", username)
+
+
+def _book(settings: Settings, name: str) -> RedisArrivals | None:
+    """The arrival book ``name`` in the shared Redis, or None (in-process) without one."""
+    return RedisArrivals(connect(settings.redis_url), name) if settings.redis_url else None
 
 
 @dataclass
@@ -135,10 +150,16 @@ class Services:
             jobs = Jobs(settings, archive)
             opened.append(jobs)
             ai = AiService(settings, archive, jobs)
-            arrivals = ArrivalWatcher(ai, [ArrivalRule.parse(raw) for raw in settings.ai_rules])
+            arrivals = ArrivalWatcher(
+                ai,
+                [ArrivalRule.parse(raw) for raw in settings.ai_rules],
+                book=_book(settings, "ai-arrivals"),
+            )
             arrivals.start()
             apps = AppService(settings, archive, jobs)
-            app_arrivals = ArrivalWatcher(apps, apps.rules)  # the apps' rules, asked each time
+            app_arrivals = ArrivalWatcher(  # the apps' rules, asked each time
+                apps, apps.rules, book=_book(settings, "app-arrivals")
+            )
             app_arrivals.start()
         except BaseException:
             for service in reversed(opened):

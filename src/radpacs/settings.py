@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,10 @@ class Settings(BaseSettings):
     s3_read_ahead_mb: int = Field(default=64, ge=1)  # at most this much of them in memory
     qido_max_results: int = Field(default=1000, gt=0)
     metadata_cache_entries: int = Field(default=256, ge=0)
-    workers: int = Field(default=1, ge=1)
+    workers: int | None = Field(default=None, ge=1)  # None: see resolved_workers
+    keep_alive_timeout: int = Field(default=75, ge=1)  # idle s before a connection closes
+    # state shared by several API processes and machines (docs/deploy.md); None: in-process
+    redis_url: str | None = None
     api_enabled: bool = True  # the REST API under /api (health, login and sessions stay)
     dicomweb_enabled: bool = True  # DICOMweb under /dicom-web
     log_level: str = "info"
@@ -200,6 +204,18 @@ class Settings(BaseSettings):
     # more background job kinds, kind -> "module:function" (docs/architecture.md, Jobs)
     job_kinds: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("apps_allowed_hosts")
+    @classmethod
+    def _check_app_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            name = entry.strip().lower()
+            if name == "*" or "://" in name or not re.fullmatch(r"[a-z0-9.:_/\-\[\]]+", name):
+                raise ValueError(
+                    f"apps_allowed_hosts entry {entry!r} is not a host name, address or CIDR "
+                    "(no wildcard: name each host an app may be at)"
+                )
+        return [entry.strip().lower() for entry in value]
+
     @field_validator("allowed_hosts")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
@@ -238,6 +254,15 @@ class Settings(BaseSettings):
     def dimse_listen_host(self) -> str:
         """The address the DIMSE server listens on: ``dimse_host``, else ``host``."""
         return self.dimse_host or self.host
+
+    @property
+    def resolved_workers(self) -> int:
+        """Server processes: ``workers``, else one per CPU core when ``redis_url`` shares
+        their state, else 1 (without Redis, rate limits, UPS-RS events and the AI arrival
+        rules would each live in one process; docs/decisions.md)."""
+        if self.workers is not None:
+            return self.workers
+        return (os.cpu_count() or 1) if self.redis_url else 1
 
     @property
     def resolved_database_url(self) -> str:

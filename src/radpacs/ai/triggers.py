@@ -15,6 +15,13 @@ The watcher hears every committed store batch (:meth:`Archive.add_listener`), re
 when each series last grew, and a background thread (not the event loop) submits a job
 once a series has not grown for ``stable_seconds`` (default 10). A series is triggered
 once per rule.
+
+Where arrivals are remembered is an :class:`ArrivalBook`: :class:`MemoryArrivals` (one
+process, the default) or :class:`RedisArrivals` (setting ``redis_url``): every API process
+writes the arrivals it commits into Redis, and only the process holding the leader lease
+(:class:`radpacs.shared.LeaderLease`) checks them and submits jobs, so a series stored
+through several processes is triggered once, and a new leader takes over within 10 s
+when the old one dies.
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from radpacs.archive import Level, StoreResult, parse_query
 from radpacs.errors import ConfigurationError, RadpacsError
+from radpacs.shared import PREFIX, LeaderLease
 
-__all__ = ["ArrivalRule", "ArrivalWatcher"]
+__all__ = ["ArrivalBook", "ArrivalRule", "ArrivalWatcher", "MemoryArrivals", "RedisArrivals"]
+
+SeriesKey = tuple[str, str]  # (study UID, series UID)
+RuleKey = tuple[str, str, str]  # (model, study UID, series UID)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,125 @@ class ArrivalRule:
         return fnmatch.fnmatch(description.lower(), self.description.lower())
 
 
+class ArrivalBook(Protocol):
+    """When each series last grew, which (rule, series) pairs were triggered, who leads."""
+
+    def now(self) -> float: ...
+
+    def seen(self, keys: list[SeriesKey], at: float) -> None: ...
+
+    def waiting(self) -> dict[SeriesKey, float]: ...
+
+    def forget(self, key: SeriesKey, seen: float) -> None:
+        """Drop ``key`` unless it grew again after ``seen``."""
+
+    def is_done(self, key: RuleKey) -> bool: ...
+
+    def mark_done(self, key: RuleKey) -> bool:
+        """Record ``key`` as triggered; False when it already was (by any process)."""
+
+    def leads(self) -> bool:
+        """True when this process is the one that submits jobs now."""
+
+    def close(self) -> None: ...
+
+
+class MemoryArrivals:
+    """The book of one process (monotonic clock); it always leads."""
+
+    def __init__(self) -> None:
+        self._last_seen: dict[SeriesKey, float] = {}
+        self._done: set[RuleKey] = set()
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def seen(self, keys: list[SeriesKey], at: float) -> None:
+        with self._lock:
+            for key in keys:
+                self._last_seen[key] = at
+
+    def waiting(self) -> dict[SeriesKey, float]:
+        with self._lock:
+            return dict(self._last_seen)
+
+    def forget(self, key: SeriesKey, seen: float) -> None:
+        with self._lock:
+            if self._last_seen.get(key) == seen:
+                del self._last_seen[key]
+
+    def is_done(self, key: RuleKey) -> bool:
+        return key in self._done
+
+    def mark_done(self, key: RuleKey) -> bool:
+        with self._lock:
+            fresh = key not in self._done
+            self._done.add(key)
+            return fresh
+
+    def leads(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+_FORGET = """
+if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('hdel', KEYS[1], ARGV[1])
+end
+return 0
+"""
+_SEP = "\x1f"
+_DONE_SECONDS = 30 * 24 * 3600  # a series stored again a month later is triggered again
+
+
+class RedisArrivals:
+    """The book named ``name`` in Redis (wall clock): the hash ``radpacs:<name>`` of series to
+    the time they last grew, one key ``radpacs:<name>-done:<model> <study> <series>`` per
+    triggered pair (kept 30 days), and the lease ``radpacs:leader:<name>``. Each watcher
+    has its own name (``ai-arrivals``, ``app-arrivals``)."""
+
+    def __init__(self, client: Any, name: str = "ai-arrivals", lease_seconds: float = 10.0) -> None:
+        self.client = client
+        self.key = PREFIX + name
+        self.lease = LeaderLease(client, name, lease_seconds)
+        self._forget = client.register_script(_FORGET)
+
+    def now(self) -> float:
+        return time.time()
+
+    def seen(self, keys: list[SeriesKey], at: float) -> None:
+        if keys:
+            self.client.hset(self.key, mapping={_SEP.join(key): repr(at) for key in keys})
+
+    def waiting(self) -> dict[SeriesKey, float]:
+        found: dict[SeriesKey, float] = {}
+        for field, value in self.client.hgetall(self.key).items():
+            study, _, series = field.decode().partition(_SEP)
+            found[(study, series)] = float(value)
+        return found
+
+    def forget(self, key: SeriesKey, seen: float) -> None:
+        self._forget(keys=[self.key], args=[_SEP.join(key), repr(seen)])
+
+    def _done_key(self, key: RuleKey) -> str:
+        return self.key + "-done:" + _SEP.join(key)
+
+    def is_done(self, key: RuleKey) -> bool:
+        return bool(self.client.exists(self._done_key(key)))
+
+    def mark_done(self, key: RuleKey) -> bool:
+        return bool(self.client.set(self._done_key(key), b"1", nx=True, ex=_DONE_SECONDS))
+
+    def leads(self) -> bool:
+        return self.lease.held()
+
+    def close(self) -> None:
+        self.lease.release()
+
+
 class ArrivalWatcher:
     """Collects arrivals and submits jobs for stable, matching series (see the module)."""
 
@@ -72,13 +202,12 @@ class ArrivalWatcher:
         service: Any,
         rules: list[ArrivalRule] | Callable[[], list[ArrivalRule]],
         poll_seconds: float = 0.5,
+        book: ArrivalBook | None = None,
     ) -> None:
         self.service = service
         self.rules = rules
         self.poll_seconds = poll_seconds
-        self._last_seen: dict[tuple[str, str], float] = {}
-        self._done: set[tuple[str, str, str]] = set()
-        self._lock = threading.Lock()
+        self.book: ArrivalBook = book if book is not None else MemoryArrivals()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="radpacs-ai-arrivals", daemon=True)
 
@@ -95,29 +224,34 @@ class ArrivalWatcher:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
+            try:
+                self.book.close()
+            except Exception:  # a lease left behind expires on its own
+                log.warning("could not release the arrival-rules lease", exc_info=True)
 
     def on_stored(self, results: list[StoreResult]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for result in results:
-                self._last_seen[(result.study_uid, result.series_uid)] = now
+        keys = sorted({(result.study_uid, result.series_uid) for result in results})
+        try:
+            self.book.seen(keys, self.book.now())
+        except Exception:  # the store is committed; losing a trigger must not fail it
+            log.exception("could not record the arrival of %d series", len(keys))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             try:
-                self.check(time.monotonic())
+                if self.book.leads():
+                    self.check(self.book.now())
             except Exception:  # the watcher must outlive a bad series
                 log.exception("arrival trigger failed")
 
     def check(self, now: float) -> None:
-        with self._lock:
-            waiting = dict(self._last_seen)
+        waiting = self.book.waiting()
         if not waiting:
             return
         rules = self.current_rules()
         if not rules:
-            with self._lock:
-                self._last_seen.clear()
+            for series, seen in waiting.items():
+                self.book.forget(series, seen)
             return
         shortest = min(rule.stable_seconds for rule in rules)
         for (study_uid, series_uid), seen in waiting.items():
@@ -131,8 +265,7 @@ class ArrivalWatcher:
                 )
             ).matches
             if not matches:
-                with self._lock:
-                    self._last_seen.pop((study_uid, series_uid), None)
+                self.book.forget((study_uid, series_uid), seen)
                 continue
             modality = (matches[0].get("00080060", {}).get("Value") or [""])[0]
             description = (matches[0].get("0008103E", {}).get("Value") or [""])[0]
@@ -140,17 +273,16 @@ class ArrivalWatcher:
             pending = False
             for rule in rules:
                 key = (rule.model, study_uid, series_uid)
-                if key in self._done or not rule.matches(modality, description, body_part):
+                if self.book.is_done(key) or not rule.matches(modality, description, body_part):
                     continue
                 if now - seen < rule.stable_seconds:
                     pending = True
+                    continue
+                if not self.book.mark_done(key):
                     continue
                 try:
                     self.service.submit(rule.model, study_uid, series_uid, trigger="arrival")
                 except RadpacsError as exc:
                     log.warning("rule for %s skipped series %s: %s", rule.model, series_uid, exc)
-                self._done.add(key)
             if not pending:
-                with self._lock:
-                    if self._last_seen.get((study_uid, series_uid)) == seen:
-                        del self._last_seen[(study_uid, series_uid)]
+                self.book.forget((study_uid, series_uid), seen)

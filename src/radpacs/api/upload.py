@@ -12,7 +12,8 @@ what was stored and lists each failure by member name::
 Limits: the body and the total uncompressed size are bounded by ``max_upload_bytes``; a
 member that expands more than 100 times (and past 8 MiB) is refused as a zip bomb, 413, before
 anything is stored. Members are read in 1 MiB chunks, at most 64 MiB of them at a time; one
-with a CRC error or damaged data fails alone with its reason.
+with a CRC error or damaged data fails alone with its reason. A member over 16 MiB is extracted
+to a temporary file and stored alone from it, never whole in memory (as a large STOW part).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.archive import Archive, Outcome, StoreResult
+from radpacs.archive import Archive, FileBlob, Outcome, StoreResult
 from radpacs.errors import InvalidInput, InvalidInstance
 from radpacs.http.deps import ArchiveDep, SettingsDep
 
@@ -39,6 +40,7 @@ _BATCH_FILES = 64
 _BATCH_BYTES = 64 * 1024 * 1024
 _SPOOL_BYTES = 16 * 1024 * 1024
 _CHUNK_BYTES = 1024 * 1024
+_LARGE_MEMBER_BYTES = 16 * 1024 * 1024  # stored alone from a temporary file
 _MAX_RATIO = 100  # DICOM deflates 2-10 times; a member expanding 100 times is a bomb
 _RATIO_FLOOR = 8 * 1024 * 1024  # small members may expand as they like
 
@@ -75,25 +77,44 @@ def _check_sizes(members: list[zipfile.ZipInfo], limit: int) -> None:
             )
 
 
-def _read_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str:
-    """The member's bytes, read in chunks; or why it cannot be read (CRC error, bad data)."""
-    chunks: list[bytes] = []
+_Member = bytes | FileBlob | str  # its bytes, its file (a large one), or why it is unreadable
+
+
+def _read_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
+    """The member extracted in chunks: its bytes, or a FileBlob when over 16 MiB; or why it
+    cannot be read (CRC error, bad data)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (returned)
+    size = 0
     try:
         with zipped.open(info) as member:
             while chunk := member.read(_CHUNK_BYTES):
-                chunks.append(chunk)
+                spool.write(chunk)
+                size += len(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as exc:
+        spool.close()
         return f"the member cannot be extracted: {exc}"  # CRC error, encrypted, bad data
-    return b"".join(chunks)
+    if size > _LARGE_MEMBER_BYTES:
+        return FileBlob(spool, size)
+    with spool:
+        spool.seek(0)
+        return spool.read()
 
 
 def _batches(
     zipped: zipfile.ZipFile, members: list[zipfile.ZipInfo]
-) -> Iterator[list[tuple[str, bytes | str]]]:
-    batch: list[tuple[str, bytes | str]] = []
+) -> Iterator[list[tuple[str, _Member]]]:
+    """Members in batches of at most 64 files or 64 MiB; a large one in a batch of its own."""
+    batch: list[tuple[str, _Member]] = []
     size = 0
     for info in members:
-        batch.append((info.filename, _read_member(zipped, info)))
+        member = _read_member(zipped, info)
+        if isinstance(member, FileBlob):
+            if batch:
+                yield batch
+                batch, size = [], 0
+            yield [(info.filename, member)]
+            continue
+        batch.append((info.filename, member))
         size += info.file_size
         if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
             yield batch
@@ -102,11 +123,16 @@ def _batches(
         yield batch
 
 
-def _store_batch(archive: Archive, batch: list[tuple[str, bytes | str]]) -> list[StoreResult]:
-    files = [data for _, data in batch if isinstance(data, bytes)]
-    stored = iter(archive.store_many(files) if files else [])
+def _store_batch(archive: Archive, batch: list[tuple[str, _Member]]) -> list[StoreResult]:
+    files = [data for _, data in batch if not isinstance(data, str)]
+    try:
+        stored = iter(archive.store_many(files) if files else [])
+    finally:
+        for data in files:
+            if isinstance(data, FileBlob):
+                data.file.close()
     return [
-        next(stored) if isinstance(data, bytes) else StoreResult.failed(InvalidInstance(data))
+        StoreResult.failed(InvalidInstance(data)) if isinstance(data, str) else next(stored)
         for _, data in batch
     ]
 

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,7 @@ DELIVERY_KIND = "app-delivery"
 CANCEL_KIND = "app-cancel"
 WORKLIST_LABEL = "radpacs apps"
 _FINAL = (COMPLETED, CANCELED)
+_ARRIVAL_NAMESPACE = uuid.UUID("6f1c1c38-52a4-4a4e-9a53-2f4d3c1a7b10")  # arrival workitem UIDs
 _SOURCES_MAX = 20_000  # input headers read to check a result and build its DICOM
 
 
@@ -130,8 +132,17 @@ class AppService:
     # -- triggering --------------------------------------------------------------------------
 
     def submit(self, name: str, study_uid: str, series_uid: str = "", trigger: str = "") -> AppRun:
-        """The arrival watcher's entry: trigger ``name`` on an arrived series."""
-        return self.trigger(name, study_uid, series_uid, trigger=AppTrigger.ON_ARRIVAL.value)
+        """The arrival watcher's entry: trigger ``name`` on an arrived series, once. The
+        workitem UID is derived from (app, study, series), so that several server processes
+        seeing the same arrival make one analysis (the others get a Conflict)."""
+        key = uuid.uuid5(_ARRIVAL_NAMESPACE, f"{name}|{study_uid}|{series_uid}")
+        return self.trigger(
+            name,
+            study_uid,
+            series_uid,
+            trigger=AppTrigger.ON_ARRIVAL.value,
+            workitem_uid=f"2.25.{key.int}",
+        )
 
     def trigger(
         self,
@@ -142,6 +153,7 @@ class AppService:
         *,
         trigger: str = AppTrigger.ON_DEMAND.value,
         created_by: str = "",
+        workitem_uid: str = "",
     ) -> AppRun:
         """Start an analysis of ``study_uid`` (one series, or what the app accepts of the
         study) by app ``name``: the workitem, the run and the delivery job."""
@@ -150,7 +162,7 @@ class AppService:
             raise Conflict(f"the app {name!r} is disabled")
         study = self._study(study_uid)
         series = self._input_series(app, study_uid, series_uid)
-        uid, transaction = str(generate_uid()), str(generate_uid())
+        uid, transaction = workitem_uid or str(generate_uid()), str(generate_uid())
         self.workitems.create(self._workitem(app, study, series), uid)
         self.workitems.change_state(uid, {STATE: _cs(IN_PROGRESS), TRANSACTION: _ui(transaction)})
         run = self.store.add_run(
@@ -261,10 +273,10 @@ class AppService:
             return ResultOutcome(CANCELED, False, [], events)
         datasets = self._result_datasets(result, run)
         run, recorded = self.store.keep_result(uid, body, digest, [])
-        if not recorded:
-            if digest != run.result_sha256:
-                raise Conflict(f"the analysis {uid} already has a different completed result")
-            return ResultOutcome(self.workitems.state(uid), False, run.result_series, [])
+        if not recorded and digest != run.result_sha256:
+            raise Conflict(f"the analysis {uid} already has a different completed result")
+        # Recorded now, or the same result again after an earlier post of it failed between
+        # recording and completing (the workitem is still IN PROGRESS): store and complete.
         series = self._store_datasets(datasets, run)
         performed = {
             "vr": "SQ",

@@ -6,9 +6,13 @@ descriptions "<app> regions" and "<app> findings"; PS3.16 TID 1500):
 
 - the *regions* report: one TID 1410 planar ROI group per region, its outline as an Image
   Region SCOORD (PS3.3 C.18.6) on the referenced image and frame, a tracking identifier
-  (``label #n``) and the label as Finding; a ``POLYGON`` becomes a closed POLYLINE (2D SCOORD
-  has no POLYGON), a ``MULTIPOINT`` region becomes one POINT group per
-  point, as TID 1410 has no multipoint region. OHIF draws these.
+  naming the Cornerstone3D tool OHIF draws it with (``Cornerstone3DTools@^0.1.0:<tool>
+  <label> #n``: PlanarFreehandROI for polygons and polylines, Length for a 2-point line,
+  CircleROI, EllipticalROI, Probe for points), the label as Finding, and its area (SCT
+  42798000, mm2) or, for an open polyline, its length (SCT 410668003, mm) when the image has
+  PixelSpacing, inferred from a copy of the outline (OHIF's tools read the outline there).
+  A ``POLYGON`` becomes a closed POLYLINE (2D SCOORD has no POLYGON), a ``MULTIPOINT``
+  region one POINT group per point (TID 1410 has no multipoint region). OHIF draws these.
 - the *findings* report: one TID 1501 group for the whole input with the classifications
   (Finding, DCM 121071, and the probability as a measurement in UCUM ``1``), the measurements
   without an image and the display text (a TEXT Comment, DCM 121106); and one TID 1501 group
@@ -30,6 +34,8 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +72,17 @@ _POINT_COUNTS = {
     GraphicType.POLYLINE: (2, None),
     GraphicType.POLYGON: (3, None),
     GraphicType.MULTIPOINT: (1, None),
+}
+# OHIF draws an SR region with the Cornerstone3D tool its tracking identifier starts with
+# (@cornerstonejs/adapters); without one it draws only points and 4-corner polylines.
+_VIEWER_TAG = "Cornerstone3DTools@^0.1.0"
+_VIEWER_TOOLS = {
+    GraphicType.POINT: "Probe",
+    GraphicType.MULTIPOINT: "Probe",
+    GraphicType.POLYLINE: "PlanarFreehandROI",
+    GraphicType.POLYGON: "PlanarFreehandROI",
+    GraphicType.CIRCLE: "CircleROI",
+    GraphicType.ELLIPSE: "EllipticalROI",
 }
 _QUALITY_CODES = {
     QualityStatus.PASS: ("QCPASS", "Image quality acceptable"),
@@ -143,14 +160,88 @@ def _check_points(region: Region, source: Dataset, what: str) -> None:
             )
 
 
-def _graphic_data(region: Region) -> list[tuple[str, list[tuple[float, float]]]]:
-    """(graphic type, points) of each SCOORD the region becomes; polygons closed."""
+def _viewer_tool(graphic_type: GraphicType, count: int) -> str:
+    """The Cornerstone3D tool that draws a region of this kind in OHIF."""
+    if graphic_type is GraphicType.POLYLINE and count == 2:
+        return "Length"
+    return _VIEWER_TOOLS[graphic_type]
+
+
+def _graphic_data(region: Region) -> list[tuple[str, str, list[tuple[float, float]]]]:
+    """(graphic type, viewer tool, points) of each SCOORD the region becomes; polygons
+    closed."""
     points = [(float(c), float(r)) for c, r in region.points]
+    tool = _viewer_tool(region.graphic_type, len(points))
     if region.graphic_type is GraphicType.MULTIPOINT:
-        return [("POINT", [point]) for point in points]
+        return [("POINT", tool, [point]) for point in points]
     if region.graphic_type is GraphicType.POLYGON:  # 2D SCOORD has no POLYGON (C.18.6.1.2)
-        return [("POLYLINE", points if points[0] == points[-1] else [*points, points[0]])]
-    return [(region.graphic_type.value, points)]
+        return [("POLYLINE", tool, points if points[0] == points[-1] else [*points, points[0]])]
+    return [(region.graphic_type.value, tool, points)]
+
+
+def _spacing(source: Dataset) -> tuple[float, float] | None:
+    """(column, row) pixel spacing in mm from PixelSpacing (row, column), if present."""
+    spacing = source.get("PixelSpacing")
+    if not spacing or len(spacing) != 2:
+        return None
+    return float(spacing[1]), float(spacing[0])
+
+
+def _size(graphic_type: str, points: list[tuple[float, float]], dx: float, dy: float) -> Any:
+    """The region's area (mm2) or, for an open polyline, its length (mm), as a (code, unit,
+    value) triple; None for points. Pixels scale by (dx, dy); an area by dx * dy."""
+    from pydicom.sr.codedict import codes
+
+    if graphic_type == "POINT":
+        return None
+    if graphic_type == "CIRCLE":
+        (cx, cy), (ex, ey) = points
+        area = math.pi * ((ex - cx) ** 2 + (ey - cy) ** 2) * dx * dy
+    elif graphic_type == "ELLIPSE":
+        (ax, ay), (bx, by), (cx, cy), (ex, ey) = points
+        major, minor = math.dist((ax, ay), (bx, by)), math.dist((cx, cy), (ex, ey))
+        area = math.pi * major * minor / 4 * dx * dy
+    elif points[0] == points[-1] and len(points) > 3:  # a closed polyline: shoelace
+        twice = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(points))
+        area = abs(twice) / 2 * dx * dy
+    else:
+        length = sum(
+            math.hypot((x1 - x0) * dx, (y1 - y0) * dy)
+            for (x0, y0), (x1, y1) in itertools.pairwise(points)
+        )
+        return codes.SCT.Length, codes.UCUM.Millimeter, length
+    return codes.SCT.Area, codes.UCUM.SquareMillimeter, area
+
+
+def _size_measurement(
+    graphic_type: str, points: list[tuple[float, float]], source: Dataset, image: Any
+) -> tuple[Any, Any] | None:
+    """The region's area or length as a TID 1419 measurement, and the copy of its outline it
+    is inferred from; None for points or an image without PixelSpacing."""
+    import highdicom as hd
+    import numpy as np
+
+    spacing = _spacing(source)
+    size = _size(graphic_type, points, *spacing) if spacing else None
+    if size is None:
+        return None
+    name, unit, value = size
+    inferred = hd.sr.CoordinatesForMeasurement(
+        graphic_type=graphic_type,
+        graphic_data=np.asarray(points, dtype=np.float64),
+        source_image=image,
+    )
+    return hd.sr.Measurement(name=name, value=round(value, 3), unit=unit), inferred
+
+
+def _infer_from(group: Any, inferred: Any) -> None:
+    """Hang ``inferred`` (an INFERRED FROM SCOORD) under the group's measurement. By hand:
+    highdicom refuses coordinates on a TID 1410 group's measurement, but OHIF's drawing tools
+    find a group's outline only under its NUM (docs/decisions.md)."""
+    [number] = [item for item in group[0].ContentSequence if item.ValueType == "NUM"]
+    if "ContentSequence" not in number:
+        number.ContentSequence = []
+    number.ContentSequence.append(inferred)
 
 
 def _region_groups(
@@ -166,24 +257,30 @@ def _region_groups(
         source = sources.image(region.image, what)
         _check_points(region, source, what)
         used.append(source)
-        for graphic_type, points in _graphic_data(region):
+        for graphic_type, tool, points in _graphic_data(region):
             number = len(groups) + 1
+            image = hd.sr.SourceImageForRegion.from_source_image(
+                source, sources.frames(source, region.image)
+            )
+            size = _size_measurement(graphic_type, points, source, image)
             groups.append(
                 hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=generate_uid(), identifier=f"{region.label} #{number}"[:64]
+                        uid=generate_uid(),
+                        identifier=f"{_VIEWER_TAG}:{tool} {region.label} #{number}"[:64],
                     ),
                     referenced_region=hd.sr.ImageRegion(
                         graphic_type=graphic_type,
                         graphic_data=np.asarray(points, dtype=np.float64),
-                        source_image=hd.sr.SourceImageForRegion.from_source_image(
-                            source, sources.frames(source, region.image)
-                        ),
+                        source_image=image,
                     ),
                     finding_type=_concept(region.label),
                     algorithm_id=_algorithm(provenance),
+                    measurements=[size[0]] if size else None,
                 )
             )
+            if size:
+                _infer_from(groups[-1], size[1])
     return groups, used
 
 

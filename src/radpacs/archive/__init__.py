@@ -8,11 +8,13 @@ from radpacs.archive.archive import (
     SearchResult,
     StoreResult,
 )
+from radpacs.archive.blobs import FileBlob
 from radpacs.archive.query import Level, Query, parse_query
 
 __all__ = [
     "Archive",
     "CheckReport",
+    "FileBlob",
     "InstanceFile",
     "Level",
     "Outcome",

@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from radpacs.archive.backends import open_blob_store
-from radpacs.archive.blobs import BlobStore
+from radpacs.archive.blobs import BlobData, BlobStore
 from radpacs.archive.database import create_index_engine, database_errors, migrate
 from radpacs.archive.query import Query
 from radpacs.archive.results import (
@@ -110,9 +110,10 @@ class Archive:
         self._delete_listeners.append(listener)
 
     def store_many(
-        self, payloads: Sequence[bytes], expected_study_uid: str | None = None
+        self, payloads: Sequence[BlobData], expected_study_uid: str | None = None
     ) -> list[StoreResult]:
-        """Store PS3.10 files; one result per payload, in order. Bad ones fail alone."""
+        """Store PS3.10 files (bytes, or a FileBlob for a large one: never read whole); one
+        result per payload, in order. Bad ones fail alone."""
         with database_errors("store"):
             return self._store.store_many(payloads, expected_study_uid)
 

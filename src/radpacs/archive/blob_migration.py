@@ -2,7 +2,8 @@
 
 The index names each file by storage key and SHA-256 digest; the keys are the same in every
 store, so a migration copies files and leaves the index alone. Each file is read from the
-source and its digest checked against the index before it is written, then read back from
+source in chunks into a spooled temporary file (never whole in memory) and its digest checked
+against the index before it is written, then read back from
 the destination and checked again. A file the destination already holds with the right
 digest is skipped, so an interrupted migration resumes where it stopped. The source is left
 as it was; switch ``blob_backend`` once the report shows no failures.
@@ -11,13 +12,14 @@ as it was; switch ``blob_backend`` once the report shows no failures.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from radpacs.archive.blobs import BlobStore
+from radpacs.archive.blobs import BlobStore, FileBlob
 from radpacs.archive.database import database_errors
 from radpacs.archive.index import Instance
 from radpacs.errors import NotFound, StorageError
@@ -26,6 +28,7 @@ __all__ = ["MigrationReport", "migrate_blobs"]
 
 _CHUNK = 1024 * 1024
 _PAGE = 500
+_SPOOL_BYTES = 16 * 1024 * 1024  # a larger blob is copied through a file on disk
 
 
 @dataclass
@@ -80,14 +83,22 @@ def migrate_blobs(
 
 
 def _copy(source: BlobStore, destination: BlobStore, key: str, digest: str) -> int:
-    with source.open(key) as stream:
-        data = stream.read()
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise StorageError(f"blob {key} in the source does not match the digest in the index")
-    destination.put(key, data)
+    """Copy one blob through a spooled temporary file (a large one is never whole in memory),
+    checking its digest on the way and read back from the destination."""
+    hasher = hashlib.sha256()
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+        with source.open(key) as stream:
+            while chunk := stream.read(_CHUNK):
+                hasher.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+        if hasher.hexdigest() != digest:
+            raise StorageError(f"blob {key} in the source does not match the digest in the index")
+        destination.put(key, FileBlob(spool, size))
     if _digest_of(destination, key) != digest:
         raise StorageError(f"blob {key} read back from the destination does not match its digest")
-    return len(data)
+    return size
 
 
 def _digest_of(store: BlobStore, key: str) -> str | None:

@@ -5,6 +5,9 @@ durable before it returns: the bytes are written to a temporary name, flushed, f
 renamed into place, so a crash leaves either the whole file or an orphan temporary file,
 never a truncated blob under a real key. :meth:`BlobStore.temporaries` lists such leftovers
 for ``radpacs check``.
+
+A blob's bytes come as ``bytes`` or, for a large object, as a :class:`FileBlob` (a spooled
+temporary file) that every store copies in chunks, so a large object is never whole in memory.
 """
 
 from __future__ import annotations
@@ -13,22 +16,53 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
 from radpacs.errors import NotFound, StorageError
 
-__all__ = ["BlobStore", "FolderBlobStore"]
+__all__ = ["BlobData", "BlobStore", "FileBlob", "FolderBlobStore"]
+
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileBlob:
+    """A blob's bytes in a file: its first ``size`` bytes, read in chunks, never whole.
+
+    >>> import io
+    >>> b"".join(FileBlob(io.BytesIO(b"DICM"), 4).chunks())
+    b'DICM'
+    """
+
+    file: IO[bytes]
+    size: int
+
+    def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The bytes from the start of the file, ``chunk_bytes`` at a time."""
+        self.file.seek(0)
+        left = self.size
+        while left > 0:
+            chunk = self.file.read(min(chunk_bytes, left))
+            if not chunk:
+                raise StorageError(f"the file ended {left} bytes before its declared size")
+            left -= len(chunk)
+            yield chunk
+
+
+BlobData = bytes | FileBlob
+"""What a store writes: the bytes, or a file holding them."""
 
 
 @runtime_checkable
 class BlobStore(Protocol):
     """A flat key -> bytes store with durable writes."""
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BlobData) -> None:
         """Store ``data`` under ``key`` durably, replacing what was there."""
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, BlobData]]) -> None:
         """Store several blobs durably; cheaper than one ``put`` each where the store can."""
 
     def open(self, key: str) -> IO[bytes]:
@@ -86,10 +120,10 @@ class FolderBlobStore:
         self._check(key)
         return f"{self._root_text}/{key}"
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BlobData) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, BlobData]]) -> None:
         """Write each blob to a temporary name, fsync it, rename it into place, then fsync
         each folder once: the renames are durable before this returns."""
         folders: set[str] = set()
@@ -158,15 +192,16 @@ class FolderBlobStore:
         return self._path(key)
 
 
-def _write_durably(path: str, data: bytes, suffix: str) -> None:
+def _write_durably(path: str, data: BlobData, suffix: str) -> None:
     """Write ``data`` to a new temporary file beside ``path``, fsync it, rename it to ``path``."""
     temp_name = f"{path}.{os.urandom(6).hex()}{suffix}"
     fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for chunk in [data] if isinstance(data, bytes) else data.chunks():
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

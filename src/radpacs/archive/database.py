@@ -24,6 +24,7 @@ __all__ = ["create_index_engine", "database_errors", "migrate"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_PAGE_SIZE = 16384
+RANDOM_PAGE_COST = 1.1  # PostgreSQL sessions, unless the server sets its own (below)
 
 
 def create_index_engine(url: str) -> Engine:
@@ -32,7 +33,9 @@ def create_index_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        event.listen(engine, "connect", _postgresql_session)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
@@ -57,6 +60,19 @@ def create_index_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    """Price a random page read at 1.1 sequential ones, as on an SSD or a cached index,
+    unless the server's configuration chose a value: with PostgreSQL's default of 4 (a
+    spinning disk) the planner joins the studies of a name or date match by scanning every
+    study and patient, work that grows with the archive (docs/decisions.md, issue 24)."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT source FROM pg_settings WHERE name = 'random_page_cost'")
+        row = cursor.fetchone()
+        if row is not None and row[0] == "default":
+            cursor.execute(f"SET random_page_cost = {RANDOM_PAGE_COST}")
+    dbapi_connection.commit()
 
 
 def migrate(engine: Engine) -> None:

@@ -6,6 +6,10 @@ query attributes and the DICOM JSON metadata. Common little-endian files are rea
 over their bytes (:mod:`radpacs.dicom.scan`); pydicom reads the others, and every file that pass
 is unsure of, with the same result. Anything wrong raises InvalidInstance with the PS3.18
 FailureReason to report.
+
+:func:`parse_file` does the same for an object in a file (a large STOW part, zip member or
+C-STORE data set): the elements around its Pixel Data are read (:mod:`radpacs.dicom.large`),
+the value itself only hashed in chunks, so the object is never whole in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from radpacs.archive.blobs import BlobData, FileBlob
 from radpacs.dicom.json import attribute, dataset_to_json, json_to_bytes
+from radpacs.dicom.large import ElidedPixelData, LargeFileError, split_pixel_data
 from radpacs.dicom.limits import StructureLimit, check_structure
 from radpacs.dicom.scan import Scanned, scan
 from radpacs.errors import InvalidInstance
@@ -34,6 +40,7 @@ __all__ = [
     "ParsedInstance",
     "normalize_datetime",
     "normalize_time",
+    "parse_file",
     "parse_instance",
 ]
 
@@ -47,7 +54,7 @@ _UID = re.compile(r"^[0-9.]{1,64}$")
 class ParsedInstance:
     """An uploaded object, checked, with what the index needs from it."""
 
-    data: bytes
+    data: BlobData
     digest: str
     sop_class_uid: str
     sop_uid: str
@@ -59,6 +66,11 @@ class ParsedInstance:
     series: dict[str, Any] = field(default_factory=dict)
     instance: dict[str, Any] = field(default_factory=dict)
     metadata_json: str = ""
+
+    @property
+    def size(self) -> int:
+        """The object's size in bytes."""
+        return len(self.data) if isinstance(self.data, bytes) else self.data.size
 
     @property
     def storage_key(self) -> str:
@@ -155,7 +167,11 @@ def _read(data: bytes) -> Dataset:
 
 
 def _check_complete(
-    dataset: Dataset, metadata: dict[str, Any], sop_class: str, sop_uid: str
+    dataset: Dataset,
+    metadata: dict[str, Any],
+    sop_class: str,
+    sop_uid: str,
+    elided: ElidedPixelData | None = None,
 ) -> None:
     """Check declared lengths against the values read, so a file cut short fails here.
 
@@ -179,9 +195,12 @@ def _check_complete(
                 sop_uid,
             )
     pixel_data = getattr(dataset.get_item("PixelData"), "value", None)
-    if isinstance(pixel_data, bytes):
+    length = len(pixel_data) if isinstance(pixel_data, bytes) else None
+    if elided is not None:
+        length = elided.length
+    if length is not None:
         transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
-        _check_pixel_data(metadata, len(pixel_data), transfer_syntax, sop_class, sop_uid)
+        _check_pixel_data(metadata, length, transfer_syntax, sop_class, sop_uid)
 
 
 def _check_pixel_data(
@@ -263,7 +282,7 @@ def _identify(
 
 
 def _from_scan(
-    scanned: Scanned, expected_study_uid: str | None
+    scanned: Scanned, expected_study_uid: str | None, elided: ElidedPixelData | None
 ) -> tuple[_Identity, dict[str, Any], str]:
     """Identity, JSON and transfer syntax from :func:`radpacs.dicom.scan.scan`."""
     metadata = scanned.metadata
@@ -275,10 +294,11 @@ def _from_scan(
         expected_study_uid,
     )
     scanned.set_bulk_prefix(f"{identity.instance_path}/bulkdata/")
-    if scanned.pixel_data_length is not None:
+    length = scanned.pixel_data_length if elided is None else elided.length
+    if length is not None:
         _check_pixel_data(
             metadata,
-            scanned.pixel_data_length,
+            length,
             scanned.transfer_syntax_uid,
             identity.sop_class,
             identity.sop_uid,
@@ -287,7 +307,7 @@ def _from_scan(
 
 
 def _from_pydicom(
-    data: bytes, expected_study_uid: str | None
+    data: bytes, expected_study_uid: str | None, elided: ElidedPixelData | None
 ) -> tuple[_Identity, dict[str, Any], str]:
     """Identity, JSON and transfer syntax through pydicom, for the files :func:`scan` leaves."""
     dataset = _read(data)
@@ -307,7 +327,7 @@ def _from_pydicom(
             identity.sop_class,
             identity.sop_uid,
         ) from exc
-    _check_complete(dataset, metadata, identity.sop_class, identity.sop_uid)
+    _check_complete(dataset, metadata, identity.sop_class, identity.sop_uid, elided)
     return identity, metadata, str(dataset.file_meta.TransferSyntaxUID)
 
 
@@ -320,6 +340,28 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
     pydicom. An error of a library on a file no check foresaw fails this file alone with
     0x0110 (processing failure), never the request.
     """
+    return _parse(data, expected_study_uid, data, None)
+
+
+def parse_file(blob: FileBlob, expected_study_uid: str | None = None) -> ParsedInstance:
+    """:func:`parse_instance` for the object in ``blob``'s file, whose Pixel Data value is
+    hashed and later copied in chunks but never read whole (:mod:`radpacs.dicom.large`). A
+    file that has no top-level Pixel Data, or is deflated, is read whole if it is at most 64
+    MiB and refused (0xC000) otherwise."""
+    try:
+        split = split_pixel_data(blob.file, blob.size)
+    except LargeFileError as exc:
+        raise InvalidInstance(str(exc), CANNOT_UNDERSTAND) from exc
+    if split is None:
+        return parse_instance(b"".join(blob.chunks()), expected_study_uid)
+    return _parse(split.head, expected_study_uid, blob, split.pixel_data)
+
+
+def _parse(
+    data: bytes, expected_study_uid: str | None, payload: BlobData, elided: ElidedPixelData | None
+) -> ParsedInstance:
+    """Check and read ``data`` (the object, or its stand-in without the Pixel Data value
+    ``elided``); the result stores ``payload``."""
     if not data:
         raise InvalidInstance("empty body", CANNOT_UNDERSTAND)
     if data[128:132] != b"DICM":
@@ -331,7 +373,7 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
     except StructureLimit as exc:
         raise InvalidInstance(str(exc), CANNOT_UNDERSTAND) from exc
     try:
-        return _parse_checked(data, expected_study_uid)
+        return _parse_checked(data, expected_study_uid, payload, elided)
     except InvalidInstance:
         raise
     except Exception as exc:  # a library failing on a file fails that file alone
@@ -341,12 +383,28 @@ def parse_instance(data: bytes, expected_study_uid: str | None = None) -> Parsed
         ) from exc
 
 
-def _parse_checked(data: bytes, expected_study_uid: str | None) -> ParsedInstance:
+def _digest(payload: BlobData) -> str:
+    if isinstance(payload, bytes):
+        return hashlib.sha256(payload).hexdigest()
+    digest = hashlib.sha256()
+    for chunk in payload.chunks():
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_checked(
+    data: bytes, expected_study_uid: str | None, payload: BlobData, elided: ElidedPixelData | None
+) -> ParsedInstance:
     scanned = scan(data)
     if scanned is not None:
-        identity, metadata, transfer_syntax = _from_scan(scanned, expected_study_uid)
+        identity, metadata, transfer_syntax = _from_scan(scanned, expected_study_uid, elided)
     else:
-        identity, metadata, transfer_syntax = _from_pydicom(data, expected_study_uid)
+        identity, metadata, transfer_syntax = _from_pydicom(data, expected_study_uid, elided)
+    if elided is not None:  # the value left in the file is bulk data, as any large value
+        metadata["7FE00010"] = {
+            "vr": elided.vr,
+            "BulkDataURI": f"{identity.instance_path}/bulkdata/7FE00010",
+        }
     sop_class, sop_uid = identity.sop_class, identity.sop_uid
     _check_image(metadata, sop_class, sop_uid)
     metadata["00083002"] = attribute("UI", transfer_syntax)  # AvailableTransferSyntaxUID
@@ -357,8 +415,8 @@ def _parse_checked(data: bytes, expected_study_uid: str | None) -> ParsedInstanc
     patient_name = text("00100010")
     referring = text("00080090")
     return ParsedInstance(
-        data=data,
-        digest=hashlib.sha256(data).hexdigest(),
+        data=payload,
+        digest=_digest(payload),
         sop_class_uid=sop_class,
         sop_uid=sop_uid,
         study_uid=identity.study_uid,

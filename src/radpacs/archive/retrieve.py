@@ -94,7 +94,10 @@ class Retrieval:
     def metadata_version(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> str:
-        """A token that changes whenever the metadata of this resource changes."""
+        """A token that changes whenever the metadata of this resource changes: the instance's
+        digest, or the series' or study's version with a time, so that a study deleted and
+        stored again (its version counting from 0 again) never reuses an old token (the
+        metadata caches of every process are keyed by it)."""
         version: object
         with self._read() as session:
             if sop_uid is not None:
@@ -108,13 +111,17 @@ class Retrieval:
                     statement = statement.where(Series.series_uid == series_uid)
                 version = session.scalar(statement)
             elif series_uid is not None:
-                version = session.scalar(
-                    select(Series.version)
+                row = session.execute(
+                    select(Series.version, Series.updated_at)
                     .join(Study, Series.study_pk == Study.pk)
                     .where(Series.series_uid == series_uid, Study.study_uid == study_uid)
-                )
+                ).first()
+                version = None if row is None else f"{row[0]}@{row[1].isoformat()}"
             else:
-                version = session.scalar(select(Study.version).where(Study.study_uid == study_uid))
+                row = session.execute(
+                    select(Study.version, Study.created_at).where(Study.study_uid == study_uid)
+                ).first()
+                version = None if row is None else f"{row[0]}@{row[1].isoformat()}"
         if version is None:
             raise NotFound(f"no {describe(study_uid, series_uid, sop_uid)}")
         return str(version)

@@ -10,7 +10,10 @@ the few that :meth:`S3BlobStore.open_many` reads ahead within a bounded budget.
 Every botocore error leaves as :class:`~radpacs.errors.NotFound` (no such object, as the folder
 store raises for a missing file) or :class:`~radpacs.errors.StorageError` naming the key and
 the server's message. Objects are written in one PUT each, never as multipart uploads, so an
-interrupted write leaves nothing behind: :meth:`S3BlobStore.temporaries` is always empty.
+interrupted write leaves nothing behind: :meth:`S3BlobStore.temporaries` is always empty. A
+large object (a :class:`~radpacs.archive.blobs.FileBlob`) is sent as a streamed PUT from its
+file, read in chunks by botocore (S3 takes up to 5 GB in one PUT, more than
+``max_upload_bytes`` allows by default).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from radpacs.archive.blobs import FolderBlobStore
+from radpacs.archive.blobs import BlobData, FolderBlobStore
 from radpacs.archive.readahead import read_ahead
 from radpacs.errors import ConfigurationError, NotFound, StorageError
 from radpacs.settings import Settings
@@ -117,10 +120,10 @@ class S3BlobStore:
         FolderBlobStore._check(key)
         return self.prefix + key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BlobData) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, BlobData]]) -> None:
         """PUT each object, several at once; returns when every one is stored (StorageError
         naming the first that failed otherwise; those stored are orphans for ``check``)."""
         names = [(self._name(key), key, data) for key, data in items]
@@ -134,9 +137,15 @@ class S3BlobStore:
             for future in futures:
                 future.result()
 
-    def _put(self, name: str, key: str, data: bytes) -> None:
+    def _put(self, name: str, key: str, data: BlobData) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            if isinstance(data, bytes):
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            else:  # streamed from the file: botocore reads (and signs) it in chunks
+                data.file.seek(0)
+                self.client.put_object(
+                    Bucket=self.bucket, Key=name, Body=data.file, ContentLength=data.size
+                )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"could not write blob {key} to S3: {_message(exc)}") from exc
 

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radpacs.archive.blobs import BlobStore
+from radpacs.archive.blobs import BlobData, BlobStore
 from radpacs.archive.index import Instance, Patient, Series, Study
-from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_instance
+from radpacs.archive.ingest import CANNOT_UNDERSTAND, ParsedInstance, parse_file, parse_instance
 from radpacs.archive.metadata_codec import pack
 from radpacs.archive.results import Outcome, StoreResult
 from radpacs.archive.rows import bump_versions, delete_unreferenced
@@ -65,14 +65,20 @@ class StorePath:
         self._listeners.append(listener)
 
     def store_many(
-        self, payloads: Sequence[bytes], expected_study_uid: str | None = None
+        self, payloads: Sequence[BlobData], expected_study_uid: str | None = None
     ) -> list[StoreResult]:
-        """Store PS3.10 files; one result per payload, in order. Bad ones fail alone."""
+        """Store PS3.10 files; one result per payload, in order. Bad ones fail alone.
+
+        A payload in a file (:class:`~radpacs.archive.blobs.FileBlob`) is read around its
+        Pixel Data and copied to the blob store in chunks, never whole in memory."""
         results: list[StoreResult | None] = [None] * len(payloads)
         planned: dict[int, ParsedInstance] = {}
         for index, data in enumerate(payloads):
             try:
-                planned[index] = parse_instance(data, expected_study_uid)
+                if isinstance(data, bytes):
+                    planned[index] = parse_instance(data, expected_study_uid)
+                else:
+                    planned[index] = parse_file(data, expected_study_uid)
             except InvalidInstance as exc:
                 results[index] = StoreResult.failed(exc)
         if planned:
@@ -215,7 +221,7 @@ class StorePath:
                 series_pk=series_pk,
                 storage_key=parsed.storage_key,
                 digest=parsed.digest,
-                size=len(parsed.data),
+                size=parsed.size,
                 metadata_zstd=pack(parsed.metadata_json.encode()),
             )
         if not rows:
@@ -248,7 +254,7 @@ class StorePath:
             parsed.instance,
             storage_key=parsed.storage_key,
             digest=parsed.digest,
-            size=len(parsed.data),
+            size=parsed.size,
             metadata_zstd=pack(parsed.metadata_json.encode()),
         )
         if row is None:

@@ -99,7 +99,7 @@ def serve(
     )
     typer.echo(hint)
     try:
-        logging_config(settings, per_process=settings.workers > 1)  # a bad log_config file
+        logging_config(settings, per_process=settings.resolved_workers > 1)  # a bad log_config file
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -108,7 +108,7 @@ def serve(
             f"DICOM node {settings.dimse_ae_title} on "
             f"{settings.dimse_listen_host}:{settings.dimse_port} (--no-dimse turns it off)"
         )
-    if settings.workers == 1:
+    if settings.resolved_workers == 1:
         uvicorn.run(
             create_app(settings),
             host=settings.host,
@@ -116,6 +116,7 @@ def serve(
             log_level=settings.log_level,
             log_config=logging_config(settings),
             **proxy_options(settings),
+            **connection_options(settings),
         )
         return
     for name, value in overrides.items():  # workers rebuild the settings from the environment
@@ -128,14 +129,25 @@ def serve(
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
+            workers=settings.resolved_workers,
             log_level=settings.log_level,
             log_config=logging_config(settings, per_process=True),
             **proxy_options(settings),
+            **connection_options(settings),
         )
     finally:
         if close_dimse is not None:
             close_dimse()
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's keep-alive timeout: ``keep_alive_timeout`` (75 s, nginx's default).
+
+    uvicorn's own 5 s, with uvloop (whose loop runs due timers before it reads sockets), let
+    a loop held up for 5 s under load close connections whose next request had already
+    arrived, and clients got resets (bench/README.md, Load test).
+    """
+    return {"timeout_keep_alive": settings.keep_alive_timeout}
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:

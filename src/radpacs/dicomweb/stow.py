@@ -6,10 +6,12 @@ type="application/dicom+json" or type="application/dicom+xml" (PS3.19). The whol
 received and split into parts, each in a spooled temporary file (at most 64 MiB of them in
 memory, the rest on disk), before anything is stored: a body cut short or with a broken boundary
 is answered 400 and stores nothing. The parts are then stored in order, in batches of bounded
-size, each on its own; the answer lists stored instances in ReferencedSOPSequence and failed
-ones in FailedSOPSequence with a FailureReason, and says in a Warning header which part failed
-and why ("part 2: not a DICOM file (no DICM prefix at byte 128, PS3.10 7.1)"). Status (PS3.18
-10.5.3): 200 all stored, 202 some failed or warned, 400 none stored because no part was a
+size, each on its own; a part over 16 MiB is stored alone from its file, read around its Pixel
+Data and copied in chunks (:func:`radpacs.archive.ingest.parse_file`), never whole in memory.
+The answer lists stored instances in ReferencedSOPSequence and failed ones in
+FailedSOPSequence with a FailureReason, and says in a Warning header which part failed and why
+("part 2: not a DICOM file (no DICM prefix at byte 128, PS3.10 7.1)"). Status (PS3.18 10.5.3):
+200 all stored, 202 some failed or warned, 400 none stored because no part was a
 readable object (FailureReason 0xC000 for each), 409 none stored and some for a conflict
 (duplicate, other study), 400 also for a malformed body, 413 too large, 415 wrong media type.
 """
@@ -22,7 +24,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from radpacs.archive import Outcome, StoreResult
+from radpacs.archive import FileBlob, Outcome, StoreResult
 from radpacs.archive.ingest import CANNOT_UNDERSTAND
 from radpacs.dicom.from_json import BulkPart, instance_from_json
 from radpacs.dicom.from_xml import xml_to_json
@@ -47,6 +49,7 @@ router = APIRouter(tags=["STOW-RS"])
 _FEED_BYTES = 1024 * 1024
 _BATCH_FILES = 64
 _BATCH_BYTES = 64 * 1024 * 1024
+_LARGE_PART_BYTES = 16 * 1024 * 1024  # stored alone from its file (on disk past this size)
 _MAX_WARNINGS = 20
 _METADATA_PART_BYTES = 64 * 1024 * 1024  # a JSON or XML part is parsed whole, into many objects
 _BAD_SYNTAX = CANNOT_UNDERSTAND  # the FailureReason of a part that is not a readable object
@@ -105,7 +108,8 @@ def _store(archive: Any, parts: list[Part], study: str | None) -> list[StoreResu
     """Store the parts in batches of at most 64 files or 64 MiB, in order; one result each.
 
     Only one batch is in memory at a time, so a large STOW needs little more memory than a
-    small one. A part of another media type fails alone.
+    small one; a part over 16 MiB is stored alone from its file. A part of another media type
+    fails alone.
     """
     results: list[StoreResult] = []
     batch: list[bytes] = []
@@ -120,6 +124,13 @@ def _store(archive: Any, parts: list[Part], study: str | None) -> list[StoreResu
                 results.append(
                     StoreResult.failed(InvalidInstance(f"a {part_type} part, not {DICOM}"))
                 )
+                part.close()
+                continue
+            if part.size > _LARGE_PART_BYTES:
+                if batch:
+                    results += archive.store_many(batch, study)
+                    batch, batch_bytes = [], 0
+                results += archive.store_many([FileBlob(part.file, part.size)], study)
                 part.close()
                 continue
             batch.append(part.read())

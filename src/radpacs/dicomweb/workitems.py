@@ -14,7 +14,8 @@
   Event Type ID (0000,1002) and the event information (PS3.4 CC.2.4).
 
 Refusals carry ``Warning: 299 radpacs: <reason>`` as PS3.18 11 prescribes, beside the
-JSON ``detail``. Events reach channels open in this server process; they are not queued
+JSON ``detail``. Events reach channels open in this server process, or in every process
+sharing ``redis_url`` (:mod:`radpacs.http.events`); they are not queued
 for AE titles that are not connected.
 """
 

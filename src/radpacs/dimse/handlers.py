@@ -5,7 +5,8 @@ the same :class:`~radpacs.archive.Archive` methods as DICOMweb, answers an expli
 and records one audit event. Statuses (PS3.4 B.2.3, C.4, PS3.7 C):
 
 - 0x0000 success; 0x0124 refused, the node lacks the permission;
-- C-STORE: 0xA700 out of resources (the index or the files failed), 0xA900 the data set
+- C-STORE: 0xA700 out of resources (the index or the files failed, or the data set is larger
+  than ``max_upload_bytes``), 0xA900 the data set
   does not match the SOP class of the request, 0xC000 cannot understand (unreadable data
   set, missing or malformed UIDs), 0x0111 another object is stored under that UID
   (``duplicate_policy: reject``);
@@ -14,9 +15,10 @@ and records one audit event. Statuses (PS3.4 B.2.3, C.4, PS3.7 C):
 - C-MOVE / C-GET: 0xA801 unknown move destination, 0xC514 refused before any
   sub-operation (permission, identifier), then pynetdicom's sub-operation counts.
 
-A C-STORE is stored only once its whole data set has arrived (pynetdicom hands the handler a
-complete data set), in one :meth:`Archive.store_many` call, so an aborted association
-leaves no partial instance behind.
+A C-STORE is stored only once its whole data set has arrived (pynetdicom writes it to a
+temporary file, :mod:`radpacs.dimse.received`), in one :meth:`Archive.store_many` call, so an
+aborted association leaves no partial instance behind; a large data set is stored from that
+file without being held in memory.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from radpacs.archive import Archive, InstanceFile, Outcome
 from radpacs.archive.audit import AuditLog, AuditRecord
+from radpacs.archive.blobs import BlobData
 from radpacs.dimse.find import QueryModel, find, instances_for
 from radpacs.dimse.nodes import Caller, NodeTable, RefusedCaller
+from radpacs.dimse.received import InstanceTooLarge, received_instance, sop_uids
 from radpacs.errors import InvalidQuery, RadpacsError, StorageError
 from radpacs.settings import DimsePermission
 
@@ -113,8 +117,10 @@ class DimseHandlers:
         ae_title: str,
         commitment: Callable[[Event, Caller], Any] | None = None,
         worklist: Callable[[Dataset], Iterator[Dataset]] | None = None,
+        max_instance_bytes: int = 4 * 1024**3,
     ) -> None:
         self.archive = archive
+        self.max_instance_bytes = max_instance_bytes
         self.nodes = nodes
         self.audit = audit
         self.ae_title = ae_title
@@ -234,9 +240,20 @@ class DimseHandlers:
     def _store(self, event: Event) -> tuple[int, str, str, str]:
         request = cast(C_STORE, event.request)
         try:
-            dataset = event.dataset
-            sop_class = str(dataset.get("SOPClassUID", ""))
-            sop_uid = str(dataset.get("SOPInstanceUID", ""))
+            with received_instance(event, self.max_instance_bytes) as payload:
+                return self._store_payload(request, payload)
+        except InstanceTooLarge as exc:
+            log.warning(
+                "C-STORE of %s from %s refused: %s (max_upload_bytes)",
+                request.AffectedSOPInstanceUID,
+                self._calling(event)[0],
+                exc,
+            )
+            return OUT_OF_RESOURCES, f"{exc} (max_upload_bytes)", "", ""
+
+    def _store_payload(self, request: C_STORE, payload: BlobData) -> tuple[int, str, str, str]:
+        try:
+            sop_class, sop_uid = sop_uids(payload)
         except Exception as exc:  # pydicom raises many kinds on a broken data set
             return CANNOT_UNDERSTAND, f"unreadable data set: {exc}", "", ""
         if sop_class != request.AffectedSOPClassUID or sop_uid != request.AffectedSOPInstanceUID:
@@ -248,7 +265,7 @@ class DimseHandlers:
                 "",
             )
         try:
-            [result] = self.archive.store_many([event.encoded_dataset()])
+            [result] = self.archive.store_many([payload])
         except StorageError as exc:
             log.error("C-STORE of %s failed: %s", sop_uid, exc)
             return OUT_OF_RESOURCES, str(exc), "", ""

@@ -44,6 +44,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from radpacs.archive import Archive, Outcome
 from radpacs.dimse._ae import make_ae
 from radpacs.dimse.handlers import move_contexts
+from radpacs.dimse.received import received_instance
 from radpacs.errors import InvalidQuery, RemoteNodeError
 from radpacs.settings import DimseNode, Settings
 
@@ -254,8 +255,9 @@ def get(
 
     def on_store(event: Event) -> int:
         try:
-            [result] = archive.store_many([event.encoded_dataset()])
-        except Exception:  # the sub-operation fails; the retrieve goes on
+            with received_instance(event, settings.max_upload_bytes) as payload:
+                [result] = archive.store_many([payload])
+        except Exception:  # too large, or the store failed: the sub-operation fails
             return 0xA700
         if result.outcome is Outcome.FAILED:
             return result.failure_reason or 0xC000

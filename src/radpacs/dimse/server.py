@@ -72,6 +72,7 @@ class DimseServer:
             settings.dimse_ae_title,
             commitment=self.commitment.on_action,
             worklist=Worklist(archive.engine).find,
+            max_instance_bytes=settings.max_upload_bytes,
         )
         self._server: ThreadedAssociationServer | None = None
 

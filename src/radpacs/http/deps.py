@@ -68,7 +68,8 @@ def event_channels(app: Any) -> EventChannels:
     """The UPS-RS event channels of ``app`` (made at the first use)."""
     channels: EventChannels | None = getattr(app.state, "ups_channels", None)
     if channels is None:
-        channels = app.state.ups_channels = EventChannels()
+        settings: Settings = app.state.settings
+        channels = app.state.ups_channels = EventChannels(settings.redis_url)
     return channels
 
 

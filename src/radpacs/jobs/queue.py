@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from radpacs.errors import StorageError
 from radpacs.settings import AiQueue, Settings
 
 __all__ = ["TASK_NAME", "HueyQueue", "JobQueue", "open_queue"]
@@ -46,10 +47,16 @@ class HueyQueue:
         self._task = huey.task(name=TASK_NAME)(run_job)
 
     def enqueue(self, job_id: str, delay: float = 0.0) -> None:
-        if delay > 0:
-            self._task.schedule(args=(job_id,), delay=delay)
-        else:
-            self._task(job_id)
+        """Queue ``job_id``; StorageError (HTTP 503) when the queue's store (Redis, the
+        SQLite file) fails: the job's row stays queued, and a worker queues it again when
+        it starts."""
+        try:
+            if delay > 0:
+                self._task.schedule(args=(job_id,), delay=delay)
+            else:
+                self._task(job_id)
+        except Exception as exc:  # huey raises its store's own errors (redis, sqlite3)
+            raise StorageError(f"the job queue failed: {exc}") from exc
 
     def pending_count(self) -> int:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
