@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Self
 
 from radpacs.ai.service import AiService
-from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher, RedisArrivals
+from radpacs.ai.triggers import AI_BOOK, APPS_BOOK, ArrivalRule, ArrivalWatcher, RedisArrivals
 from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
@@ -153,12 +153,12 @@ class Services:
             arrivals = ArrivalWatcher(
                 ai,
                 [ArrivalRule.parse(raw) for raw in settings.ai_rules],
-                book=_book(settings, "ai-arrivals"),
+                book=_book(settings, AI_BOOK),
             )
             arrivals.start()
             apps = AppService(settings, archive, jobs)
             app_arrivals = ArrivalWatcher(  # the apps' rules, asked each time
-                apps, apps.rules, book=_book(settings, "app-arrivals")
+                apps, apps.rules, book=_book(settings, APPS_BOOK)
             )
             app_arrivals.start()
         except BaseException:

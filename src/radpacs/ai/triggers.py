@@ -22,6 +22,12 @@ writes the arrivals it commits into Redis, and only the process holding the lead
 (:class:`radpacs.shared.LeaderLease`) checks them and submits jobs, so a series stored
 through several processes is triggered once, and a new leader takes over within 10 s
 when the old one dies.
+
+Every store path reports arrivals the same way: STOW-RS and uploads through the server's
+archive, C-STORE to the DICOM node through the archive of the process that runs it (the
+server, or the parent of several workers, which opens its own watchers), and a C-GET job,
+which runs in a job process, through :func:`shared_arrivals` into the Redis books (without
+``redis_url`` those arrivals reach no watcher: the books of the server live in its memory).
 """
 
 from __future__ import annotations
@@ -38,12 +44,24 @@ from radpacs.archive import Level, StoreResult, parse_query
 from radpacs.errors import ConfigurationError, RadpacsError
 from radpacs.shared import PREFIX, LeaderLease
 
-__all__ = ["ArrivalBook", "ArrivalRule", "ArrivalWatcher", "MemoryArrivals", "RedisArrivals"]
+__all__ = [
+    "AI_BOOK",
+    "APPS_BOOK",
+    "ArrivalBook",
+    "ArrivalRule",
+    "ArrivalWatcher",
+    "MemoryArrivals",
+    "RedisArrivals",
+    "note_arrivals",
+    "shared_arrivals",
+]
 
 SeriesKey = tuple[str, str]  # (study UID, series UID)
 RuleKey = tuple[str, str, str]  # (model, study UID, series UID)
 
 log = logging.getLogger(__name__)
+
+AI_BOOK, APPS_BOOK = "ai-arrivals", "app-arrivals"  # the AI rules' book, the callback apps'
 
 
 @dataclass(frozen=True)
@@ -230,11 +248,7 @@ class ArrivalWatcher:
                 log.warning("could not release the arrival-rules lease", exc_info=True)
 
     def on_stored(self, results: list[StoreResult]) -> None:
-        keys = sorted({(result.study_uid, result.series_uid) for result in results})
-        try:
-            self.book.seen(keys, self.book.now())
-        except Exception:  # the store is committed; losing a trigger must not fail it
-            log.exception("could not record the arrival of %d series", len(keys))
+        note_arrivals(self.book, results)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -286,3 +300,26 @@ class ArrivalWatcher:
                     log.warning("rule for %s skipped series %s: %s", rule.model, series_uid, exc)
             if not pending:
                 self.book.forget((study_uid, series_uid), seen)
+
+
+def note_arrivals(book: ArrivalBook, results: list[StoreResult]) -> None:
+    """Record in ``book`` that the series of ``results`` grew now; a failure is logged only
+    (the store is committed; losing a trigger must not fail it)."""
+    keys = sorted({(result.study_uid, result.series_uid) for result in results})
+    try:
+        book.seen(keys, book.now())
+    except Exception:
+        log.exception("could not record the arrival of %d series", len(keys))
+
+
+def shared_arrivals(client: Any) -> Callable[[list[StoreResult]], None]:
+    """An archive listener that records arrivals in both shared books (AI rules, callback
+    apps) of the Redis ``client``, for a process that runs no watcher of its own (a C-GET
+    job): the leading server process triggers them as if they had been stored through it."""
+    books = [RedisArrivals(client, name) for name in (AI_BOOK, APPS_BOOK)]
+
+    def listener(results: list[StoreResult]) -> None:
+        for book in books:
+            note_arrivals(book, results)
+
+    return listener

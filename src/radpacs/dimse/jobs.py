@@ -5,7 +5,8 @@
 which reports progress instance by instance. Jobs survive a restart and every process
 sharing the index sees them. A transfer that completed nothing and met errors fails (and is
 retried up to its attempts); one with some failed instances succeeds with the failures in
-its result.
+its result. With ``redis_url`` a C-GET job records what it stores in the shared arrival books,
+so the server's arrival rules trigger on it as on a STOW-RS (:mod:`radpacs.ai.triggers`).
 
 Example::
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from radpacs.ai.triggers import shared_arrivals
 from radpacs.archive import Archive
 from radpacs.archive.jobs import Job
 from radpacs.dimse import scu
@@ -25,6 +27,7 @@ from radpacs.dimse.nodes import NodeTable
 from radpacs.errors import InvalidInput, NotFound, RemoteNodeError
 from radpacs.jobs import JobContext, Jobs
 from radpacs.settings import Settings
+from radpacs.shared import connect
 
 __all__ = ["LABEL", "TransferKind", "dimse_job", "run_transfer", "submit_transfer"]
 
@@ -90,6 +93,8 @@ def run_transfer(ctx: JobContext) -> dict[str, Any]:
             ctx.settings, node, study, series, params.get("destination"), ctx.progress
         )
     else:
+        if ctx.settings.redis_url:  # the server's arrival rules hear what this job stores
+            ctx.archive.add_listener(shared_arrivals(connect(ctx.settings.redis_url)))
         report = scu.get(ctx.settings, node, ctx.archive, study, series, ctx.progress)
     if report.errors and not report.completed:
         raise RemoteNodeError(node.ae_title, "; ".join(report.errors[:5]))
