@@ -62,8 +62,33 @@ def _fired_once(server: LiveServer, series: Dataset) -> None:
     assert [job["id"] for job in _arrival_jobs(server, study)] == [jobs[0]["id"]]
 
 
-def test_c_store_to_a_one_process_server_fires_the_rule_once(tmp_path: Path) -> None:
+def _retrieve_fires_once(server: LiveServer, orthanc: Orthanc) -> None:
+    """A C-GET job of ``server`` retrieves a CT series from Orthanc; the rule fires once."""
+    retrieved = _ct_series("c-get arrival")
+    for ds in retrieved:
+        assert orthanc.http.post("/instances", content=to_bytes(ds)).status_code == 200
+    study = retrieved[0].StudyInstanceUID
+    job = httpx.post(
+        f"{server.url}/api/dimse/nodes/orthanc/retrieve",
+        json={"study": study, "method": "get"},
+        timeout=30,
+    )
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 90
+    while (state := httpx.get(f"{server.url}/api/dimse/jobs/{job.json()['id']}").json())[
+        "state"
+    ] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert (state["state"], state["done"]) == ("succeeded", 3), state
+    _fired_once(server, retrieved[0])
+
+
+def test_c_store_and_a_c_get_job_of_one_process_fire_the_rule_once(tmp_path: Path) -> None:
+    """One process without Redis: the node shares the app's archive; the C-GET job's result
+    names the series it stored, which the server's watcher reads."""
     dimse_port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", dimse_port)
     server = LiveServer(
         tmp_path / "live",
         env={
@@ -71,15 +96,19 @@ def test_c_store_to_a_one_process_server_fires_the_rule_once(tmp_path: Path) -> 
             "RADPACS_DIMSE_PORT": str(dimse_port),
             "RADPACS_DIMSE_ALLOW_UNKNOWN": "true",  # storescu calls as SCU
             "RADPACS_AI_RULES": json.dumps([RULE]),
+            "RADPACS_DIMSE_NODES": json.dumps({"orthanc": orthanc.node}),
             "RADPACS_WORKERS": "1",
         },
-    ).start()
+    )
     try:
+        server.start()
         ct = _ct_series("dimse arrival")
         _store_scu(dimse_port, _write(tmp_path / "ct", ct))
         _fired_once(server, ct[0])
+        _retrieve_fires_once(server, orthanc)
     finally:
         server.stop()
+        orthanc.stop()
 
 
 @pytest.fixture
@@ -117,24 +146,7 @@ def test_c_store_to_several_workers_and_a_c_get_job_fire_the_rule_once(
         _store_scu(dimse_port, _write(tmp_path / "ct", stored))
         _fired_once(server, stored[0])
 
-        retrieved = _ct_series("c-get arrival")
-        for ds in retrieved:
-            assert orthanc.http.post("/instances", content=to_bytes(ds)).status_code == 200
-        study = retrieved[0].StudyInstanceUID
-        job = httpx.post(
-            f"{server.url}/api/dimse/nodes/orthanc/retrieve",
-            json={"study": study, "method": "get"},
-            timeout=30,
-        )
-        assert job.status_code == 202, job.text
-        deadline = time.monotonic() + 90
-        while (state := httpx.get(f"{server.url}/api/dimse/jobs/{job.json()['id']}").json())[
-            "state"
-        ] in ("queued", "running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        assert (state["state"], state["done"]) == ("succeeded", 3), state
-        _fired_once(server, retrieved[0])
+        _retrieve_fires_once(server, orthanc)
     finally:
         server.stop()
         orthanc.stop()

@@ -20,7 +20,14 @@ from datetime import timedelta
 from typing import Self
 
 from radpacs.ai.service import AiService
-from radpacs.ai.triggers import AI_BOOK, APPS_BOOK, ArrivalRule, ArrivalWatcher, RedisArrivals
+from radpacs.ai.triggers import (
+    AI_BOOK,
+    APPS_BOOK,
+    ArrivalRule,
+    ArrivalWatcher,
+    JobSeriesFeed,
+    RedisArrivals,
+)
 from radpacs.apps.service import AppService
 from radpacs.archive import Archive
 from radpacs.archive.accounts import AccountStore
@@ -119,6 +126,12 @@ def _book(settings: Settings, name: str) -> RedisArrivals | None:
     return RedisArrivals(connect(settings.redis_url), name) if settings.redis_url else None
 
 
+def _retrieved(settings: Settings, jobs: Jobs) -> JobSeriesFeed | None:
+    """Without Redis, the series that C-GET jobs (``dimse.get``, run in job processes) stored,
+    for an arrival watcher; with it, those jobs write the shared books themselves."""
+    return None if settings.redis_url else JobSeriesFeed(jobs.store, "dimse.get")
+
+
 @dataclass
 class Services:
     """Everything the routes use, opened together: the archive and what lives on its engine
@@ -154,11 +167,12 @@ class Services:
                 ai,
                 [ArrivalRule.parse(raw) for raw in settings.ai_rules],
                 book=_book(settings, AI_BOOK),
+                feed=_retrieved(settings, jobs),
             )
             arrivals.start()
             apps = AppService(settings, archive, jobs)
             app_arrivals = ArrivalWatcher(  # the apps' rules, asked each time
-                apps, apps.rules, book=_book(settings, APPS_BOOK)
+                apps, apps.rules, book=_book(settings, APPS_BOOK), feed=_retrieved(settings, jobs)
             )
             app_arrivals.start()
         except BaseException:

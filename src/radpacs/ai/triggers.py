@@ -26,8 +26,9 @@ when the old one dies.
 Every store path reports arrivals the same way: STOW-RS and uploads through the server's
 archive, C-STORE to the DICOM node through the archive of the process that runs it (the
 server, or the parent of several workers, which opens its own watchers), and a C-GET job,
-which runs in a job process, through :func:`shared_arrivals` into the Redis books (without
-``redis_url`` those arrivals reach no watcher: the books of the server live in its memory).
+which runs in a job process, through :func:`shared_arrivals` into the Redis books; without
+``redis_url`` the server's watchers read the series that finished C-GET jobs name in their
+result (:class:`JobSeriesFeed`) and note them as arrived.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from radpacs.archive import Level, StoreResult, parse_query
+from radpacs.archive.jobs import JobState, JobStore
 from radpacs.errors import ConfigurationError, RadpacsError
 from radpacs.shared import PREFIX, LeaderLease
 
@@ -50,6 +52,7 @@ __all__ = [
     "ArrivalBook",
     "ArrivalRule",
     "ArrivalWatcher",
+    "JobSeriesFeed",
     "MemoryArrivals",
     "RedisArrivals",
     "note_arrivals",
@@ -221,10 +224,12 @@ class ArrivalWatcher:
         rules: list[ArrivalRule] | Callable[[], list[ArrivalRule]],
         poll_seconds: float = 0.5,
         book: ArrivalBook | None = None,
+        feed: Callable[[], list[SeriesKey]] | None = None,
     ) -> None:
         self.service = service
         self.rules = rules
         self.poll_seconds = poll_seconds
+        self.feed = feed  # series stored by other processes, asked at each poll
         self.book: ArrivalBook = book if book is not None else MemoryArrivals()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="radpacs-ai-arrivals", daemon=True)
@@ -253,6 +258,8 @@ class ArrivalWatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             try:
+                if self.feed is not None and (keys := self.feed()):
+                    self.book.seen(keys, self.book.now())
                 if self.book.leads():
                     self.check(self.book.now())
             except Exception:  # the watcher must outlive a bad series
@@ -323,3 +330,28 @@ def shared_arrivals(client: Any) -> Callable[[list[StoreResult]], None]:
             note_arrivals(book, results)
 
     return listener
+
+
+class JobSeriesFeed:
+    """The series named by the result (``"series": [[study, series], ...]``) of each job of
+    ``kind`` that succeeded since this feed was made, each job once: how a process without
+    Redis hears what its job processes stored (C-GET jobs)."""
+
+    def __init__(self, store: JobStore, kind: str, window: int = 50) -> None:
+        self.store = store
+        self.kind = kind
+        self.window = window  # jobs looked at per call, newest first
+        self._known = {job.id for job in self._succeeded()}
+
+    def _succeeded(self) -> list[Any]:
+        return self.store.find(self.kind, JobState.SUCCEEDED.value, limit=self.window)
+
+    def __call__(self) -> list[SeriesKey]:
+        keys: set[SeriesKey] = set()
+        for job in self._succeeded():
+            if job.id in self._known:
+                continue
+            self._known.add(job.id)
+            for study, series in (job.result or {}).get("series", []):
+                keys.add((str(study), str(series)))
+        return sorted(keys)

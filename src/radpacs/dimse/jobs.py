@@ -6,7 +6,9 @@ which reports progress instance by instance. Jobs survive a restart and every pr
 sharing the index sees them. A transfer that completed nothing and met errors fails (and is
 retried up to its attempts); one with some failed instances succeeds with the failures in
 its result. With ``redis_url`` a C-GET job records what it stores in the shared arrival books,
-so the server's arrival rules trigger on it as on a STOW-RS (:mod:`radpacs.ai.triggers`).
+so the server's arrival rules trigger on it as on a STOW-RS; its result names the series
+it stored (``series``), which the server's watchers read without Redis
+(:class:`radpacs.ai.triggers.JobSeriesFeed`).
 
 Example::
 
@@ -86,6 +88,7 @@ def run_transfer(ctx: JobContext) -> dict[str, Any]:
     kind = TransferKind(ctx.job.kind.removeprefix("dimse."))
     node = NodeTable.from_settings(ctx.settings).get(params["node"])
     study, series = params["study"], params.get("series")
+    received: set[tuple[str, str]] = set()  # the series a C-GET stored
     if kind is TransferKind.SEND:
         report = scu.send(ctx.settings, node, ctx.archive, study, series, ctx.progress)
     elif kind is TransferKind.MOVE:
@@ -95,6 +98,9 @@ def run_transfer(ctx: JobContext) -> dict[str, Any]:
     else:
         if ctx.settings.redis_url:  # the server's arrival rules hear what this job stores
             ctx.archive.add_listener(shared_arrivals(connect(ctx.settings.redis_url)))
+        ctx.archive.add_listener(  # and, without Redis, read it in the result (JobSeriesFeed)
+            lambda results: received.update((r.study_uid, r.series_uid) for r in results)
+        )
         report = scu.get(ctx.settings, node, ctx.archive, study, series, ctx.progress)
     if report.errors and not report.completed:
         raise RemoteNodeError(node.ae_title, "; ".join(report.errors[:5]))
@@ -104,4 +110,5 @@ def run_transfer(ctx: JobContext) -> dict[str, Any]:
         "failed": report.failed,
         "warnings": report.warnings,
         "errors": report.errors[:50],
+        "series": [list(key) for key in sorted(received)],
     }
