@@ -16,8 +16,9 @@ from pydicom import Dataset
 from _ai_support import ball, make_series
 from conftest import LiveServer, multipart, to_bytes
 from radpacs.ai.service import AiService
-from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher
+from radpacs.ai.triggers import ArrivalRule, ArrivalWatcher, JobSeriesFeed
 from radpacs.archive import Archive
+from radpacs.archive.jobs import JobStore
 from radpacs.jobs import Jobs
 from radpacs.settings import load_settings
 
@@ -108,3 +109,26 @@ def test_a_rule_runs_a_model_on_a_series_stored_through_a_live_server(
         assert [j["id"] for j in again] == [job["id"]]  # once, and nothing for the MR series
     finally:
         server.stop()
+
+
+def test_the_job_series_feed_names_each_newly_succeeded_job_s_series_once(
+    tmp_path: Path,
+) -> None:
+    """How a server without Redis hears what its C-GET jobs stored: jobs finished before the
+    feed was made are not news; a new one's series are given once; other kinds are not."""
+    settings = load_settings(data_dir=tmp_path / "data", ai_embedded_worker=False)
+    with Archive.from_settings(settings) as archive:
+        store = JobStore(archive.engine)
+
+        def finish(kind: str, series: list[list[str]]) -> None:
+            job, _ = store.submit(kind)
+            assert store.claim(job.id) is not None
+            store.succeed(job.id, {"series": series})
+
+        finish("dimse.get", [["1.1", "1.1.1"]])
+        feed = JobSeriesFeed(store, "dimse.get")
+        assert feed() == []
+        finish("dimse.get", [["1.2", "1.2.2"], ["1.2", "1.2.1"]])
+        finish("dimse.send", [["1.3", "1.3.1"]])
+        assert feed() == [("1.2", "1.2.1"), ("1.2", "1.2.2")]
+        assert feed() == []
