@@ -1,0 +1,67 @@
+"""UPS-RS events of the state changes a job worker makes (radpacs's own AI jobs): a real
+``radpacs serve`` with its embedded worker (another process), a real WebSocket subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydicom.uid import generate_uid
+from websockets.sync.client import ClientConnection, connect
+
+from conftest import LiveServer, make_ct, multipart, to_bytes
+from radpacs.archive.workitems import job_workitem_uid
+
+TESTS = Path(__file__).parent
+GLOBAL = "1.2.840.10008.5.1.4.34.5"
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    path = os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    plugins = [f"_ai_test_plugins:{m}" for m in ("CrashModel", "EmptyModel")]
+    monkeypatch.setenv("RADPACS_AI_PLUGINS", json.dumps(plugins))
+    monkeypatch.setenv("RADPACS_AI_JOB_TIMEOUT", "300")
+    live = LiveServer(tmp_path / "live").start()
+    yield live
+    live.stop()
+
+
+def _states(channel: ClientConnection, uids: set[str], count: int) -> dict[str, list[str]]:
+    """The Procedure Step States the State Reports of ``uids`` announce, in order, by UID."""
+    seen: dict[str, list[str]] = {uid: [] for uid in uids}
+    while sum(len(states) for states in seen.values()) < count:
+        event: dict[str, Any] = json.loads(channel.recv(timeout=120))
+        uid = event["00001000"]["Value"][0]
+        if uid in seen and event["00001002"]["Value"] == [1]:
+            assert event["00000002"]["Value"] == ["1.2.840.10008.5.1.4.34.6.1"]
+            seen[uid].append(event["00741000"]["Value"][0])
+    return seen
+
+
+def test_a_subscriber_hears_an_ai_job_run_by_the_worker(server: LiveServer) -> None:
+    ws_url = server.url.replace("http://", "ws://") + "/dicom-web/subscribers/WATCHER"
+    with httpx.Client(base_url=server.url, timeout=60) as http, connect(ws_url) as channel:
+        study = str(generate_uid())
+        body, content_type = multipart([to_bytes(make_ct(study_uid=study))])
+        stored = http.post(
+            "/dicom-web/studies", content=body, headers={"Content-Type": content_type}
+        )
+        assert stored.status_code == 200, stored.text
+        subscribed = http.post(f"/dicom-web/workitems/{GLOBAL}/subscribers/WATCHER")
+        assert subscribed.status_code == 201
+
+        done = http.post("/api/ai/jobs", json={"model": "test-empty", "study": study}).json()
+        crash = {"model": "test-crash", "study": study, "max_attempts": 1}
+        failed = http.post("/api/ai/jobs", json=crash).json()
+        uids = {job_workitem_uid(done["id"]), job_workitem_uid(failed["id"])}
+        seen = _states(channel, uids, 6)
+
+    assert seen[job_workitem_uid(done["id"])] == ["SCHEDULED", "IN PROGRESS", "COMPLETED"]
+    assert seen[job_workitem_uid(failed["id"])] == ["SCHEDULED", "IN PROGRESS", "CANCELED"]
