@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,21 @@ from radpacs.archive.workitems import job_workitem_uid
 
 TESTS = Path(__file__).parent
 GLOBAL = "1.2.840.10008.5.1.4.34.5"
+REDIS_URL = os.environ.get("RADPACS_TEST_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+def _plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test models (a quick one, a crashing one) for the servers and workers started."""
     path = os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p)
     monkeypatch.setenv("PYTHONPATH", path)
     plugins = [f"_ai_test_plugins:{m}" for m in ("CrashModel", "EmptyModel")]
     monkeypatch.setenv("RADPACS_AI_PLUGINS", json.dumps(plugins))
     monkeypatch.setenv("RADPACS_AI_JOB_TIMEOUT", "300")
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    _plugins(monkeypatch)
     live = LiveServer(tmp_path / "live").start()
     yield live
     live.stop()
@@ -46,6 +55,11 @@ def _states(channel: ClientConnection, uids: set[str], count: int) -> dict[str, 
 
 
 def test_a_subscriber_hears_an_ai_job_run_by_the_worker(server: LiveServer) -> None:
+    _watch_one_job(server)
+
+
+def _watch_one_job(server: LiveServer) -> None:
+    """Subscribe globally, run a quick job and a crashing one, hear each up to its end."""
     ws_url = server.url.replace("http://", "ws://") + "/dicom-web/subscribers/WATCHER"
     with httpx.Client(base_url=server.url, timeout=60) as http, connect(ws_url) as channel:
         study = str(generate_uid())
@@ -65,3 +79,35 @@ def test_a_subscriber_hears_an_ai_job_run_by_the_worker(server: LiveServer) -> N
 
     assert seen[job_workitem_uid(done["id"])] == ["SCHEDULED", "IN PROGRESS", "COMPLETED"]
     assert seen[job_workitem_uid(failed["id"])] == ["SCHEDULED", "IN PROGRESS", "CANCELED"]
+
+
+def test_a_subscriber_hears_a_job_of_a_separate_worker_with_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two API processes sharing ``redis_url`` and the AI queue in Redis, ``radpacs worker``
+    apart: the subscriber, on whichever process, hears the worker's changes."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip(f"Redis is not running at {REDIS_URL}")
+    _plugins(monkeypatch)
+    monkeypatch.setenv("RADPACS_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("RADPACS_AI_QUEUE", "redis")
+    monkeypatch.setenv("RADPACS_AI_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("RADPACS_AI_QUEUE_NAME", f"radpacs-events-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("RADPACS_AI_EMBEDDED_WORKER", "false")
+    data = tmp_path / "live"
+    live = LiveServer(data, ["--workers", "2"]).start()
+    log = (tmp_path / "worker.stderr").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "radpacs", "worker", "--data-dir", str(data)], stderr=log
+    )
+    try:
+        _watch_one_job(live)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+        live.stop()
