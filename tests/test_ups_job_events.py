@@ -9,16 +9,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy.orm import Session
 from websockets.sync.client import ClientConnection, connect
 
 from conftest import LiveServer, make_ct, multipart, to_bytes
-from radpacs.archive.workitems import job_workitem_uid
+from radpacs.archive import Archive
+from radpacs.archive.workitems import WorkitemStore, job_workitem_uid, mirror_job
 
 TESTS = Path(__file__).parent
 GLOBAL = "1.2.840.10008.5.1.4.34.5"
@@ -111,3 +115,28 @@ def test_a_subscriber_hears_a_job_of_a_separate_worker_with_redis(
         worker.wait(30)
         log.close()
         live.stop()
+
+
+def test_a_failed_app_delivery_records_its_canceled_report(archive: Archive) -> None:
+    """The job mirror records what the relay sends: here an app delivery failed for good,
+    then the record is read from a position and pruned."""
+    store = WorkitemStore(archive.engine)
+    start = store.last_event()
+    uid, _ = store.create({"00741000": {"vr": "CS", "Value": ["SCHEDULED"]}})
+    job = SimpleNamespace(
+        kind="app-delivery",
+        state="failed",
+        params_json=json.dumps({"workitem": uid}),
+        error="HTTP 418",
+        finished_at=None,
+    )
+    with Session(archive.engine) as session, session.begin():
+        mirror_job(session, job)
+    position, recorded = store.events_after(start)
+    assert [(e.uid, e.type_id, e.info["00741000"]["Value"]) for e in recorded] == [
+        (uid, 1, ["CANCELED"])
+    ]
+    assert recorded[0].info["00404041"]["Value"] == ["READY"]
+    assert store.events_after(position) == (position, [])
+    store.prune_events(timedelta(0))
+    assert store.events_after(start) == (start, [])
