@@ -616,7 +616,8 @@ def mirror_job(session: Session, job: Any) -> None:
     start and end), failed or cancelled -> CANCELED (the error as the reason). A retried job
     stays IN PROGRESS; a workitem never moves back. An ``app-delivery`` job that failed for
     good cancels its workitem (``params["workitem"]``) with the reason. Other kinds are left
-    alone."""
+    alone. Each state entered records its State Report (``workitem_event``) for the API
+    processes to relay to subscribers."""
     if job is not None and job.kind == "app-delivery" and job.state == "failed":
         _fail_app_workitem(session, job)
         return
