@@ -34,6 +34,7 @@ from radpacs.api import (
     workshop,
 )
 from radpacs.api.deid_study import router as deid_study_router
+from radpacs.archive.workitems import WorkitemStore
 from radpacs.dicomweb import router as dicomweb_router
 from radpacs.dimse.service import open_dimse
 from radpacs.http.access import AccessControl
@@ -114,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.services = services
             channels = event_channels(app)
-            channels.start()  # with Redis: hear the UPS-RS events of the other processes
+            # relay the job mirror's events; with Redis, hear the other processes' events
+            channels.start(WorkitemStore(services.archive.engine))
             try:
                 yield
             finally:

@@ -31,11 +31,11 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydicom.uid import generate_uid
-from sqlalchemy import Boolean, DateTime, Engine, String, Text, delete, select
+from sqlalchemy import Boolean, DateTime, Engine, Integer, String, Text, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -129,6 +129,21 @@ class WorkitemRow(Base):
     dataset: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class EventRow(Base):
+    """One event report made outside the HTTP routes (by :func:`mirror_job`, in the job's
+    transaction), kept for a while so that every API process relays it to its channels."""
+
+    __tablename__ = "workitem_event"
+
+    pk: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64))
+    type_id: Mapped[int] = mapped_column(Integer)
+    info: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, index=True
+    )
 
 
 class SubscriptionRow(Base):
@@ -535,6 +550,27 @@ class WorkitemStore:
         if not removed.rowcount:  # type: ignore[attr-defined]
             raise NotFound(f"{ae_title} is not subscribed to {uid}")
 
+    # -- events made outside the HTTP routes (the job mirror) ---------------------------
+
+    def last_event(self) -> int:
+        """The position of the newest recorded event (0 if none): relay from there on."""
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.max(EventRow.pk))) or 0)
+
+    def events_after(self, position: int, limit: int = 500) -> tuple[int, list[Event]]:
+        """The recorded events after ``position``, oldest first, and the new position."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(EventRow).where(EventRow.pk > position).order_by(EventRow.pk).limit(limit)
+            ).all()
+        events = [Event(row.uid, row.type_id, json.loads(row.info)) for row in rows]
+        return (rows[-1].pk if rows else position), events
+
+    def prune_events(self, older_than: timedelta) -> None:
+        """Forget recorded events older than ``older_than`` (every relay has sent them)."""
+        with self._write() as session, session.begin():
+            session.execute(delete(EventRow).where(EventRow.created_at < utc_now() - older_than))
+
     def recipients(self, uid: str) -> set[str]:
         """The AE titles subscribed to ``uid``: by its UID, globally or by a matching filter."""
         with Session(self.engine) as session:
@@ -580,7 +616,8 @@ def mirror_job(session: Session, job: Any) -> None:
     start and end), failed or cancelled -> CANCELED (the error as the reason). A retried job
     stays IN PROGRESS; a workitem never moves back. An ``app-delivery`` job that failed for
     good cancels its workitem (``params["workitem"]``) with the reason. Other kinds are left
-    alone."""
+    alone. Each state entered records its State Report (``workitem_event``) for the API
+    processes to relay to subscribers."""
     if job is not None and job.kind == "app-delivery" and job.state == "failed":
         _fail_app_workitem(session, job)
         return
@@ -617,6 +654,7 @@ def mirror_job(session: Session, job: Any) -> None:
             **_columns(dataset),
         )
         session.add(row)
+        _record(session, uid, SCHEDULED, row.readiness)
     if _ORDER[wanted] <= _ORDER[row.state] or row.state in _FINAL:
         return
     dataset = json.loads(row.dataset)
@@ -639,6 +677,14 @@ def mirror_job(session: Session, job: Any) -> None:
     row.state = wanted
     row.dataset = json.dumps(dataset)
     row.updated_at = utc_now()
+    _record(session, uid, wanted, row.readiness)
+
+
+def _record(session: Session, uid: str, state: str, readiness: str) -> None:
+    """Record the State Report of ``uid`` entering ``state`` for the API processes to relay
+    (:meth:`WorkitemStore.events_after`)."""
+    event = _state_report(uid, state, readiness)
+    session.add(EventRow(uid=uid, type_id=event.type_id, info=json.dumps(event.info)))
 
 
 def _fail_app_workitem(session: Session, job: Any) -> None:
@@ -659,3 +705,4 @@ def _fail_app_workitem(session: Session, job: Any) -> None:
     row.state = CANCELED
     row.dataset = json.dumps(dataset)
     row.updated_at = utc_now()
+    _record(session, uid, CANCELED, row.readiness)

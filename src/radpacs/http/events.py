@@ -10,6 +10,12 @@ report is published on the Redis channel ``radpacs:ups-events`` and every API pr
 (:meth:`EventChannels.start` subscribes a thread) hands it to its own open channels, so a
 subscriber connected to any process hears the events made on any other. While Redis is
 unreachable reports are dropped (logged) and the subscriber thread reconnects.
+
+State changes made outside the routes (radpacs's own AI jobs and failed app deliveries,
+changed by a job worker in another process) are recorded in the ``workitem_event`` table
+in the job's transaction; every API process relays them (a thread polling every
+:data:`RELAY_INTERVAL` seconds, :meth:`EventChannels.start` given the store) to its own
+channels, Redis or not. Recorded events are kept for :data:`KEEP_EVENTS`.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ import contextlib
 import json
 import logging
 import threading
+from datetime import timedelta
 from typing import Any
 
 import redis
 
-from radpacs.archive.workitems import UPS_PUSH_SOP_CLASS, Event
+from radpacs.archive.workitems import UPS_PUSH_SOP_CLASS, Event, WorkitemStore
 from radpacs.dicom.json import attribute
 from radpacs.shared import PREFIX, connect
 
@@ -32,6 +39,9 @@ __all__ = ["EventChannels"]
 log = logging.getLogger(__name__)
 
 CHANNEL = PREFIX + "ups-events"
+RELAY_INTERVAL = 0.5  # seconds between looks for recorded events
+KEEP_EVENTS = timedelta(hours=1)
+_PRUNE_EVERY = 600  # relay rounds between prunes
 
 
 class EventChannels:
@@ -44,10 +54,21 @@ class EventChannels:
         self._redis: Any = connect(redis_url) if redis_url else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._relay: threading.Thread | None = None
 
-    def start(self) -> None:
-        """With Redis, subscribe to the shared channel (waits up to 5 s for the subscription,
-        so that a report published after this returns is heard)."""
+    def start(self, store: WorkitemStore | None = None) -> None:
+        """Given ``store``, relay the events recorded in it from now on to the channels of
+        this process. With Redis, subscribe to the shared channel (waits up to 5 s for the
+        subscription, so that a report published after this returns is heard)."""
+        if store is not None and self._relay is None:
+            position = store.last_event()
+            self._relay = threading.Thread(
+                target=self._relay_recorded,
+                args=(store, position),
+                name="radpacs-ups-relay",
+                daemon=True,
+            )
+            self._relay.start()
         if self._redis is None or self._thread is not None:
             return
         subscribed = threading.Event()
@@ -61,8 +82,9 @@ class EventChannels:
     def stop(self) -> None:
         """Stop the subscriber thread."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in (self._thread, self._relay):
+            if thread is not None:
+                thread.join(5)
 
     def open(self, ae_title: str) -> asyncio.Queue[str]:
         """A queue of the reports for ``ae_title``, filled on the running event loop."""
@@ -79,13 +101,7 @@ class EventChannels:
 
     def send(self, ae_titles: set[str], event: Event) -> None:
         """Report ``event`` to the channels of ``ae_titles`` (of every process with Redis)."""
-        message = {
-            "00000002": attribute("UI", UPS_PUSH_SOP_CLASS),
-            "00001000": attribute("UI", event.uid),
-            "00001002": attribute("US", event.type_id),
-            **event.info,
-        }
-        text = json.dumps(message)
+        text = _text(event)
         if self._redis is None:
             self._deliver(ae_titles, text)
             return
@@ -93,6 +109,21 @@ class EventChannels:
             self._redis.publish(CHANNEL, json.dumps({"to": sorted(ae_titles), "text": text}))
         except redis.RedisError:  # the change is committed; only its report is lost
             log.warning("UPS-RS event for %s dropped: Redis failed", event.uid, exc_info=True)
+
+    def _relay_recorded(self, store: WorkitemStore, position: int) -> None:
+        """Hand the events recorded after ``position`` to this process's channels (the
+        other processes relay them to theirs); prune old ones now and then."""
+        rounds = 0
+        while not self._stop.wait(RELAY_INTERVAL):
+            try:
+                position, events = store.events_after(position)
+                for event in events:
+                    self._deliver(store.recipients(event.uid), _text(event))
+                rounds += 1
+                if rounds % _PRUNE_EVERY == 0:
+                    store.prune_events(KEEP_EVENTS)
+            except Exception:
+                log.warning("UPS-RS events: cannot read the recorded events", exc_info=True)
 
     def _deliver(self, ae_titles: set[str] | list[str], text: str) -> None:
         with self._lock:
@@ -117,3 +148,14 @@ class EventChannels:
             except (redis.RedisError, ValueError, KeyError):
                 log.warning("UPS-RS events: Redis subscription failed; retrying", exc_info=True)
                 self._stop.wait(1.0)
+
+
+def _text(event: Event) -> str:
+    """The WebSocket message of ``event``: a DICOM JSON dataset (PS3.18 11.11)."""
+    message = {
+        "00000002": attribute("UI", UPS_PUSH_SOP_CLASS),
+        "00001000": attribute("UI", event.uid),
+        "00001002": attribute("US", event.type_id),
+        **event.info,
+    }
+    return json.dumps(message)
