@@ -18,7 +18,7 @@ import numpy as np
 from pydicom import Dataset
 
 from _ai_support import ball, make_series
-from conftest import free_port
+from conftest import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -79,13 +79,8 @@ class ExampleApp:
         raise RuntimeError("the example app did not start in 60 s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop_process(self.process)
 
 
 class ResultSink:
